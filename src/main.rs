@@ -1,0 +1,39 @@
+//! `savanna-pulse`: the umbrella binary. Every `prober` subcommand, plus `demo`.
+
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Savanna Pulse: synthetic monitoring for East African payment and USSD journeys.
+#[derive(Debug, Parser)]
+#[command(name = "savanna-pulse", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+    #[command(flatten)]
+    log: prober::cli::LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    Demo(demo::DemoArgs),
+    #[command(flatten)]
+    Prober(prober::cli::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.log.init();
+    match cli.command {
+        Cmd::Demo(args) => match prober::cli::runtime().and_then(|rt| rt.block_on(demo::run(args))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Prober(cmd) => prober::cli::run(cmd),
+    }
+}
