@@ -107,8 +107,8 @@ impl Connector {
     pub async fn connect(&self, host: &str, port: u16) -> Result<Connected, ConnectError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let t0 = Instant::now();
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
+        let (addrs, dns): (Vec<SocketAddr>, Duration) = match host.parse::<IpAddr>() {
+            Ok(ip) => (vec![SocketAddr::new(ip, port)], Duration::ZERO),
             Err(_) => {
                 let found = tokio::net::lookup_host((host, port))
                     .await
@@ -123,10 +123,9 @@ impl Connector {
                         .ok_or_else(|| ConnectError::DnsLost { host: host.to_owned() })?;
                     sleep_until(Instant::now() + wait).await;
                 }
-                found
+                (found, t0.elapsed())
             }
         };
-        let dns = t0.elapsed();
 
         let t1 = Instant::now();
         let mut last_err = None;

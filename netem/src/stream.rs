@@ -132,7 +132,7 @@ enum Inner<S> {
     },
 }
 
-/// Bytes read from a source per wake-up.
+/// Room made for each read from a source.
 const READ_CHUNK: usize = 16 * 1024;
 /// Size of the in-memory pipe between the caller and the driver (not counted as link buffer).
 const PIPE_BYTES: usize = 16 * 1024;
@@ -282,32 +282,38 @@ impl Pump {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut queue: VecDeque<(Instant, Bytes)> = VecDeque::new();
-        let mut queued = 0usize;
-        let mut buf = BytesMut::new();
+        // Segments on the link (or in retransmission), with their delivery times.
+        let mut in_flight: VecDeque<(Instant, Bytes)> = VecDeque::new();
+        let mut in_flight_bytes = 0usize;
+        // Bytes taken from the source but not yet on the link, and when the oldest arrived.
+        let mut pending = BytesMut::new();
+        let mut pending_since = Duration::ZERO;
         let mut out = BytesMut::new();
         let mut eof = false;
         loop {
-            if eof && queue.is_empty() {
+            if eof && pending.is_empty() && in_flight.is_empty() {
                 return match dst.shutdown().await {
                     Err(e) if !is_gone(&e) => Err(e),
                     _ => Ok(()),
                 };
             }
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
+            if pending.capacity() - pending.len() < READ_CHUNK / 4 {
+                pending.reserve(READ_CHUNK);
             }
-            let due = queue.front().map(|(t, _)| *t);
+            let due = in_flight.front().map(|(t, _)| *t);
+            // A partial segment waits for the link to be free, merging with whatever comes next.
+            let tail_at = (!pending.is_empty()).then(|| radio.instant(self.link.free_at()));
+            let was_empty = pending.is_empty();
             tokio::select! {
                 biased;
                 () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     let now = Instant::now();
                     out.clear();
-                    while let Some((t, _)) = queue.front()
+                    while let Some((t, _)) = in_flight.front()
                         && *t <= now
                     {
-                        let (_, seg) = queue.pop_front().expect("front exists");
-                        queued -= seg.len();
+                        let (_, seg) = in_flight.pop_front().expect("front exists");
+                        in_flight_bytes -= seg.len();
                         out.extend_from_slice(&seg);
                     }
                     if let Err(e) = dst.write_all(&out).await {
@@ -316,29 +322,57 @@ impl Pump {
                     }
                     dst.flush().await?;
                 }
-                r = src.read_buf(&mut buf), if !eof && queued < self.capacity => {
+                () = sleep_until(tail_at.unwrap_or_else(Instant::now)), if tail_at.is_some() => {
+                    self.transmit(&mut pending, pending_since, None, &mut in_flight, &mut in_flight_bytes, radio, shared)?;
+                }
+                r = src.read_buf(&mut pending), if !eof && in_flight_bytes + pending.len() < self.capacity => {
                     if r? == 0 {
                         eof = true;
                         continue;
                     }
-                    let at = radio.at(Instant::now());
-                    let mut data = buf.split().freeze();
-                    while !data.is_empty() {
-                        let seg = data.split_to(data.len().min(self.link.mss()));
-                        let more = !data.is_empty();
-                        let s = radio
-                            .with(|r| self.link.send(at, seg.len(), more, r))
-                            .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e))?;
-                        if s.retransmissions > 0 {
-                            shared.stats.retransmissions[LinkStats::idx(self.direction)]
-                                .fetch_add(u64::from(s.retransmissions), Relaxed);
-                        }
-                        queued += seg.len();
-                        queue.push_back((radio.instant(s.deliver_at), seg));
+                    let now = radio.at(Instant::now());
+                    if was_empty {
+                        pending_since = now;
                     }
+                    self.transmit(&mut pending, pending_since, Some(now), &mut in_flight, &mut in_flight_bytes, radio, shared)?;
                 }
             }
         }
+    }
+
+    /// Puts every full segment of `pending` on the link, then the partial tail if the link is free
+    /// at `now` (or unconditionally when `now` is `None`: the link has just become free).
+    #[allow(clippy::too_many_arguments)]
+    fn transmit(
+        &mut self,
+        pending: &mut BytesMut,
+        since: Duration,
+        now: Option<Duration>,
+        in_flight: &mut VecDeque<(Instant, Bytes)>,
+        in_flight_bytes: &mut usize,
+        radio: &Radio,
+        shared: &Shared,
+    ) -> io::Result<()> {
+        let mss = self.link.mss();
+        loop {
+            let full = pending.len() >= mss;
+            let tail = !pending.is_empty() && now.is_none_or(|now| self.link.free_at() <= now);
+            if !(full || tail) {
+                break;
+            }
+            let seg = pending.split_to(pending.len().min(mss)).freeze();
+            let more = !pending.is_empty();
+            let s = radio
+                .with(|r| self.link.send(since, seg.len(), more, r))
+                .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e))?;
+            if s.retransmissions > 0 {
+                shared.stats.retransmissions[LinkStats::idx(self.direction)]
+                    .fetch_add(u64::from(s.retransmissions), Relaxed);
+            }
+            *in_flight_bytes += seg.len();
+            in_flight.push_back((radio.instant(s.deliver_at), seg));
+        }
+        Ok(())
     }
 }
 

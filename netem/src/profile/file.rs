@@ -430,4 +430,32 @@ mod tests {
         let e = err("- 1\n- 2\n");
         assert!(e.starts_with("p.yaml:1: expected a profile"), "{e}");
     }
+
+    #[test]
+    fn the_example_file_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/profiles.yaml");
+        let ps = load_file(&path).unwrap();
+        let names: Vec<_> = ps.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["kampala-evening", "rural-tz-edge", "vsat"]);
+        assert!((ps[1].loss.mean_rate() - 0.8 / 26.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_missing_file_says_so() {
+        let e = load_file(std::path::Path::new("/nonexistent/p.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/p.yaml: cannot read the profile file"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, loading returns a profile or an error; it never panics.
+        #[test]
+        fn loading_never_panics(src in "(name|base|down_kbps|rtt_ms|loss_pct|profiles|gilbert_elliott|p_pct|: |-|\\n|  |[0-9.]{1,6}|ea-3g|unlimited|\\{|\\}|,|\\[|\\])*") {
+            let _ = parse_yaml(&src, "fuzz.yaml");
+        }
+
+        #[test]
+        fn loading_arbitrary_text_never_panics(src in "\\PC*") {
+            let _ = parse_yaml(&src, "fuzz.yaml");
+        }
+    }
 }

@@ -24,23 +24,23 @@ pub struct LinkArgs {
     pub profile_file: Option<PathBuf>,
 
     /// Override the server → client rate, kbit/s (`unlimited` for none).
-    #[arg(long, value_name = "KBPS", value_parser = parse_rate)]
+    #[arg(long, value_name = "KBPS", value_parser = parse_rate, allow_negative_numbers = true)]
     pub down_kbps: Option<Rate>,
 
     /// Override the client → server rate, kbit/s (`unlimited` for none).
-    #[arg(long, value_name = "KBPS", value_parser = parse_rate)]
+    #[arg(long, value_name = "KBPS", value_parser = parse_rate, allow_negative_numbers = true)]
     pub up_kbps: Option<Rate>,
 
     /// Override the round-trip time, ms.
-    #[arg(long, value_name = "MS", value_parser = parse_ms)]
+    #[arg(long, value_name = "MS", value_parser = parse_ms, allow_negative_numbers = true)]
     pub rtt_ms: Option<Duration>,
 
     /// Override the jitter (standard deviation of the one-way delay), ms.
-    #[arg(long, value_name = "MS", value_parser = parse_ms)]
+    #[arg(long, value_name = "MS", value_parser = parse_ms, allow_negative_numbers = true)]
     pub jitter_ms: Option<Duration>,
 
     /// Override the loss: independent random loss, percent (0 for none).
-    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    #[arg(long, value_name = "PCT", value_parser = parse_pct, allow_negative_numbers = true)]
     pub loss_pct: Option<f64>,
 
     /// Seed for jitter and loss, so a run can be replayed (default: a fresh one, printed at start).

@@ -39,7 +39,12 @@ impl LogArgs {
             eprintln!("warning: --log `{}` is not a valid filter ({e}); using `info`", self.log);
             tracing_subscriber::EnvFilter::new("info")
         });
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        use std::io::IsTerminal;
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
     }
 }
 
