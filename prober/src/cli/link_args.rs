@@ -17,7 +17,7 @@ pub struct LinkArgs {
     /// Network profile: a bundled one (see `prober profiles`), one from --profile-file, or `custom`
     /// to build one from the flags below alone.
     #[arg(long, short = 'p', value_name = "NAME")]
-    pub profile: String,
+    pub profile: Option<String>,
 
     /// YAML file with custom profiles (one profile, or a list under `profiles:`).
     #[arg(long, value_name = "FILE")]
@@ -49,18 +49,21 @@ pub struct LinkArgs {
 }
 
 impl LinkArgs {
-    /// The profile the flags describe, validated.
-    pub fn resolve(&self) -> Result<Profile, UsageError> {
+    /// The profile the flags describe, validated; `default` when --profile is absent.
+    pub fn resolve(&self, default: Option<&str>) -> Result<Profile, UsageError> {
+        let Some(name) = self.profile.as_deref().or(default) else {
+            return Err(UsageError("--profile is required (see `prober profiles`)".into()));
+        };
         let extra = match &self.profile_file {
             Some(path) => profile::load_file(path).map_err(|e| UsageError(e.to_string()))?,
             None => Vec::new(),
         };
-        let mut p = if self.profile == "custom" {
+        let mut p = if name == "custom" {
             let mut p = Profile::unshaped("custom");
             p.description = "built from command-line flags".into();
             p
         } else {
-            profile::resolve(&self.profile, &extra).map_err(|e| UsageError(e.to_string()))?
+            profile::resolve(name, &extra).map_err(|e| UsageError(e.to_string()))?
         };
         let mut changed = false;
         if let Some(r) = self.down_kbps {
@@ -140,7 +143,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Profile, String> {
         let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        t.link.resolve().map_err(|e| e.0)
+        t.link.resolve(None).map_err(|e| e.0)
     }
 
     #[test]

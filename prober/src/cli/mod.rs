@@ -1,6 +1,7 @@
 //! The `prober` command line: one module per subcommand.
 
 pub mod link_args;
+pub mod once;
 pub mod profiles;
 pub mod proxy;
 
@@ -28,6 +29,7 @@ pub struct LogArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Once(once::OnceArgs),
     Profiles(profiles::ProfilesArgs),
     Proxy(proxy::ProxyArgs),
 }
@@ -51,11 +53,13 @@ impl LogArgs {
 /// Runs one subcommand and maps the outcome to an exit code: 0 ok, 2 bad input, 1 anything else.
 pub fn run(command: Command) -> ExitCode {
     let result = match command {
-        Command::Profiles(args) => profiles::run(args),
-        Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))),
+        Command::Once(args) => runtime().and_then(|rt| rt.block_on(once::run(args))),
+        Command::Profiles(args) => profiles::run(args).map(|()| true),
+        Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))).map(|()| true),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }

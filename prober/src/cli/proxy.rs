@@ -37,7 +37,7 @@ pub struct ProxyArgs {
 }
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    let profile = args.link.resolve()?;
+    let profile = args.link.resolve(None)?;
     let seed = args.link.seed();
     netem::proxy::split_host_port(&args.upstream).map_err(|e| UsageError(format!("--upstream {e}")))?;
     if !(args.grace_secs.is_finite() && args.grace_secs >= 0.0) {

@@ -1,0 +1,51 @@
+//! # sandbox — reference targets that answer like the real services
+//!
+//! Savanna Pulse's journeys need something to probe in tests and in the demo. This crate serves,
+//! from one HTTP/1.1 listener:
+//!
+//! - [`ussd`]: one USSD menu engine ("Savanna Pay", service code `*384*7#`) behind three gateway
+//!   dialects — Africa's Talking (`/ussd/at`, form POST, cumulative `text`, `CON`/`END`), Hubtel
+//!   (`/ussd/hubtel`, JSON) and Nalo (`/ussd/nalo`, JSON) — plus AT's end-of-session events.
+//! - [`daraja`]: Safaricom Daraja at its standard paths (OAuth, STK push, STK query) with real
+//!   asynchronous callbacks, field validation, the error envelopes, and outcomes chosen by the
+//!   phone number's last two digits ([`daraja::outcome`]).
+//! - [`shop`]: a small marketplace API whose checkout pays through the sandbox's own Daraja over
+//!   real HTTP, as a merchant would.
+//! - [`faults`]: runtime fault injection per service (latency, jitter, error rate, outage, callback
+//!   delay), over `/admin/faults` or programmatically through [`SandboxHandle::faults`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! let sandbox = sandbox::Sandbox::start(sandbox::Config {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     callback_delay: Duration::from_millis(50),
+//!     ..Default::default()
+//! })
+//! .await?;
+//! println!("Daraja base URL: {}", sandbox.base_url());
+//! sandbox.faults().set(sandbox::Service::Daraja, sandbox::Fault { error_rate: 0.5, ..Default::default() })?;
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod config;
+pub mod daraja;
+pub mod faults;
+pub mod shop;
+pub mod ussd;
+
+mod client;
+mod error;
+mod mask;
+mod rng;
+mod server;
+mod store;
+
+pub use config::{Config, Limits};
+pub use error::Error;
+pub use faults::{Fault, FaultError, FaultSet, Faults, Service};
+pub use mask::mask_phone;
+pub use server::{Sandbox, SandboxHandle};

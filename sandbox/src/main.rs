@@ -1,0 +1,126 @@
+//! `sandbox`: the reference targets as a server for demos and manual runs.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser;
+use sandbox::{Config, FaultSet, Sandbox, config::SANDBOX_PASSKEY};
+
+const AFTER_HELP: &str = "\
+STK push outcome by the PhoneNumber's last two digits:
+  00     success (ResultCode 0)
+  01     1032 cancelled by user
+  02     1 insufficient funds
+  03     2001 wrong PIN
+  04     no callback at all; STK Query pending until --query-expiry-secs, then 1037
+  05     success, but the callback is delivered 3 times (duplicates)
+  06     1037 DS timeout
+  07     1025 error sending the push
+  08     1019 transaction expired
+  09     slow: success with the callback after 10x --callback-delay-ms
+  other  success (0)
+
+Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVICE with JSON):
+  services: ussd, daraja, shop
+  latency_ms=N        fixed added latency
+  jitter_ms=N         normal jitter, standard deviation in ms
+  error_rate=F        fraction (0..1) answered with HTTP 500
+  outage=true         HTTP 503 for everything of that service
+  callback_delay_ms=N daraja only: overrides --callback-delay-ms
+  e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
+
+/// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
+/// a Daraja (M-Pesa) emulation with real callbacks, and a shop, with fault injection.
+#[derive(Parser)]
+#[command(name = "sandbox", version, after_help = AFTER_HELP)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Seed of every random choice (fault decisions, jitter, identifiers).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The USSD app's PIN.
+    #[arg(long, env = "SANDBOX_USSD_PIN", default_value = "1234", hide_env_values = true)]
+    ussd_pin: String,
+    /// Daraja consumer key accepted by OAuth.
+    #[arg(long, env = "SANDBOX_CONSUMER_KEY", default_value = "savanna-sandbox-key")]
+    consumer_key: String,
+    /// Daraja consumer secret accepted by OAuth.
+    #[arg(long, env = "SANDBOX_CONSUMER_SECRET", default_value = "savanna-sandbox-secret", hide_env_values = true)]
+    consumer_secret: String,
+    /// The Daraja BusinessShortCode.
+    #[arg(long, default_value = "174379")]
+    shortcode: String,
+    /// The Lipa na M-Pesa passkey (default: the public Daraja sandbox passkey).
+    #[arg(long, env = "SANDBOX_PASSKEY", default_value = SANDBOX_PASSKEY, hide_default_value = true, hide_env_values = true)]
+    passkey: String,
+    /// Lifetime of OAuth access tokens, in seconds.
+    #[arg(long, default_value_t = 3599)]
+    token_ttl_secs: u64,
+    /// Delay from an accepted STK push to its callback, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    callback_delay_ms: u64,
+    /// How long a push with no callback (suffix 04) stays pending before 1037, in seconds.
+    #[arg(long, default_value_t = 60)]
+    query_expiry_secs: u64,
+    /// A fault in force from the start, e.g. `daraja:error_rate=0.5` (repeatable).
+    #[arg(long = "fault", value_name = "SERVICE:FIELD=VALUE")]
+    faults: Vec<String>,
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG works too.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = std::env::var("RUST_LOG").unwrap_or(args.log.clone());
+    // Logs go to stderr, so stdout carries only the banner with the service URLs.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut faults = FaultSet::default();
+    faults.apply_flags(&args.faults).context("--fault")?;
+    let config = Config {
+        listen: args.listen,
+        seed: args.seed,
+        ussd_pin: args.ussd_pin,
+        consumer_key: args.consumer_key,
+        consumer_secret: args.consumer_secret,
+        shortcode: args.shortcode,
+        passkey: args.passkey,
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
+        callback_delay: Duration::from_millis(args.callback_delay_ms),
+        query_expiry: Duration::from_secs(args.query_expiry_secs),
+        faults,
+        ..Config::default()
+    };
+    let handle = Sandbox::start(config).await?;
+    println!("Savanna Pulse sandbox on {}", handle.base_url());
+    for (name, url) in handle.service_urls() {
+        println!("  {name:<32} {url}");
+    }
+    println!("USSD service code {} (any code is accepted). Ctrl-C stops.", sandbox::ussd::SERVICE_CODE);
+    stop_signal().await?;
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a container runtime or systemd sends).
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Interoperability: a Daraja client nobody here wrote — the PyPI package `daraja-v3` — completes
+//! OAuth, STK push and STK query against the sandbox, and parses the sandbox's callback.
+//!
+//! Needs `python3` with `daraja-v3` (`.ci/run` installs it). Without it the test fails under
+//! `CI=true` and is skipped, with a message, elsewhere.
+
+mod common;
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use common::{CallbackSink, KEY, SECRET, SHORTCODE};
+use serde_json::{Value, json};
+use tokio::{io::AsyncWriteExt, process::Command};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/daraja_v3.py");
+const VERSION_CHECK: &str = "import importlib.metadata as m, mpesa; print(m.version('daraja-v3'))";
+
+/// The installed daraja-v3 version, or why it cannot run.
+async fn daraja_v3() -> Result<String, String> {
+    let out = Command::new("python3")
+        .args(["-c", VERSION_CHECK])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("daraja-v3 is not installed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+async fn run(phase: &str, base_url: &str, callback_url: &str, stdin: Option<&Value>) -> Value {
+    assert!(Path::new(SCRIPT).exists(), "{SCRIPT} is missing");
+    let mut child = Command::new("python3")
+        .arg(SCRIPT)
+        .arg(phase)
+        .env("SANDBOX_BASE_URL", base_url)
+        .env("SANDBOX_CALLBACK_URL", callback_url)
+        .env("SANDBOX_KEY", KEY)
+        .env("SANDBOX_SECRET", SECRET)
+        .env("SANDBOX_SHORTCODE", SHORTCODE)
+        .env("SANDBOX_PASSKEY", sandbox::config::SANDBOX_PASSKEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(v) = stdin {
+        input.write_all(v.to_string().as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the daraja-v3 client finishes within 60 s")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "daraja-v3 {phase} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn daraja_v3_python_client_completes_oauth_push_and_query() {
+    let version = match daraja_v3().await {
+        Ok(v) => v,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{why}; CI must install it (python3 -m pip install daraja-v3==0.2.1, see .ci/run)")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED daraja-v3 interop: {why} (python3 -m pip install daraja-v3==0.2.1)");
+            return;
+        }
+    };
+    eprintln!("daraja-v3 {version}");
+    let sb =
+        common::start_with(sandbox::Config { callback_delay: Duration::from_millis(300), ..common::fast_config() })
+            .await;
+    let sink = CallbackSink::start().await;
+    let report = run("flow", sb.base_url(), &sink.url, None).await;
+
+    let paid = &report["paid"];
+    let checkout = paid["checkout_request_id"].as_str().unwrap();
+    assert!(checkout.starts_with("ws_CO_"), "{report}");
+    assert_eq!(paid["response_description"], "Success. Request accepted for processing");
+    let pending = paid["pending_codes"].as_array().unwrap();
+    assert!(!pending.is_empty(), "the first query comes while the push is pending: {report}");
+    assert!(pending.iter().all(|c| c == "500.001.1001"), "{report}");
+    assert_eq!(paid["pending_message"], "API error 500: The transaction is being processed");
+    assert_eq!(paid["result_code"], "0");
+    assert_eq!(paid["is_paid"], true);
+    assert_eq!(paid["query_checkout_request_id"], checkout);
+
+    let cancelled = &report["cancelled"];
+    assert_eq!(cancelled["result_code"], "1032", "{report}");
+    assert_eq!(cancelled["result_desc"], "Request cancelled by user");
+    assert_eq!(cancelled["is_paid"], false);
+    assert_eq!(report["bad_credentials"], "401", "wrong secret → 401 at OAuth: {report}");
+
+    // The callback daraja-v3's merchant would receive, read by daraja-v3's own parser.
+    let callbacks = sink.wait_for(checkout, 1, Duration::from_secs(5)).await;
+    let parsed = run("parse", sb.base_url(), &sink.url, Some(&callbacks[0].1)).await;
+    assert_eq!(parsed["paid"], true, "{parsed}");
+    assert_eq!(parsed["result_code"], "0");
+    assert_eq!(parsed["checkout_request_id"], checkout);
+    assert_eq!(parsed["amount"], json!(1.0));
+    assert_eq!(parsed["phone"], "254708920400");
+    assert_eq!(parsed["mpesa_receipt"].as_str().unwrap().len(), 10);
+    assert!(parsed["transaction_date"].is_u64(), "{parsed}");
+    sb.shutdown().await;
+}

@@ -1,0 +1,26 @@
+//! # scenarios — journeys that real users take, and the player that replays them
+//!
+//! - [`journey`]: the YAML journey format, loading with errors that name file, line and field,
+//!   templates and secrets by reference.
+//! - [`player`]: runs a journey over a `netem` profile and returns a [`trace::Trace`].
+//! - [`steps`]: the step kinds (`http`, `ussd`, `mpesa_stk`, `wait`).
+//! - [`ussd`]: USSD gateway dialects (Africa's Talking, Hubtel, Nalo) and the dialoguss import.
+//! - [`daraja`]: the Daraja (M-Pesa) client the `mpesa_stk` step uses.
+//! - [`outcome`]: the failure taxonomy shared with the aggregator.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod daraja;
+pub mod http;
+pub mod journey;
+pub mod mask;
+pub mod outcome;
+pub mod player;
+pub mod steps;
+pub mod trace;
+pub mod ussd;
+
+pub use journey::{Journey, load_file};
+pub use outcome::{Failure, Outcome};
+pub use player::{PlayOptions, play};
+pub use trace::Trace;

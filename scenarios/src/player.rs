@@ -1,0 +1,193 @@
+//! The player: runs a journey over a network profile and returns its trace.
+//!
+//! One run is one device: its connections share a `netem` connector (and so the radio), seeded
+//! with the run's seed, so a run can be replayed. Steps run in order; the first failure ends the
+//! journey. Each step has its own deadline (and the journey one overall); a step cut short still
+//! reports what it measured and what it was waiting for.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use netem::{Connector, Profile};
+use parking_lot::Mutex;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rustls::pki_types::CertificateDer;
+use tokio::time::{Instant, timeout_at};
+
+use crate::{
+    daraja::Runtime as DarajaRuntime,
+    http::{HttpClient, tls_config},
+    journey::{Extract, Journey, JsonPath, Step, StepKind, template::Scope},
+    mask::Masker,
+    outcome::{Failure, Outcome},
+    steps::{self, Ctx, Done, Final, Recorder, http::human},
+    trace::{StepTrace, Trace},
+};
+
+/// How to run a journey.
+#[derive(Clone)]
+pub struct PlayOptions {
+    pub profile: Profile,
+    pub seed: u64,
+    /// Variable values that replace the journey's (`--set key=value`).
+    pub overrides: BTreeMap<String, String>,
+    /// Shared with other runs: tokens, MSISDN locks, the callback listener.
+    pub daraja: Arc<DarajaRuntime>,
+    /// CA certificates to trust besides the Mozilla roots.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+impl PlayOptions {
+    pub fn new(profile: Profile, seed: u64) -> PlayOptions {
+        PlayOptions { profile, seed, overrides: BTreeMap::new(), daraja: DarajaRuntime::new(), extra_roots: Vec::new() }
+    }
+}
+
+/// Runs `journey` once.
+pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let run_id = format!("{:016x}", rng.random::<u64>());
+    let mut scope = Scope { vars: journey.variables.clone(), secrets: journey.secrets.clone() };
+    scope.vars.extend(opts.overrides.clone());
+    scope.vars.insert("run_id".into(), run_id.clone());
+    if let Some(m) = journey.msisdn_pool.first() {
+        scope.vars.entry("msisdn".into()).or_insert_with(|| m.clone());
+    }
+    let masker = Mutex::new(Masker::new(journey.secrets.values()));
+
+    let tls = tls_config(&opts.extra_roots);
+    let http = HttpClient::new(Arc::new(Connector::new(opts.profile.clone(), opts.seed)), tls.clone());
+    let gateway = HttpClient::new(Arc::new(Connector::new(Profile::unshaped("gateway"), opts.seed)), tls);
+
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let start = Instant::now();
+    let journey_deadline = start + journey.timeout;
+    let mut traces = Vec::with_capacity(journey.steps.len());
+    let mut failure: Option<Failure> = None;
+    let mut any_expected = false;
+
+    for step in &journey.steps {
+        let step_start = Instant::now();
+        let deadline = (step_start + step.timeout).min(journey_deadline);
+        let mut rec = Recorder::default();
+        let result = {
+            let mut ctx = Ctx {
+                journey,
+                http: &http,
+                gateway: &gateway,
+                scope: &scope,
+                masker: &masker,
+                rng: &mut rng,
+                daraja: &opts.daraja,
+                run_id: &run_id,
+                deadline,
+            };
+            timeout_at(deadline, run_step(step, &mut ctx, &mut rec)).await
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => {
+                let limit = if deadline == journey_deadline && journey_deadline < step_start + step.timeout {
+                    format!("the journey's limit of {}", human(journey.timeout))
+                } else {
+                    format!("its timeout of {}", human(step.timeout))
+                };
+                let waiting = rec.last_problem.take().map(|p| format!("; {p}")).unwrap_or_default();
+                Err(Failure::new(Outcome::Timeout, format!("step `{}` ran out of time: {limit}{waiting}", step.name)))
+            }
+        };
+        let result = result.and_then(|done| {
+            extract(step, &done.last, &mut scope)?;
+            Ok(done)
+        });
+        let (outcome, fail) = match result {
+            Ok(Done { outcome, .. }) => (outcome, None),
+            Err(f) => (f.outcome, Some(Failure::new(f.outcome, masker.lock().mask(&f.message)))),
+        };
+        any_expected |= outcome == Outcome::Expected;
+        traces.push(StepTrace {
+            name: step.name.clone(),
+            kind: step.kind.name(),
+            start_offset: step_start - start,
+            duration: step_start.elapsed(),
+            phases: rec.phases,
+            outcome,
+            failure: fail.clone(),
+            excerpts: rec.excerpts,
+        });
+        if let Some(f) = fail {
+            failure = Some(Failure::new(f.outcome, format!("step `{}`: {}", step.name, f.message)));
+            break;
+        }
+    }
+    let outcome = match (&failure, any_expected) {
+        (Some(f), _) => f.outcome,
+        (None, true) => Outcome::Expected,
+        (None, false) => Outcome::Ok,
+    };
+    Trace {
+        journey: journey.name.clone(),
+        profile: opts.profile.name.clone(),
+        seed: opts.seed,
+        run_id,
+        started_at,
+        duration: start.elapsed(),
+        outcome,
+        failure,
+        steps: traces,
+    }
+}
+
+async fn run_step(step: &Step, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
+    match &step.kind {
+        StepKind::Http(h) => steps::http::run(h, ctx, rec).await,
+        StepKind::Ussd(u) => steps::ussd::run(u, ctx, rec).await,
+        StepKind::MpesaStk(k) => steps::mpesa_stk::run(k, ctx, rec).await,
+        StepKind::Wait(w) => steps::wait::run(w, ctx).await,
+    }
+}
+
+/// Copies `extract:` values from the step's final document into the scope.
+fn extract(step: &Step, last: &Final, scope: &mut Scope) -> Result<(), Failure> {
+    for (var, ex) in &step.extract {
+        let value = extract_one(ex, last).ok_or_else(|| {
+            let from = ex.json.as_deref().or(ex.regex.as_deref()).or(ex.header.as_deref()).unwrap_or_default();
+            Failure::new(Outcome::AssertionFailed, format!("extract.{var}: `{from}` matched nothing in the response"))
+        })?;
+        scope.vars.insert(var.clone(), value);
+    }
+    Ok(())
+}
+
+fn extract_one(ex: &Extract, last: &Final) -> Option<String> {
+    if let Some(p) = &ex.json {
+        let path = JsonPath::parse(p).ok()?;
+        return match path.first(last.json.as_ref()?)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        };
+    }
+    if let Some(r) = &ex.regex {
+        let re = regex::Regex::new(r).ok()?;
+        let c = re.captures(&last.text)?;
+        return Some(c.get(1).or_else(|| c.get(0))?.as_str().to_owned());
+    }
+    if let Some(h) = &ex.header {
+        return last.headers.get(h.as_str())?.to_str().ok().map(str::to_owned);
+    }
+    None
+}
+
+/// A short summary line, for logs: `journey ok in 1.2 s` or the failure.
+pub fn summary(t: &Trace) -> String {
+    match &t.failure {
+        None => format!("{} {} in {}", t.journey, t.outcome, human(t.duration)),
+        Some(f) => format!("{} failed in {}: {f}", t.journey, human(t.duration)),
+    }
+}
+
+/// Time a run spent, excluding `wait` steps (what the user waited on the service).
+pub fn service_time(t: &Trace) -> Duration {
+    t.steps.iter().filter(|s| s.kind != "wait").map(|s| s.duration).sum()
+}

@@ -1,0 +1,144 @@
+//! The step kinds, and what they share: a context to run in and a recorder that keeps what a
+//! step measured even when a deadline cuts it short.
+
+pub mod http;
+pub mod mpesa_stk;
+pub mod ussd;
+pub mod wait;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use crate::{
+    daraja::Runtime as DarajaRuntime,
+    http::{HttpClient, HttpError, RequestSpec, Response},
+    journey::{Journey, template::Scope},
+    mask::Masker,
+    outcome::{Failure, Outcome},
+    trace::{Excerpt, Phases, excerpt},
+};
+
+/// Everything a step needs while it runs.
+pub struct Ctx<'a> {
+    pub journey: &'a Journey,
+    /// Connections over the run's emulated link (the phone's side).
+    pub http: &'a HttpClient,
+    /// Connections of the USSD gateway role: no IP path crosses the phone's radio for USSD, so
+    /// these are not shaped (protocols.md §4.3); the gateway's deadlines apply instead.
+    pub gateway: &'a HttpClient,
+    pub scope: &'a Scope,
+    pub masker: &'a Mutex<Masker>,
+    pub rng: &'a mut ChaCha8Rng,
+    pub daraja: &'a Arc<DarajaRuntime>,
+    pub run_id: &'a str,
+    /// When this step's timeout expires.
+    pub deadline: Instant,
+}
+
+impl Ctx<'_> {
+    /// Renders a template; an unset variable fails the step with the variable named.
+    pub fn render(&self, field: &str, text: &str) -> Result<String, Failure> {
+        self.scope.render(text).map_err(|e| {
+            Failure::new(
+                Outcome::AssertionFailed,
+                format!("{field}: variable `{}` has no value (did the step that extracts it run?)", e.0),
+            )
+        })
+    }
+
+    pub fn mask(&self, text: &str) -> String {
+        self.masker.lock().mask(text)
+    }
+}
+
+/// What a step measured so far. Lives outside the step's future, so a timeout keeps it.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub phases: Phases,
+    pub excerpts: Vec<Excerpt>,
+    /// The most recent problem, for the message when a deadline cuts the step short.
+    pub last_problem: Option<String>,
+}
+
+impl Recorder {
+    /// Records one exchange (masked) and adds its phases.
+    pub fn exchange(
+        &mut self,
+        masker: &Mutex<Masker>,
+        label: String,
+        request: &str,
+        result: &Result<Response, HttpError>,
+        started: Instant,
+    ) {
+        let m = masker.lock();
+        let (status, response) = match result {
+            Ok(r) => {
+                self.phases.add(&r.phases);
+                (Some(r.status.as_u16()), m.mask(&excerpt(&r.text())))
+            }
+            Err(e) => (None, m.mask(&format!("(no response: {e})"))),
+        };
+        self.excerpts.push(Excerpt {
+            label,
+            status,
+            request: m.mask(&excerpt(request)),
+            response,
+            duration: started.elapsed(),
+        });
+    }
+}
+
+/// The document a step ended with, for `extract:`.
+#[derive(Debug, Clone, Default)]
+pub struct Final {
+    pub text: String,
+    pub json: Option<serde_json::Value>,
+    pub headers: ::http::HeaderMap,
+}
+
+impl Final {
+    pub fn from_response(r: &Response) -> Final {
+        Final { text: r.text(), json: serde_json::from_slice(&r.body).ok(), headers: r.headers.clone() }
+    }
+}
+
+/// A step that finished: `Ok` or an outcome the journey declared acceptable.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub outcome: Outcome,
+    pub note: Option<String>,
+    pub last: Final,
+}
+
+impl Done {
+    pub fn ok(last: Final) -> Done {
+        Done { outcome: Outcome::Ok, note: None, last }
+    }
+}
+
+/// Sends `spec` and records it under `label`.
+pub async fn exchange(
+    ctx: &Ctx<'_>,
+    rec: &mut Recorder,
+    client: &HttpClient,
+    label: String,
+    spec: &RequestSpec,
+) -> Result<Response, Failure> {
+    let started = Instant::now();
+    let result = client.send(spec).await;
+    let shown = match &spec.body {
+        Some((_, b)) => format!("{} {}\n{}", spec.method, spec.url, String::from_utf8_lossy(b)),
+        None => format!("{} {}", spec.method, spec.url),
+    };
+    rec.exchange(ctx.masker, label, &shown, &result, started);
+    result.map_err(|e| Failure::new(e.outcome(), ctx.mask(&e.to_string())))
+}
+
+/// A JSON body.
+pub fn json_body(v: &serde_json::Value) -> Option<(String, Bytes)> {
+    Some(("application/json".to_owned(), Bytes::from(v.to_string())))
+}

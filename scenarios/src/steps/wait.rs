@@ -1,0 +1,18 @@
+//! `wait`: think time, fixed or uniformly random.
+
+use rand::RngExt;
+use tokio::time::sleep;
+
+use super::{Ctx, Done, Final};
+use crate::{journey::WaitStep, outcome::Failure};
+
+pub async fn run(w: &WaitStep, ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
+    let d = match (w.fixed, w.min, w.max) {
+        (Some(f), _, _) => f.0,
+        (None, Some(a), Some(b)) if b > a => ctx.rng.random_range(a.0..=b.0),
+        (None, Some(a), _) => a.0,
+        _ => unreachable!("validated at load"),
+    };
+    sleep(d).await;
+    Ok(Done::ok(Final { text: format!("waited {} ms", d.as_millis()), ..Final::default() }))
+}

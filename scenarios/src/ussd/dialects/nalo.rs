@@ -1,0 +1,67 @@
+//! Nalo Solutions: JSON both ways; `MSGTYPE` true on the first request and, in replies, true to
+//! continue and false to end (protocols.md §1.2).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::ussd::{Dialect, HopRequest, Screen, Session};
+
+pub struct Nalo;
+
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(rename = "MSG")]
+    msg: String,
+    #[serde(rename = "MSGTYPE")]
+    msgtype: bool,
+}
+
+impl Dialect for Nalo {
+    fn name(&self) -> &'static str {
+        "nalo"
+    }
+
+    fn request(&self, s: &Session, input: Option<&str>) -> HopRequest {
+        let body = json!({
+            "USERID": "savanna-pulse",
+            "MSISDN": s.phone.trim_start_matches('+'),
+            "USERDATA": input.unwrap_or(&s.service_code),
+            "MSGTYPE": input.is_none(),
+            "NETWORK": "MTN",
+            "SESSIONID": s.id,
+        });
+        HopRequest { content_type: "application/json", body: body.to_string() }
+    }
+
+    fn parse(&self, status: u16, body: &str) -> Result<Screen, String> {
+        if !(200..300).contains(&status) {
+            return Err(format!("the app answered HTTP {status}"));
+        }
+        let r: Reply = serde_json::from_str(body).map_err(|e| format!("not a Nalo reply: {e}"))?;
+        Ok(Screen { text: r.msg, end: !r.msgtype, client_state: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msgtype_marks_the_first_request_and_continuation() {
+        let s = Session {
+            id: "n1".into(),
+            service_code: "*384*7#".into(),
+            phone: "+233240000100".into(),
+            network_code: "62001".into(),
+            inputs: vec![],
+            client_state: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&Nalo.request(&s, None).body).unwrap();
+        assert_eq!((v["MSGTYPE"].as_bool(), v["USERDATA"].as_str()), (Some(true), Some("*384*7#")));
+        let v: serde_json::Value = serde_json::from_str(&Nalo.request(&s, Some("1")).body).unwrap();
+        assert_eq!((v["MSGTYPE"].as_bool(), v["USERDATA"].as_str()), (Some(false), Some("1")));
+        assert!(!Nalo.parse(200, r#"{"USERID":"x","MSISDN":"1","MSG":"Menu","MSGTYPE":true}"#).unwrap().end);
+        assert!(Nalo.parse(200, r#"{"USERID":"x","MSISDN":"1","MSG":"Bye","MSGTYPE":false}"#).unwrap().end);
+        assert!(Nalo.parse(200, "CON x").is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! Importing dialoguss scenario files (nndi-oss/dialoguss, protocols.md §1.4): each session
+//! becomes one `ussd` step on the Africa's Talking dialect; `userInput` and `text` are both
+//! accepted for the input; expectations compare exactly after the `CON`/`END` prefix.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::journey::{
+    DialectName, Journey, LoadError, Matcher, Secrets, Step, StepKind, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn,
+};
+
+#[derive(Deserialize)]
+struct File {
+    url: String,
+    dial: Scalar,
+    #[serde(rename = "phoneNumber")]
+    phone_number: Option<Scalar>,
+    sessions: Vec<DSession>,
+}
+
+#[derive(Deserialize)]
+struct DSession {
+    id: Option<Scalar>,
+    #[serde(rename = "phoneNumber")]
+    phone_number: Option<Scalar>,
+    description: Option<String>,
+    steps: Vec<DStep>,
+}
+
+#[derive(Deserialize)]
+struct DStep {
+    #[serde(rename = "userInput", alias = "text")]
+    user_input: Option<Scalar>,
+    expect: Option<String>,
+}
+
+/// A YAML scalar that may be written as a number (phone numbers, inputs like `1`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(u64),
+    Str(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Str(s) => s.clone(),
+        }
+    }
+}
+
+/// Converts a dialoguss file into a journey.
+pub fn import(src: &str, file: &str) -> Result<Journey, LoadError> {
+    let f: File = serde_yaml_ng::from_str(src).map_err(|e| crate::journey::load_yaml_error(file, &e))?;
+    let err = |line, message: String| LoadError { file: file.to_owned(), line, message };
+    if f.sessions.is_empty() {
+        return Err(err(0, "dialoguss: `sessions` is empty".into()));
+    }
+    let mut steps = Vec::new();
+    for (i, s) in f.sessions.into_iter().enumerate() {
+        let phone = s.phone_number.as_ref().or(f.phone_number.as_ref()).map(Scalar::text).ok_or_else(|| {
+            err(0, format!("dialoguss: session {} has no phoneNumber (and the file has none)", i + 1))
+        })?;
+        let phone = if phone.starts_with('+') { phone } else { format!("+{phone}") };
+        let mut dialogue = Vec::new();
+        for (j, st) in s.steps.into_iter().enumerate() {
+            let input = st.user_input.map(|x| x.text());
+            if j == 0 && input.is_some() {
+                // dialoguss allows input on the first step; the dial comes first regardless.
+                dialogue.push(UssdTurn { input: None, expect: None, end: None, max_latency: None });
+            }
+            if j > 0 && input.is_none() {
+                return Err(err(0, format!("dialoguss: session {}, step {}: missing userInput", i + 1, j + 1)));
+            }
+            dialogue.push(UssdTurn { input, expect: st.expect.map(Matcher::Exact), end: None, max_latency: None });
+        }
+        let name = s.description.clone().unwrap_or_else(|| match &s.id {
+            Some(id) => format!("session-{}", id.text()),
+            None => format!("session-{}", i + 1),
+        });
+        let ussd = UssdStep {
+            url: f.url.clone(),
+            dialect: DialectName::Africastalking,
+            service_code: f.dial.text(),
+            phone,
+            network_code: "99999".into(),
+            events_url: None,
+            hop_timeout: None,
+            session_timeout: None,
+            dialogue,
+        };
+        steps.push(Step {
+            name,
+            timeout: USSD_SESSION_TIMEOUT,
+            kind: StepKind::Ussd(Box::new(ussd)),
+            extract: BTreeMap::new(),
+            line: 0,
+        });
+    }
+    let stem = std::path::Path::new(file).file_stem().map_or("dialoguss".into(), |s| s.to_string_lossy().into_owned());
+    Ok(Journey {
+        name: format!("dialoguss-{stem}"),
+        description: format!("imported from dialoguss file {file}"),
+        labels: BTreeMap::from([("imported_from".to_owned(), "dialoguss".to_owned())]),
+        profile: None,
+        timeout: steps.iter().map(|s| s.timeout).sum(),
+        variables: BTreeMap::new(),
+        secrets: Secrets::default(),
+        msisdn_pool: Vec::new(),
+        steps,
+        source: file.to_owned(),
+    })
+}

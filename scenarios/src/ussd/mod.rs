@@ -1,0 +1,112 @@
+//! USSD as the prober plays it: the gateway's side of a session, in several HTTP dialects.
+//!
+//! A [`Dialect`] turns "the user typed X" into the HTTP request a given gateway would send to the
+//! USSD application, and reads the application's answer into a [`Screen`]. Dialects differ in three
+//! ways (protocols.md §1.2): cumulative vs incremental input, a `CON`/`END` prefix vs a JSON flag,
+//! and form vs JSON bodies.
+
+pub mod dialects;
+pub mod dialoguss;
+
+pub use dialects::{AfricasTalking, Hubtel, Nalo, dialect};
+
+/// One USSD session as the gateway sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub service_code: String,
+    /// E.164 with `+`.
+    pub phone: String,
+    pub network_code: String,
+    /// Every input so far, including the current one.
+    pub inputs: Vec<String>,
+    /// Opaque state the app asked the gateway to echo back (Hubtel `ClientState`).
+    pub client_state: Option<String>,
+}
+
+impl Session {
+    /// 1-based number of the current hop (1 = the dial).
+    pub fn hop(&self) -> usize {
+        self.inputs.len() + 1
+    }
+}
+
+/// An HTTP request body for one hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopRequest {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+/// What the application put on the phone's screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screen {
+    /// Without any `CON`/`END` prefix.
+    pub text: String,
+    /// The application ended the session.
+    pub end: bool,
+    /// State to echo on the next hop (Hubtel).
+    pub client_state: Option<String>,
+}
+
+/// Why the gateway closes a session the app did not end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The user stopped answering (the dialogue had no more inputs).
+    UserAbandoned,
+    /// A deadline passed.
+    Timeout,
+}
+
+/// A gateway's HTTP dialect.
+pub trait Dialect: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The request for the current hop; `input` is what the user just typed (`None` for the dial).
+    fn request(&self, session: &Session, input: Option<&str>) -> HopRequest;
+    /// Reads the application's reply. An `Err` is a gateway error: the real gateway would have
+    /// shown the user an error and dropped the session.
+    fn parse(&self, status: u16, body: &str) -> Result<Screen, String>;
+    /// The request that tells the application the session ended without its `END`, if the dialect
+    /// has one in-band (Africa's Talking uses a separate events URL instead).
+    fn release(&self, _session: &Session, _why: Release) -> Option<HopRequest> {
+        None
+    }
+}
+
+/// Most characters one screen can hold: 182 in GSM-7 (160 octets of 7-bit septets), 80 when a
+/// character outside GSM-7 forces UCS-2. Extension characters (`{`, `€`, …) take two septets.
+pub fn screen_capacity(text: &str) -> (usize, usize, &'static str) {
+    let mut septets = 0;
+    for c in text.chars() {
+        match gsm7_septets(c) {
+            Some(n) => septets += n,
+            None => return (text.chars().count(), 80, "UCS-2"),
+        }
+    }
+    (septets, 182, "GSM-7")
+}
+
+fn gsm7_septets(c: char) -> Option<usize> {
+    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+    const EXTENSION: &str = "^{}\\[~]|€\u{000C}";
+    if BASIC.contains(c) {
+        Some(1)
+    } else if EXTENSION.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screen_capacity_follows_gsm7_and_ucs2() {
+        assert_eq!(screen_capacity("CON Savanna Pay\n1. My balance"), (29, 182, "GSM-7"));
+        assert_eq!(screen_capacity("KES {100}"), (11, 182, "GSM-7"));
+        assert_eq!(screen_capacity("Habari 😀"), (8, 80, "UCS-2"));
+        assert_eq!(screen_capacity(&"x".repeat(182)).0, 182);
+    }
+}
