@@ -1,0 +1,308 @@
+//! # report — what a prober tells the aggregator
+//!
+//! Every reporting interval (15 s by default) a prober sends one [`Report`]: who it is (prober id,
+//! region), a per-prober sequence number (the aggregator counts a `(prober, seq)` once, so retries
+//! are safe), the interval's bounds and the send time (all UTC, Unix milliseconds), a heartbeat
+//! (outbox backlog, drops), and one [`Series`] per `(journey, step, outcome, region, profile)`: a run
+//! count and an HDR histogram of durations in microseconds.
+//!
+//! All histograms share one configuration fleet-wide ([`new_histogram`]: 1 µs … 1 h, 3 significant
+//! digits) so merges stay exact and on the fast path. They travel in the standard HdrHistogram V2
+//! compressed encoding (DEFLATE), base64 in the JSON envelope, so any HdrHistogram library can read
+//! them. [`decode`] checks everything before a report may be stored: sizes, identities, intervals,
+//! histogram configuration, and that each series' count equals its histogram's.
+//!
+//! ```
+//! let mut h = report::new_histogram();
+//! h.record(1_250_000).unwrap(); // a 1.25 s checkout
+//! let r = report::Report {
+//!     prober: "nbo-1".into(), region: "nairobi".into(), seq: 1,
+//!     interval_start_ms: 1_700_000_000_000, interval_end_ms: 1_700_000_015_000, sent_at_ms: 1_700_000_015_020,
+//!     run: None, heartbeat: Default::default(),
+//!     series: vec![report::Series { key: report::SeriesKey { journey: "checkout-mpesa".into(), step: String::new(),
+//!         outcome: "ok".into(), region: "nairobi".into(), profile: "ea-4g-urban".into() }, count: 1, histogram: h }],
+//! };
+//! let bytes = report::encode(&r);
+//! assert_eq!(report::decode(&bytes).unwrap(), r);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use hdrhistogram::{
+    Histogram,
+    serialization::{Deserializer, Serializer, V2DeflateSerializer},
+};
+use serde::{Deserialize, Serialize};
+
+/// Lowest recordable value: 1 µs.
+pub const HIST_LOW_US: u64 = 1;
+/// Highest recordable value: 1 h, in µs.
+pub const HIST_HIGH_US: u64 = 3_600_000_000;
+/// Significant decimal digits.
+pub const HIST_SIGFIG: u8 = 3;
+
+/// Format version; a decoder refuses any other.
+pub const VERSION: u32 = 1;
+/// Largest encoded report accepted (bytes).
+pub const MAX_REPORT_BYTES: usize = 4 * 1024 * 1024;
+/// Most series in one report.
+pub const MAX_SERIES: usize = 10_000;
+/// Longest identifier or label value.
+pub const MAX_LABEL: usize = 128;
+/// Longest interval one report may cover (an edge that slept through many intervals sends them
+/// one by one from its outbox).
+pub const MAX_INTERVAL_MS: i64 = 3_600_000;
+
+/// The fleet-wide histogram configuration: durations in µs, 1 µs … 1 h, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG).expect("valid fleet histogram bounds")
+}
+
+/// Records a duration, saturating at one hour.
+pub fn record(h: &mut Histogram<u64>, d: std::time::Duration) {
+    h.saturating_record((d.as_micros() as u64).clamp(HIST_LOW_US, HIST_HIGH_US));
+}
+
+/// One interval of one prober.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub prober: String,
+    pub region: String,
+    /// Per prober, starting at 1, +1 per report, never reused (kept across restarts).
+    pub seq: u64,
+    /// UTC Unix milliseconds, by the prober's clock.
+    pub interval_start_ms: i64,
+    pub interval_end_ms: i64,
+    /// When the prober (last) sent it, by its clock: the aggregator compares it with its own.
+    pub sent_at_ms: i64,
+    /// Set for on-demand load runs (`prober load --report-to`): kept apart from SLO data.
+    pub run: Option<String>,
+    pub heartbeat: Heartbeat,
+    pub series: Vec<Series>,
+}
+
+/// The prober's own health, sent with every report. Missing fields read as zero, so probers and
+/// aggregators of neighbouring versions understand each other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Heartbeat {
+    /// Reports waiting in the outbox (this one included) when it was sent.
+    pub outbox_backlog: u64,
+    /// Reports dropped from the outbox since the prober started keeping it (size or age limits).
+    pub outbox_dropped_total: u64,
+    /// Journeys the prober has configured.
+    pub journeys: u32,
+    /// Runs started in this interval (finished or not).
+    pub runs_started: u64,
+    pub uptime_s: u64,
+    /// Prober version.
+    pub version: String,
+}
+
+/// What a series counts: one (journey, step, outcome, region, profile). `step` is empty for the
+/// journey-level series (one per run).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub journey: String,
+    #[serde(default)]
+    pub step: String,
+    pub outcome: String,
+    pub region: String,
+    pub profile: String,
+}
+
+/// Runs of one series in one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub key: SeriesKey,
+    /// Runs (equals the histogram's total count).
+    pub count: u64,
+    /// Durations in µs.
+    pub histogram: Histogram<u64>,
+}
+
+// === wire form ===
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    v: u32,
+    prober: String,
+    region: String,
+    seq: u64,
+    interval_start_ms: i64,
+    interval_end_ms: i64,
+    sent_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
+    heartbeat: Heartbeat,
+    series: Vec<WireSeries>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSeries {
+    #[serde(flatten)]
+    key: SeriesKey,
+    count: u64,
+    /// HdrHistogram V2 compressed (DEFLATE), base64.
+    hist: String,
+}
+
+/// Encodes a report for the wire (JSON, histograms V2-compressed and base64).
+pub fn encode(r: &Report) -> Vec<u8> {
+    let series = r
+        .series
+        .iter()
+        .map(|s| WireSeries { key: s.key.clone(), count: s.count, hist: STANDARD.encode(encode_histogram(&s.histogram)) })
+        .collect();
+    let w = Wire {
+        v: VERSION,
+        prober: r.prober.clone(),
+        region: r.region.clone(),
+        seq: r.seq,
+        interval_start_ms: r.interval_start_ms,
+        interval_end_ms: r.interval_end_ms,
+        sent_at_ms: r.sent_at_ms,
+        run: r.run.clone(),
+        heartbeat: r.heartbeat.clone(),
+        series,
+    };
+    serde_json::to_vec(&w).expect("reports always serialize")
+}
+
+/// One histogram in the standard V2 compressed encoding.
+pub fn encode_histogram(h: &Histogram<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Why a report was refused. Every variant names what is wrong, for the 4xx reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("report is {0} bytes, above the limit of {MAX_REPORT_BYTES}")]
+    TooLarge(usize),
+    #[error("not a report: {0}")]
+    Malformed(String),
+    #[error("report version {0} is not supported (this aggregator reads version {VERSION})")]
+    Version(u32),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> DecodeError {
+    DecodeError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+/// Decodes and checks a report. Nothing about a refused report is trusted.
+pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
+    if bytes.len() > MAX_REPORT_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let w: Wire = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if w.v != VERSION {
+        return Err(DecodeError::Version(w.v));
+    }
+    label("prober", &w.prober)?;
+    label("region", &w.region)?;
+    if let Some(run) = &w.run {
+        label("run", run)?;
+    }
+    if w.seq == 0 {
+        return Err(invalid("seq", "sequence numbers start at 1"));
+    }
+    if w.interval_end_ms <= w.interval_start_ms {
+        return Err(invalid("interval_end_ms", "the interval must end after it starts"));
+    }
+    if w.interval_end_ms - w.interval_start_ms > MAX_INTERVAL_MS {
+        return Err(invalid("interval_end_ms", format!("an interval may cover at most {MAX_INTERVAL_MS} ms")));
+    }
+    if w.interval_start_ms < 0 || w.sent_at_ms < 0 {
+        return Err(invalid("interval_start_ms", "times are Unix milliseconds, not negative"));
+    }
+    if w.series.len() > MAX_SERIES {
+        return Err(invalid("series", format!("{} series, above the limit of {MAX_SERIES}", w.series.len())));
+    }
+    let mut series = Vec::with_capacity(w.series.len());
+    let mut seen = std::collections::HashSet::with_capacity(w.series.len());
+    for (i, s) in w.series.into_iter().enumerate() {
+        let at = |f: &str| format!("series[{i}].{f}");
+        name(&at("journey"), &s.key.journey)?;
+        if !s.key.step.is_empty() {
+            name(&at("step"), &s.key.step)?;
+        }
+        label(&at("outcome"), &s.key.outcome)?;
+        label(&at("profile"), &s.key.profile)?;
+        if s.key.region != w.region {
+            return Err(invalid(at("region"), format!("`{}` differs from the report's region `{}`", s.key.region, w.region)));
+        }
+        if !seen.insert(s.key.clone()) {
+            return Err(invalid(at("journey"), "the same series appears twice"));
+        }
+        let raw = STANDARD.decode(&s.hist).map_err(|e| invalid(at("hist"), format!("not base64: {e}")))?;
+        let h = decode_histogram(&raw).map_err(|e| invalid(at("hist"), e))?;
+        if h.len() != s.count {
+            return Err(invalid(at("count"), format!("count {} differs from the histogram's {}", s.count, h.len())));
+        }
+        series.push(Series { key: s.key, count: s.count, histogram: h });
+    }
+    Ok(Report {
+        prober: w.prober,
+        region: w.region,
+        seq: w.seq,
+        interval_start_ms: w.interval_start_ms,
+        interval_end_ms: w.interval_end_ms,
+        sent_at_ms: w.sent_at_ms,
+        run: w.run,
+        heartbeat: w.heartbeat,
+        series,
+    })
+}
+
+/// Reads one V2 (plain or compressed) histogram and checks it has the fleet configuration.
+pub fn decode_histogram(raw: &[u8]) -> Result<Histogram<u64>, String> {
+    let h: Histogram<u64> =
+        Deserializer::new().deserialize(&mut std::io::Cursor::new(raw)).map_err(|e| format!("not an HdrHistogram V2 encoding: {e:?}"))?;
+    if h.low() != HIST_LOW_US || h.high() < HIST_HIGH_US || h.sigfig() != HIST_SIGFIG {
+        return Err(format!(
+            "histogram configured {}..{} at {} digits; the fleet uses {HIST_LOW_US}..{HIST_HIGH_US} at {HIST_SIGFIG}",
+            h.low(),
+            h.high(),
+            h.sigfig()
+        ));
+    }
+    // Re-home into the canonical configuration so merges take the fast path.
+    let mut canonical = new_histogram();
+    canonical.add(&h).map_err(|e| format!("histogram does not fit the fleet configuration: {e:?}"))?;
+    Ok(canonical)
+}
+
+/// Journey and step names: printable text (spaces allowed), no quotes or backslashes.
+fn name(field: &str, v: &str) -> Result<(), DecodeError> {
+    if v.is_empty() || v.len() > MAX_LABEL {
+        return Err(invalid(field, format!("must be 1 to {MAX_LABEL} bytes")));
+    }
+    if v.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err(invalid(field, "must not contain control characters, quotes or backslashes"));
+    }
+    Ok(())
+}
+
+/// Identifiers (prober, region, outcome, profile, run): letters, digits, `-`, `_`, `.`, `:`.
+fn label(field: &str, v: &str) -> Result<(), DecodeError> {
+    if v.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if v.len() > MAX_LABEL {
+        return Err(invalid(field, format!("longer than {MAX_LABEL} bytes")));
+    }
+    if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+        return Err(invalid(field, format!("`{}` may use only letters, digits, `-`, `_`, `.`, `:`", v.escape_default())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const GOLDEN: &[u8] = include_bytes!("../tests/golden/report-v1.json");
+
+fn key(journey: &str, step: &str, outcome: &str) -> SeriesKey {
+    SeriesKey { journey: journey.into(), step: step.into(), outcome: outcome.into(), region: "nairobi".into(), profile: "ea-3g".into() }
+}
+
+fn sample() -> Report {
+    let mut h = new_histogram();
+    for v in [300_000u64, 850_000, 1_250_000] {
+        h.record(v).unwrap();
+    }
+    Report {
+        prober: "nbo-1".into(),
+        region: "nairobi".into(),
+        seq: 7,
+        interval_start_ms: 1_795_000_000_000,
+        interval_end_ms: 1_795_000_015_000,
+        sent_at_ms: 1_795_000_015_020,
+        run: None,
+        heartbeat: Heartbeat { outbox_backlog: 1, journeys: 4, version: "0.1.0".into(), ..Default::default() },
+        series: vec![Series { key: key("checkout-mpesa", "", "ok"), count: 3, histogram: h }],
+    }
+}
+
+#[test]
+fn the_golden_report_decodes_with_a_third_party_histogram() {
+    let r = decode(GOLDEN).unwrap();
+    assert_eq!((r.prober.as_str(), r.region.as_str(), r.seq), ("nbo-1", "nairobi", 42));
+    assert_eq!(r.interval_end_ms - r.interval_start_ms, 15_000);
+    assert_eq!(r.heartbeat.journeys, 4);
+    let h = &r.series[0].histogram;
+    assert_eq!(h.len(), 5);
+    assert_eq!(h.value_at_quantile(0.5), 1_250_303, "the same p50 Python's hdrh reports");
+    assert!(h.equivalent(h.max(), 2_100_000));
+    assert_eq!(r.series[1].key.step, "wait-until-paid");
+    assert_eq!(r.series[1].count, 0);
+    // What we encode, we read back identically.
+    assert_eq!(decode(&encode(&r)).unwrap(), r);
+}
+
+#[test]
+fn histograms_use_the_standard_compressed_encoding() {
+    // The V2 compressed cookie, base64: every HdrHistogram library recognises "HISTF".
+    let wire: serde_json::Value = serde_json::from_slice(&encode(&sample())).unwrap();
+    assert!(wire["series"][0]["hist"].as_str().unwrap().starts_with("HISTF"));
+}
+
+fn refused(mutate: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value = serde_json::from_slice(&encode(&sample())).unwrap();
+    mutate(&mut v);
+    decode(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_reports_are_refused_with_the_reason() {
+    assert!(refused(|v| v["v"] = 2.into()).contains("version 2 is not supported"));
+    assert!(refused(|v| v["seq"] = 0.into()).starts_with("seq:"));
+    assert!(refused(|v| v["prober"] = "nbo 1".into()).starts_with("prober:"));
+    assert!(refused(|v| v["interval_end_ms"] = v["interval_start_ms"].clone()).starts_with("interval_end_ms:"));
+    assert!(refused(|v| v["series"][0]["count"] = 4.into()).contains("count 4 differs from the histogram's 3"));
+    assert!(refused(|v| v["series"][0]["hist"] = "!!!".into()).contains("not base64"));
+    assert!(refused(|v| v["series"][0]["hist"] = "SElTVA==".into()).contains("not an HdrHistogram"));
+    assert!(refused(|v| v["series"][0]["region"] = "kampala".into()).contains("differs from the report's region"));
+    assert!(refused(|v| v["extra"] = 1.into()).contains("unknown field `extra`"));
+    assert!(refused(|v| {
+        let s = v["series"][0].clone();
+        v["series"].as_array_mut().unwrap().push(s);
+    })
+    .contains("appears twice"));
+    // A histogram of another configuration would make merges inexact.
+    let mut other = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+    other.record(5).unwrap();
+    let b64 = STANDARD.encode(encode_histogram(&other));
+    assert!(refused(|v| v["series"][0]["hist"] = b64.into()).contains("the fleet uses 1..3600000000 at 3"));
+    assert!(matches!(decode(&vec![b' '; MAX_REPORT_BYTES + 1]), Err(DecodeError::TooLarge(_))));
+    assert!(matches!(decode(b"{\"v\":1"), Err(DecodeError::Malformed(_))));
+}
+
+#[test]
+fn journey_and_step_names_may_have_spaces_but_identifiers_may_not() {
+    let mut r = sample();
+    r.series[0].key.step = "Checks the balance".into();
+    assert_eq!(decode(&encode(&r)).unwrap(), r);
+    r.series[0].key.profile = "ea 3g".into();
+    assert!(decode(&encode(&r)).unwrap_err().to_string().starts_with("series[0].profile"));
+}
+
+fn any_series() -> impl Strategy<Value = Vec<(String, String, Vec<u64>)>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(vec!["ok", "timeout", "gateway_error"]),
+            prop::sample::select(vec!["", "browse", "checkout"]),
+            prop::collection::vec(1u64..HIST_HIGH_US, 0..50),
+        )
+            .prop_map(|(o, s, v)| (o.to_owned(), s.to_owned(), v)),
+        0..12,
+    )
+}
+
+proptest! {
+    /// Whatever a prober records, the aggregator decodes exactly the same report.
+    #[test]
+    fn encode_then_decode_is_the_identity(series in any_series(), seq in 1u64..u64::MAX / 2, start in 0i64..4_000_000_000_000) {
+        let mut r = sample();
+        r.seq = seq;
+        r.interval_start_ms = start;
+        r.interval_end_ms = start + 15_000;
+        r.series.clear();
+        let mut seen = std::collections::HashSet::new();
+        for (outcome, step, values) in series {
+            if !seen.insert((outcome.clone(), step.clone())) { continue; }
+            let mut h = new_histogram();
+            for v in &values { h.record(*v).unwrap(); }
+            r.series.push(Series { key: key("j", &step, &outcome), count: values.len() as u64, histogram: h });
+        }
+        prop_assert_eq!(decode(&encode(&r)).unwrap(), r);
+    }
+
+    /// The decoder never panics, whatever the bytes.
+    #[test]
+    fn decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = decode(&bytes);
+    }
+
+    /// Merging histograms (what the aggregator does) is associative and keeps every count.
+    #[test]
+    fn merging_is_associative(a in prop::collection::vec(1u64..HIST_HIGH_US, 0..40), b in prop::collection::vec(1u64..HIST_HIGH_US, 0..40), c in prop::collection::vec(1u64..HIST_HIGH_US, 0..40)) {
+        let h = |v: &[u64]| { let mut h = new_histogram(); for x in v { h.record(*x).unwrap(); } h };
+        let (ha, hb, hc) = (h(&a), h(&b), h(&c));
+        let mut left = ha.clone(); left.add(&hb).unwrap(); left.add(&hc).unwrap();
+        let mut bc = hb.clone(); bc.add(&hc).unwrap();
+        let mut right = ha.clone(); right.add(&bc).unwrap();
+        prop_assert_eq!(&left, &right);
+        prop_assert_eq!(left.len(), (a.len() + b.len() + c.len()) as u64);
+    }
+}
