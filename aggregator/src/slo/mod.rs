@@ -1,0 +1,1 @@
+//! SLO maths (see issue 5): written separately from ingest and store.
