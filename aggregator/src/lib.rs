@@ -1,7 +1,31 @@
-//! # aggregator — the central service (being built)
+//! # aggregator — the central service
 //!
-//! Ingest, durable store, SLO engine, alerts and exports land here; see the issues.
+//! Probers at the edge send interval reports (see the `report` crate); the aggregator
+//! authenticates them, stores them durably (acknowledging only after the commit), rolls them up
+//! per minute and per hour, and answers queries and status. Layout:
+//!
+//! - [`config`]: `aggregator.yaml` (listen, TLS, data dir, probers and their token references).
+//! - [`ingest`]: `POST /api/v1/reports`: auth, limits, decoding, identity, clock offset.
+//! - [`store`]: SQLite (WAL, synchronous=FULL): idempotency, rollups, compaction, retention, disk
+//!   bound, and the read API the SLO engine uses ([`store::Store::counts`],
+//!   [`store::Store::histogram`], [`store::Store::minutes`]).
+//! - [`web`]: the query API, prober status, metrics and health.
+//! - [`relay`]: the Daraja STK callback relay.
+//! - [`server`]: listener (rustls, HTTP/1.1 + HTTP/2), maintenance, graceful shutdown.
+//! - [`slo`]: SLO maths (separate).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod clock;
+pub mod config;
+pub mod ingest;
+pub mod metrics;
+pub mod relay;
+pub mod server;
 pub mod slo;
+pub mod store;
+pub mod web;
+
+pub use config::Config;
+pub use server::Server;
+pub use store::{Selection, Store};

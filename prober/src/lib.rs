@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod agent;
 pub mod cli;

@@ -42,6 +42,10 @@ pub const HIST_HIGH_US: u64 = 3_600_000_000;
 /// Significant decimal digits.
 pub const HIST_SIGFIG: u8 = 3;
 
+/// The outcome vocabulary (DESIGN.md §2). `ok` and `expected` are good runs; the rest are failures.
+pub const OUTCOMES: [&str; 8] =
+    ["ok", "assertion_failed", "timeout", "network_error", "tls_error", "gateway_error", "business_error", "expected"];
+
 /// Format version; a decoder refuses any other.
 pub const VERSION: u32 = 1;
 /// Largest encoded report accepted (bytes).
@@ -155,7 +159,11 @@ pub fn encode(r: &Report) -> Vec<u8> {
     let series = r
         .series
         .iter()
-        .map(|s| WireSeries { key: s.key.clone(), count: s.count, hist: STANDARD.encode(encode_histogram(&s.histogram)) })
+        .map(|s| WireSeries {
+            key: s.key.clone(),
+            count: s.count,
+            hist: STANDARD.encode(encode_histogram(&s.histogram)),
+        })
         .collect();
     let w = Wire {
         v: VERSION,
@@ -236,7 +244,10 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         label(&at("outcome"), &s.key.outcome)?;
         label(&at("profile"), &s.key.profile)?;
         if s.key.region != w.region {
-            return Err(invalid(at("region"), format!("`{}` differs from the report's region `{}`", s.key.region, w.region)));
+            return Err(invalid(
+                at("region"),
+                format!("`{}` differs from the report's region `{}`", s.key.region, w.region),
+            ));
         }
         if !seen.insert(s.key.clone()) {
             return Err(invalid(at("journey"), "the same series appears twice"));
@@ -263,8 +274,9 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
 
 /// Reads one V2 (plain or compressed) histogram and checks it has the fleet configuration.
 pub fn decode_histogram(raw: &[u8]) -> Result<Histogram<u64>, String> {
-    let h: Histogram<u64> =
-        Deserializer::new().deserialize(&mut std::io::Cursor::new(raw)).map_err(|e| format!("not an HdrHistogram V2 encoding: {e:?}"))?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(raw))
+        .map_err(|e| format!("not an HdrHistogram V2 encoding: {e:?}"))?;
     if h.low() != HIST_LOW_US || h.high() < HIST_HIGH_US || h.sigfig() != HIST_SIGFIG {
         return Err(format!(
             "histogram configured {}..{} at {} digits; the fleet uses {HIST_LOW_US}..{HIST_HIGH_US} at {HIST_SIGFIG}",
@@ -299,7 +311,10 @@ fn label(field: &str, v: &str) -> Result<(), DecodeError> {
         return Err(invalid(field, format!("longer than {MAX_LABEL} bytes")));
     }
     if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
-        return Err(invalid(field, format!("`{}` may use only letters, digits, `-`, `_`, `.`, `:`", v.escape_default())));
+        return Err(invalid(
+            field,
+            format!("`{}` may use only letters, digits, `-`, `_`, `.`, `:`", v.escape_default()),
+        ));
     }
     Ok(())
 }

@@ -5,7 +5,13 @@ use super::*;
 const GOLDEN: &[u8] = include_bytes!("../tests/golden/report-v1.json");
 
 fn key(journey: &str, step: &str, outcome: &str) -> SeriesKey {
-    SeriesKey { journey: journey.into(), step: step.into(), outcome: outcome.into(), region: "nairobi".into(), profile: "ea-3g".into() }
+    SeriesKey {
+        journey: journey.into(),
+        step: step.into(),
+        outcome: outcome.into(),
+        region: "nairobi".into(),
+        profile: "ea-3g".into(),
+    }
 }
 
 fn sample() -> Report {
@@ -66,11 +72,13 @@ fn bad_reports_are_refused_with_the_reason() {
     assert!(refused(|v| v["series"][0]["hist"] = "SElTVA==".into()).contains("not an HdrHistogram"));
     assert!(refused(|v| v["series"][0]["region"] = "kampala".into()).contains("differs from the report's region"));
     assert!(refused(|v| v["extra"] = 1.into()).contains("unknown field `extra`"));
-    assert!(refused(|v| {
-        let s = v["series"][0].clone();
-        v["series"].as_array_mut().unwrap().push(s);
-    })
-    .contains("appears twice"));
+    assert!(
+        refused(|v| {
+            let s = v["series"][0].clone();
+            v["series"].as_array_mut().unwrap().push(s);
+        })
+        .contains("appears twice")
+    );
     // A histogram of another configuration would make merges inexact.
     let mut other = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
     other.record(5).unwrap();

@@ -4,6 +4,7 @@ pub mod link_args;
 pub mod once;
 pub mod profiles;
 pub mod proxy;
+pub mod run;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ pub enum Command {
     Once(once::OnceArgs),
     Profiles(profiles::ProfilesArgs),
     Proxy(proxy::ProxyArgs),
+    Run(run::RunArgs),
 }
 
 impl LogArgs {
@@ -56,6 +58,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Once(args) => runtime().and_then(|rt| rt.block_on(once::run(args))),
         Command::Profiles(args) => profiles::run(args).map(|()| true),
         Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))).map(|()| true),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

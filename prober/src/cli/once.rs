@@ -19,6 +19,7 @@ use super::{UsageError, link_args::LinkArgs};
 ///   prober once scenarios/ussd-balance.yaml --profile ea-3g
 ///   prober once scenarios/checkout-mpesa.yaml --set phone=254700000101 --json
 #[derive(Debug, Clone, Args)]
+#[command(verbatim_doc_comment)]
 pub struct OnceArgs {
     /// The journey file (or a dialoguss scenario, imported).
     #[arg(value_name = "JOURNEY.yaml")]

@@ -1,0 +1,510 @@
+//! `aggregator.yaml`: where to listen, where to keep data, and which probers may report.
+//!
+//! Tokens are given by reference only (`env:NAME` or `file:PATH`) and resolved at start; a token
+//! never appears in the file, in logs or in error messages. Plain HTTP is allowed only on a
+//! loopback address. See `aggregator/examples/aggregator.yaml`.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// A config file that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read the config file: {source}")]
+    Read { file: String, source: std::io::Error },
+    /// `line` is 1-based; 0 when the problem has no single line.
+    #[error("{file}:{line}: {message}")]
+    Invalid { file: String, line: usize, message: String },
+}
+
+/// The aggregator's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub file: PathBuf,
+    pub listen: SocketAddr,
+    /// `None` only when `listen` is a loopback address.
+    pub tls: Option<TlsFiles>,
+    pub data_dir: PathBuf,
+    pub probers: Vec<ProberBinding>,
+    /// A prober whose clock is off by more than this is flagged, and its intervals corrected.
+    pub skew_threshold: Duration,
+    /// How long rollups (and the idempotency record) are kept.
+    pub retention: Duration,
+    /// Per-minute rollups older than this are merged into hourly ones.
+    pub compact_after: Duration,
+    /// Above this the oldest rollups are dropped first.
+    pub max_disk_bytes: u64,
+    /// Largest report body accepted.
+    pub max_body_bytes: usize,
+    /// A prober silent for more than this many of its intervals is `down` (after 2 it is `late`).
+    pub down_after_intervals: u32,
+    /// How long a write waits for a locked database before the report is refused with 503.
+    pub busy_timeout: Duration,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+    pub relay: RelayConfig,
+}
+
+/// PEM files for the TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// One prober allowed to report, and the identity its token is bound to.
+#[derive(Debug, Clone)]
+pub struct ProberBinding {
+    pub id: String,
+    pub region: String,
+    pub token: Token,
+}
+
+/// The Daraja callback relay's bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    pub ttl: Duration,
+    pub max_kept: usize,
+}
+
+/// A bearer token. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(s: impl Into<String>) -> Token {
+        Token(s.into())
+    }
+
+    /// Compares without stopping at the first differing byte.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        let mut diff = (a.len() != b.len()) as u8;
+        for i in 0..a.len().max(b.len()) {
+            diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
+
+    /// The secret itself (for clients in tests and tools; never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// Shortest token accepted: anything shorter can be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+pub const DEFAULT_SKEW_THRESHOLD: Duration = Duration::from_secs(2);
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(35 * 86_400);
+pub const DEFAULT_COMPACT_AFTER: Duration = Duration::from_secs(2 * 86_400);
+pub const DEFAULT_MAX_DISK_BYTES: u64 = 1 << 30;
+pub const DEFAULT_DOWN_AFTER_INTERVALS: u32 = 8;
+
+// === the file as written ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigDoc {
+    /// `IP:PORT` to listen on. Plain HTTP only on loopback (127.0.0.0/8, ::1).
+    listen: String,
+    /// Certificate chain and key (PEM). Required unless `listen` is loopback.
+    tls: Option<TlsDoc>,
+    /// Where the store lives (created if missing); relative to the config file.
+    data_dir: PathBuf,
+    /// The probers allowed to report.
+    probers: Vec<ProberDoc>,
+    /// e.g. `2s` (default).
+    skew_threshold: Option<String>,
+    /// e.g. `35d` (default); keep it above the longest SLO period.
+    retention: Option<String>,
+    /// e.g. `2d` (default): older per-minute rollups become hourly.
+    compact_after: Option<String>,
+    /// e.g. `1GiB` (default).
+    max_disk_bytes: Option<Size>,
+    /// Default: the report format's limit (4 MiB).
+    max_body_bytes: Option<Size>,
+    /// Default 8.
+    down_after_intervals: Option<u32>,
+    /// Default `5s`.
+    busy_timeout: Option<String>,
+    /// Default `10s`.
+    shutdown_grace: Option<String>,
+    relay: Option<RelayDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsDoc {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProberDoc {
+    /// The prober id its reports carry.
+    id: String,
+    /// The region its reports carry.
+    region: String,
+    /// `env:NAME` or `file:PATH`: never the token itself.
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelayDoc {
+    /// How long a callback is kept (default `15m`).
+    ttl: Option<String>,
+    /// Most callbacks kept (default 10000), oldest dropped first.
+    max_kept: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Config {
+    /// Reads and checks a config file, resolving `env:` tokens from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], with `env` standing in for the environment.
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        Config::parse(&src, path, env)
+    }
+
+    /// Parses `src` as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |line: usize, message: String| ConfigError::Invalid { file: file.clone(), line, message };
+        let doc: ConfigDoc = serde_yaml_ng::from_str(src).map_err(|e| {
+            let line = e.location().map_or(0, |l| l.line());
+            let mut message = e.to_string();
+            if let Some(i) = message.rfind(" at line ") {
+                message.truncate(i);
+            }
+            invalid(line, message)
+        })?;
+        let at = |key: &str| line_of(src, None, key);
+
+        let listen: SocketAddr = doc.listen.parse().map_err(|_| {
+            invalid(at("listen"), format!("listen: `{}` is not IP:PORT (for example 0.0.0.0:8443)", doc.listen))
+        })?;
+        let tls = doc.tls.map(|t| TlsFiles { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
+        if tls.is_none() && !listen.ip().is_loopback() {
+            return Err(invalid(
+                at("listen"),
+                format!(
+                    "listen: {listen} is not a loopback address, so `tls: {{cert_file, key_file}}` is required \
+                     (plain HTTP is allowed only on 127.0.0.1 or ::1)"
+                ),
+            ));
+        }
+
+        if doc.probers.is_empty() {
+            return Err(invalid(at("probers"), "probers: list at least one prober (id, region, token)".into()));
+        }
+        let mut probers = Vec::with_capacity(doc.probers.len());
+        let mut ids = HashSet::new();
+        for p in doc.probers {
+            let pat = |key: &str| line_of(src, Some(&p.id), key);
+            for (key, v) in [("id", &p.id), ("region", &p.region)] {
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+                    return Err(invalid(
+                        pat(key),
+                        format!(
+                            "probers.{key}: `{}` may use only letters, digits, `-`, `_`, `.`, `:`",
+                            v.escape_default()
+                        ),
+                    ));
+                }
+            }
+            if !ids.insert(p.id.clone()) {
+                return Err(invalid(pat("id"), format!("probers.id: prober `{}` is listed twice", p.id)));
+            }
+            let token = resolve_token(&p.token, &base, env)
+                .map_err(|m| invalid(pat("token"), format!("probers.token ({}): {m}", p.id)))?;
+            if probers.iter().any(|q: &ProberBinding| q.token == token) {
+                return Err(invalid(
+                    pat("token"),
+                    format!(
+                        "probers.token ({}): the same token is given to another prober; each prober needs its own",
+                        p.id
+                    ),
+                ));
+            }
+            probers.push(ProberBinding { id: p.id, region: p.region, token });
+        }
+
+        let dur = |key: &str, v: &Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(s) => parse_duration(s).map_err(|m| invalid(at(key), format!("{key}: {m}"))),
+        };
+        let size = |key: &str, v: &Option<Size>, default: u64| match v {
+            None => Ok(default),
+            Some(Size::Bytes(n)) => Ok(*n),
+            Some(Size::Text(s)) => parse_size(s).map_err(|m| invalid(at(key), format!("{key}: {m}"))),
+        };
+        let skew_threshold = dur("skew_threshold", &doc.skew_threshold, DEFAULT_SKEW_THRESHOLD)?;
+        let retention = dur("retention", &doc.retention, DEFAULT_RETENTION)?;
+        let compact_after = dur("compact_after", &doc.compact_after, DEFAULT_COMPACT_AFTER)?;
+        if compact_after >= retention {
+            return Err(invalid(at("compact_after"), "compact_after: must be shorter than `retention`".into()));
+        }
+        if retention < Duration::from_secs(86_400) {
+            return Err(invalid(at("retention"), "retention: keep at least 1d (SLO windows need 28d or 30d)".into()));
+        }
+        let max_disk_bytes = size("max_disk_bytes", &doc.max_disk_bytes, DEFAULT_MAX_DISK_BYTES)?;
+        if max_disk_bytes < 1 << 20 {
+            return Err(invalid(at("max_disk_bytes"), "max_disk_bytes: at least 1MiB".into()));
+        }
+        let max_body_bytes = size("max_body_bytes", &doc.max_body_bytes, report::MAX_REPORT_BYTES as u64)?;
+        if max_body_bytes == 0 || max_body_bytes > report::MAX_REPORT_BYTES as u64 {
+            return Err(invalid(
+                at("max_body_bytes"),
+                format!("max_body_bytes: 1 to {} (the report format's own limit)", report::MAX_REPORT_BYTES),
+            ));
+        }
+        let down_after_intervals = doc.down_after_intervals.unwrap_or(DEFAULT_DOWN_AFTER_INTERVALS);
+        if down_after_intervals < 3 {
+            return Err(invalid(
+                at("down_after_intervals"),
+                "down_after_intervals: at least 3 (after 2 a prober is `late`)".into(),
+            ));
+        }
+        let busy_timeout = dur("busy_timeout", &doc.busy_timeout, Duration::from_secs(5))?;
+        let shutdown_grace = dur("shutdown_grace", &doc.shutdown_grace, Duration::from_secs(10))?;
+        let relay = match doc.relay {
+            None => RelayConfig { ttl: Duration::from_secs(900), max_kept: 10_000 },
+            Some(r) => RelayConfig {
+                ttl: dur("ttl", &r.ttl, Duration::from_secs(900))?,
+                max_kept: r.max_kept.unwrap_or(10_000).max(1),
+            },
+        };
+        Ok(Config {
+            file: path.to_path_buf(),
+            listen,
+            tls,
+            data_dir: base.join(doc.data_dir),
+            probers,
+            skew_threshold,
+            retention,
+            compact_after,
+            max_disk_bytes,
+            max_body_bytes: max_body_bytes as usize,
+            down_after_intervals,
+            busy_timeout,
+            shutdown_grace,
+            relay,
+        })
+    }
+}
+
+/// `env:NAME` or `file:PATH`. Messages never contain the token (nor, for an inline value, the text).
+fn resolve_token(spec: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Token, String> {
+    let value = if let Some(name) = spec.strip_prefix("env:") {
+        env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?
+    } else if let Some(p) = spec.strip_prefix("file:") {
+        let path = base.join(p);
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?
+    } else {
+        return Err("give the token by reference, `env:NAME` or `file:PATH`, never inline".into());
+    };
+    let value = value.trim();
+    if value.len() < MIN_TOKEN_LEN {
+        return Err(format!("the token is shorter than {MIN_TOKEN_LEN} characters"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the token contains whitespace or control characters".into());
+    }
+    Ok(Token(value.to_owned()))
+}
+
+/// `500ms`, `2s`, `10m`, `1h`, `35d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 2s, 10m, 1h, 35d"))?;
+    let ms = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{s}` is not a duration like 500ms, 2s, 10m, 1h, 35d")),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(ms)))
+}
+
+/// `1048576`, `512KiB`, `64MiB`, `1GiB`, `10MB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a size like 1048576, 64MiB, 1GiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("`{s}` is not a size like 1048576, 64MiB, 1GiB")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// 1-based line of `key:`, searched from the list item whose `id:` is `id` (or from the top).
+fn line_of(src: &str, id: Option<&str>, key: &str) -> usize {
+    let is_key = |line: &str, key: &str| {
+        let t = line.trim_start().trim_start_matches("- ").trim_start();
+        t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
+    };
+    let lines: Vec<&str> = src.lines().collect();
+    let start = id
+        .and_then(|n| {
+            lines.iter().position(|l| {
+                is_key(l, "id") && l.split_once(':').is_some_and(|(_, v)| v.trim().trim_matches(['"', '\'']) == n)
+            })
+        })
+        .unwrap_or(0);
+    (start..lines.len()).chain((0..start).rev()).find(|&i| is_key(lines[i], key)).map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "NBO_TOKEN" => Some("nbo-secret-0123456789".into()),
+            "KLA_TOKEN" => Some("kla-secret-0123456789".into()),
+            "DAR_TOKEN" => Some("dar-secret-0123456789".into()),
+            "SHORT" => Some("short".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(src, Path::new("/etc/agg/aggregator.yaml"), &env)
+    }
+
+    fn message(src: &str) -> String {
+        parse(src).unwrap_err().to_string()
+    }
+
+    const MIN: &str = "listen: 127.0.0.1:8080\ndata_dir: data\nprobers:\n  - id: nbo-1\n    region: nairobi\n    token: env:NBO_TOKEN\n";
+
+    #[test]
+    fn example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aggregator.yaml");
+        let c = Config::load_with_env(&path, &env).unwrap();
+        assert_eq!(c.probers.len(), 3);
+        assert_eq!(c.probers[1].id, "kla-1");
+        assert_eq!(c.probers[1].region, "kampala");
+        assert!(c.probers[1].token.matches("kla-secret-0123456789"));
+        assert!(c.tls.is_none());
+        assert!(c.listen.ip().is_loopback());
+        assert_eq!(c.skew_threshold, Duration::from_secs(2));
+        assert_eq!(c.retention, Duration::from_secs(35 * 86_400));
+        assert_eq!(c.max_disk_bytes, 1 << 30);
+        assert_eq!(c.max_body_bytes, report::MAX_REPORT_BYTES);
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/agg/data"));
+        assert_eq!(c.compact_after, DEFAULT_COMPACT_AFTER);
+        assert_eq!(c.down_after_intervals, 8);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let m = message(&format!("{MIN}retension: 30d\n"));
+        assert!(m.starts_with("/etc/agg/aggregator.yaml:7:"), "{m}");
+        assert!(m.contains("retension"), "{m}");
+    }
+
+    #[test]
+    fn plain_http_off_loopback_is_refused() {
+        let m = message(&MIN.replace("127.0.0.1:8080", "0.0.0.0:8080"));
+        assert!(m.contains(":1:") && m.contains("tls"), "{m}");
+        let with_tls = MIN.replace("127.0.0.1:8080", "0.0.0.0:8443") + "tls:\n  cert_file: c.pem\n  key_file: k.pem\n";
+        let c = parse(&with_tls).unwrap();
+        assert_eq!(c.tls.unwrap().cert_file, Path::new("/etc/agg/c.pem"));
+    }
+
+    #[test]
+    fn inline_token_is_refused_without_echoing_it() {
+        let m = message(&MIN.replace("env:NBO_TOKEN", "hunter2hunter2hunter2"));
+        assert!(m.contains(":6:") && m.contains("by reference"), "{m}");
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+
+    #[test]
+    fn token_problems_name_the_prober_not_the_token() {
+        let m = message(&MIN.replace("NBO_TOKEN", "MISSING"));
+        assert!(m.contains("nbo-1") && m.contains("MISSING"), "{m}");
+        let m = message(&MIN.replace("NBO_TOKEN", "SHORT"));
+        assert!(m.contains("shorter") && !m.contains("short\""), "{m}");
+        let dup = format!("{MIN}  - id: nbo-2\n    region: nairobi\n    token: env:NBO_TOKEN\n");
+        let m = message(&dup);
+        assert!(m.contains(":9:") && m.contains("another prober") && !m.contains("nbo-secret"), "{m}");
+    }
+
+    #[test]
+    fn bad_values_are_located() {
+        let m = message(&format!("{MIN}skew_threshold: soon\n"));
+        assert!(m.contains(":7:") && m.contains("skew_threshold"), "{m}");
+        let m = message(&format!("{MIN}max_body_bytes: 5GiB\n"));
+        assert!(m.contains(":7:") && m.contains("max_body_bytes"), "{m}");
+        let m = message(&MIN.replace("nbo-1", "nbo 1"));
+        assert!(m.contains(":4:") && m.contains("probers.id"), "{m}");
+        let m = message(&MIN.replace("127.0.0.1:8080", "localhost"));
+        assert!(m.contains(":1:") && m.contains("IP:PORT"), "{m}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("1TiB").is_err());
+        assert_eq!(parse_duration("35d").unwrap(), Duration::from_secs(35 * 86_400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("2").is_err());
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let t = Token::new("very-secret-token-123");
+        assert_eq!(format!("{t:?}"), "Token(***)");
+        assert!(t.matches("very-secret-token-123"));
+        assert!(!t.matches("very-secret-token-124"));
+        assert!(!t.matches("very-secret-token-12"));
+    }
+}

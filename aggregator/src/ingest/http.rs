@@ -1,0 +1,56 @@
+//! `POST /api/v1/reports`.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::{Ingestor, Reason, Reply};
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
+
+/// Authenticates, enforces the body limit (Content-Length first, then while reading), and hands
+/// the body to [`Ingestor::accept`].
+pub async fn post_report(State(ingest): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
+    let started = tokio::time::Instant::now();
+    let received_ms = ingest.clock().now_ms();
+    let reply = receive(&ingest, &headers, body, received_ms).await;
+    ingest.metrics.ingest_seconds.observe(started.elapsed().as_secs_f64());
+    reply.into_response()
+}
+
+async fn receive(ingest: &Ingestor, headers: &HeaderMap, body: Body, received_ms: i64) -> Reply {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let who = match ingest.authenticate(auth) {
+        Ok(who) => who,
+        Err(reply) => return reply,
+    };
+    let limit = ingest.max_body_bytes();
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ingest.refuse(
+            Some(who),
+            Reason::TooLarge,
+            format!("the body is {} bytes, above the limit of {limit}", declared.unwrap_or_default()),
+        );
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return ingest.refuse(Some(who), Reason::TooLarge, format!("the body is above the limit of {limit} bytes"));
+        }
+        Err(e) => return ingest.refuse(Some(who), Reason::Malformed, format!("the body could not be read: {e}")),
+    };
+    ingest.accept(who, bytes, received_ms).await
+}

@@ -1,0 +1,107 @@
+//! `aggregator serve --config aggregator.yaml`.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use std::{path::PathBuf, sync::Arc};
+
+use aggregator::{Config, Server, clock::SystemClock};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// The Savanna Pulse aggregator: receives probers' interval reports, stores them durably, and
+/// answers queries about latency and availability per journey, step, region and profile.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve ingest, queries, prober status, the STK relay and metrics on one listener.
+    ///
+    /// Routes: POST /api/v1/reports (probers, `Authorization: Bearer <token>`),
+    /// GET /api/v1/query?journey=&region=&from=&to=&group_by=, GET /api/v1/runs/{run_id},
+    /// GET /api/v1/probers, POST /stk/callback, GET /stk/{CheckoutRequestID}, GET /metrics,
+    /// GET /healthz, GET /readyz. SIGTERM or Ctrl-C stops accepting, finishes in-flight requests
+    /// and closes the store; every acknowledged report is already on disk.
+    #[command(after_help = "Example config: aggregator/examples/aggregator.yaml\n\
+        Tokens are references (env:NAME or file:PATH), never inline.\n\
+        Plain HTTP only on a loopback address; elsewhere give tls: {cert_file, key_file}.")]
+    Serve {
+        /// The YAML config file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Load and check a config file (tokens resolved), then exit.
+    CheckConfig {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() {
+    // Errors are for people: one line with file, line and field, no backtrace.
+    if let Err(e) = run() {
+        eprintln!("aggregator: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            println!(
+                "{}: ok ({} probers, listen {}, {})",
+                config.display(),
+                c.probers.len(),
+                c.listen,
+                if c.tls.is_some() { "TLS" } else { "plain HTTP on loopback" }
+            );
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::start(&config, Arc::new(SystemClock)).await.context("starting the aggregator")?;
+    // Scripts and tests read this line to learn the bound address.
+    println!("aggregator listening on {}", server.base_url());
+    tracing::info!(url = %server.base_url(), probers = config.probers.len(), data_dir = %config.data_dir.display(), "listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await.context("closing the store")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,188 @@
+//! The aggregator's own metrics (`GET /metrics`, Prometheus text format). Prober labels carry
+//! only the configured id and region; tokens never reach a label.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `stored`, `duplicate`, `rejected` or `unavailable`.
+    pub result: String,
+    /// For `rejected`: `unauthenticated`, `forbidden`, `too_large`, `malformed`, `invalid`,
+    /// `version`; empty otherwise.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProberLabels {
+    pub prober: String,
+    pub region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub prober: String,
+    pub region: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelayLabels {
+    /// `stored`, `duplicate`, `rejected`.
+    pub result: String,
+}
+
+/// Every metric the aggregator exports.
+pub struct Metrics {
+    registry: Registry,
+    pub reports: Family<ResultLabels, Counter>,
+    pub ingest_seconds: Histogram,
+    pub commit_seconds: Histogram,
+    pub store_errors: Counter,
+    pub series: Gauge,
+    pub disk_bytes: Gauge,
+    pub compacted_rows: Counter,
+    pub expired_rows: Counter,
+    pub dropped_rows: Counter,
+    pub prober_last_report_age: Family<ProberLabels, Gauge<f64, AtomicU64>>,
+    pub prober_clock_offset: Family<ProberLabels, Gauge<f64, AtomicU64>>,
+    pub prober_clock_skewed: Family<ProberLabels, Gauge>,
+    pub prober_outbox_backlog: Family<ProberLabels, Gauge>,
+    pub prober_state: Family<StateLabels, Gauge>,
+    pub relay_callbacks: Family<RelayLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            reports: Family::default(),
+            // 100 µs … ~3 s
+            ingest_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            store_errors: Counter::default(),
+            series: Gauge::default(),
+            disk_bytes: Gauge::default(),
+            compacted_rows: Counter::default(),
+            expired_rows: Counter::default(),
+            dropped_rows: Counter::default(),
+            prober_last_report_age: Family::default(),
+            prober_clock_offset: Family::default(),
+            prober_clock_skewed: Family::default(),
+            prober_outbox_backlog: Family::default(),
+            prober_state: Family::default(),
+            relay_callbacks: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "aggregator_reports",
+            "Reports received, by result (stored, duplicate, rejected, unavailable) and rejection reason",
+            m.reports.clone(),
+        );
+        registry.register(
+            "aggregator_ingest_duration_seconds",
+            "Time from a report's arrival to its reply",
+            m.ingest_seconds.clone(),
+        );
+        registry.register(
+            "aggregator_store_commit_duration_seconds",
+            "Time to store one report (transaction including fsync)",
+            m.commit_seconds.clone(),
+        );
+        registry.register("aggregator_store_errors", "Store operations that failed", m.store_errors.clone());
+        registry.register("aggregator_series", "Series known to the store", m.series.clone());
+        registry.register("aggregator_store_disk_bytes", "Bytes the store occupies on disk", m.disk_bytes.clone());
+        registry.register(
+            "aggregator_store_compacted_rows",
+            "Per-minute rollups merged into hourly ones",
+            m.compacted_rows.clone(),
+        );
+        registry.register(
+            "aggregator_store_expired_rows",
+            "Rollups deleted for being older than the retention",
+            m.expired_rows.clone(),
+        );
+        registry.register(
+            "aggregator_store_dropped_rows",
+            "Rollups dropped (oldest first) to stay under max_disk_bytes",
+            m.dropped_rows.clone(),
+        );
+        registry.register(
+            "aggregator_prober_last_report_age_seconds",
+            "Seconds since the prober's last stored report",
+            m.prober_last_report_age.clone(),
+        );
+        registry.register(
+            "aggregator_prober_clock_offset_seconds",
+            "Estimated prober clock offset (prober minus aggregator)",
+            m.prober_clock_offset.clone(),
+        );
+        registry.register(
+            "aggregator_prober_clock_skewed",
+            "1 when the prober's clock offset exceeds skew_threshold (its intervals are corrected)",
+            m.prober_clock_skewed.clone(),
+        );
+        registry.register(
+            "aggregator_prober_outbox_backlog",
+            "Reports waiting in the prober's outbox, from its last heartbeat",
+            m.prober_outbox_backlog.clone(),
+        );
+        registry.register(
+            "aggregator_prober_state",
+            "1 for the prober's current state (up, late, down, never)",
+            m.prober_state.clone(),
+        );
+        registry.register("aggregator_relay_callbacks", "Daraja STK callbacks relayed", m.relay_callbacks.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one report result.
+    pub fn report(&self, result: &str, reason: &str) {
+        self.reports.get_or_create(&ResultLabels { result: result.into(), reason: reason.into() }).inc();
+    }
+
+    /// The reports counted with this result and reason (tests and the status page).
+    pub fn report_count(&self, result: &str, reason: &str) -> u64 {
+        self.reports.get_or_create(&ResultLabels { result: result.into(), reason: reason.into() }).get()
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_names_dashboards_use() {
+        let m = Metrics::new();
+        m.report("rejected", "malformed");
+        m.prober_clock_skewed.get_or_create(&ProberLabels { prober: "kla-1".into(), region: "kampala".into() }).set(1);
+        let text = m.encode();
+        assert!(text.contains(r#"aggregator_reports_total{result="rejected",reason="malformed"} 1"#), "{text}");
+        assert!(text.contains(r#"aggregator_prober_clock_skewed{prober="kla-1",region="kampala"} 1"#), "{text}");
+        assert!(text.contains("aggregator_store_commit_duration_seconds_bucket"), "{text}");
+        assert_eq!(m.report_count("rejected", "malformed"), 1);
+    }
+}

@@ -1,0 +1,266 @@
+//! Wiring: open the store, build the routes, listen (rustls with ALPN h2 + http/1.1 unless on
+//! loopback; HTTP/1.1 and HTTP/2 either way), run maintenance every minute, and shut down
+//! gracefully: stop accepting, let in-flight requests finish (bounded), close the store.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{
+    clock::SharedClock,
+    config::{Config, TlsFiles},
+    ingest::Ingestor,
+    metrics::Metrics,
+    relay::Relay,
+    store::{Store, StoreError, StoreOptions},
+    web::{self, AppState},
+};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// How often compaction, retention and the disk bound run.
+pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running aggregator.
+pub struct Server {
+    local_addr: SocketAddr,
+    tls: bool,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    store: Arc<Store>,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Server {
+    /// Opens the store and starts listening on `config.listen`.
+    pub async fn start(config: &Config, clock: SharedClock) -> Result<Server, ServeError> {
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+        let opts = StoreOptions {
+            retention: config.retention,
+            compact_after: config.compact_after,
+            max_disk_bytes: config.max_disk_bytes,
+            busy_timeout: config.busy_timeout,
+        };
+        let dir = config.data_dir.clone();
+        let store = Arc::new(
+            tokio::task::spawn_blocking(move || Store::open(&dir, opts))
+                .await
+                .map_err(|e| ServeError::Tls(format!("store task: {e}")))??,
+        );
+        let metrics = Arc::new(Metrics::new());
+        let ingest = Arc::new(Ingestor::new(
+            config.probers.clone(),
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+            config.skew_threshold.as_millis() as i64,
+            config.max_body_bytes,
+        )?);
+        let relay = Arc::new(Relay::new(clock.clone(), config.relay.ttl, config.relay.max_kept));
+        let state = AppState {
+            ingest,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            down_after_intervals: config.down_after_intervals,
+        };
+        let router = web::router(state.clone(), relay);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let (stop, stopped) = watch::channel(false);
+        let grace = config.shutdown_grace;
+        let has_tls = tls.is_some();
+        let task = tokio::spawn(serve(listener, tls, router, stopped.clone(), grace));
+        tokio::spawn(maintenance(store.clone(), clock, metrics, stopped));
+        Ok(Server { local_addr, tls: has_tls, stop, task, store, state, grace })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https://…` or `http://…` for this listener.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.local_addr)
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting, waits for in-flight requests (at most `shutdown_grace`), closes the store.
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), self.task).await.is_err() {
+            tracing::warn!("the listener did not stop in time");
+        }
+        drop(self.state);
+        // In-flight store writes hold their own Arc; wait for them to finish before closing.
+        let mut store = self.store;
+        for _ in 0..100 {
+            match Arc::try_unwrap(store) {
+                Ok(s) => return tokio::task::spawn_blocking(move || s.close()).await.unwrap_or(Ok(())),
+                Err(s) => {
+                    store = s;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        tracing::warn!("the store is still in use; leaving it to be closed on exit (every commit is durable)");
+        Ok(())
+    }
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| ServeError::Tls(format!("{}: cannot read certificates: {e}", files.cert_file.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!("{}: no certificate found", files.cert_file.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key_file)
+        .map_err(|e| ServeError::Tls(format!("{}: cannot read the private key: {e}", files.key_file.display())))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(format!("certificate and key do not fit: {e}")))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: axum::Router,
+    stopped: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let stop = until_stopped(stopped);
+    tokio::pin!(stop);
+    loop {
+        let (sock, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = sock.set_nodelay(true);
+        let svc = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    let conn = builder.serve_connection(TokioIo::new(sock), svc);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!(connections = graceful.count(), "no longer accepting; finishing in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within the shutdown grace; closing them");
+    }
+}
+
+/// Resolves once `true` is sent (or the sender is gone).
+async fn until_stopped(mut rx: watch::Receiver<bool>) {
+    loop {
+        let stop = *rx.borrow_and_update();
+        if stop || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn maintenance(store: Arc<Store>, clock: SharedClock, metrics: Arc<Metrics>, stopped: watch::Receiver<bool>) {
+    let mut next = tokio::time::Instant::now() + MAINTENANCE_EVERY;
+    let stop = until_stopped(stopped);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = &mut stop => return,
+        }
+        next += MAINTENANCE_EVERY;
+        let s = store.clone();
+        let now = clock.now_ms();
+        match tokio::task::spawn_blocking(move || s.maintain(now)).await {
+            Ok(Ok(m)) => {
+                metrics.compacted_rows.inc_by(m.compacted);
+                metrics.expired_rows.inc_by(m.expired);
+                metrics.dropped_rows.inc_by(m.dropped_for_disk);
+                if m.dropped_for_disk > 0 {
+                    tracing::warn!(
+                        rows = m.dropped_for_disk,
+                        "the store reached max_disk_bytes; dropped the oldest rollups"
+                    );
+                }
+            }
+            Ok(Err(e)) => {
+                metrics.store_errors.inc();
+                tracing::error!(error = %e, "store maintenance failed");
+            }
+            Err(e) => tracing::error!(error = %e, "store maintenance task failed"),
+        }
+        metrics.disk_bytes.set(store.disk_bytes() as i64);
+    }
+}

@@ -1,0 +1,224 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::slo::{
+    spec::parse,
+    windows::{W1H, W5M, W6H},
+};
+
+const MIN: i64 = 60_000;
+const T0: i64 = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000;
+
+const SLOS: &str = "slos:
+  - name: checkout-availability
+    service: marketplace
+    objective: 99.9
+    sli: {availability: {}}
+    selection: {journeys: [checkout-mpesa]}
+    alerting: {team: payments, runbook_url: https://r.example/c}
+  - name: checkout-latency
+    service: marketplace
+    objective: 95
+    sli: {latency: {threshold: 2s}}
+    selection: {journeys: [checkout-mpesa], step: checkout}
+    alerting: {team: payments, runbook_url: https://r.example/l}
+";
+
+fn engine() -> Engine {
+    Engine::new(parse(SLOS, "s.yaml").unwrap())
+}
+
+fn hist(values_us: &[u64]) -> Histogram<u64> {
+    let mut h = report::new_histogram();
+    for v in values_us {
+        h.record(*v).unwrap();
+    }
+    h
+}
+
+/// `n` checkout runs in `region` at `at`, `bad` of them failed (availability ignores durations,
+/// so one shared histogram serves).
+fn runs(e: &mut Engine, region: &str, at: i64, n: u64, bad: u64) {
+    thread_local! { static H: Histogram<u64> = report::new_histogram(); }
+    H.with(|h| {
+        if n > bad {
+            e.record(&SeriesEvent {
+                journey: "checkout-mpesa",
+                step: "",
+                outcome: "ok",
+                region,
+                count: n - bad,
+                histogram: h,
+                at_ms: at,
+            });
+        }
+        if bad > 0 {
+            e.record(&SeriesEvent {
+                journey: "checkout-mpesa",
+                step: "",
+                outcome: "gateway_error",
+                region,
+                count: bad,
+                histogram: h,
+                at_ms: at,
+            });
+        }
+    });
+}
+
+fn status<'a>(s: &'a [ScopeStatus], slo: &str, region: &str) -> &'a ScopeStatus {
+    s.iter().find(|x| x.scope.slo == slo && x.scope.region == region).unwrap()
+}
+
+#[test]
+fn the_workbooks_single_failure_at_one_probe_a_minute_pages_then_resolves() {
+    // reference/slo.md §6.1: at 1 probe/min and 99.9 %, one failed probe pages, and stops 5 min later.
+    let mut e = engine();
+    for m in 0..(7 * 60) {
+        runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 1, u64::from(m == 7 * 60 - 1));
+    }
+    let now = T0 + 7 * 60 * MIN;
+    let (s, t) = e.evaluate(now);
+    let st = status(&s, "checkout-availability", "nairobi");
+    let br1h = st.burn_rate(W1H).unwrap();
+    assert!((br1h - (1.0 / 60.0) / 0.001).abs() < 1e-6, "{br1h}");
+    assert!(st.firing.contains(&Severity::Page));
+    assert!(t.iter().any(|t| t.firing && t.severity == Severity::Page && t.scope.region == "nairobi"));
+    // Five minutes of good probes later, the 5 m window is clean: resolved.
+    for m in 0..5 {
+        runs(&mut e, "nairobi", now + m * MIN + 30_000, 1, 0);
+    }
+    let (s, t) = e.evaluate(now + 5 * MIN);
+    let st = status(&s, "checkout-availability", "nairobi");
+    assert!(!st.firing.contains(&Severity::Page), "{st:#?}");
+    assert!(t.iter().any(|t| !t.firing && t.severity == Severity::Page));
+    // The slow ticket pair still sees it: 1 bad in 6 h burns at 2.8 > 1 (and in 3 d at 2.35 > 1).
+    assert!(st.firing.contains(&Severity::Ticket));
+}
+
+#[test]
+fn thirty_simulated_days_healthy_then_an_outage() {
+    let mut e = engine();
+    let regions = ["nairobi", "kampala", "dar"];
+    let day = 24 * 60;
+    // A healthy month: 4 runs a minute per region, one failure a day per region (noise) once the
+    // fleet has a day of history (in its first hour a single failure would rightly open a ticket).
+    for m in 0..(30 * day) {
+        for (i, r) in regions.iter().enumerate() {
+            let bad = u64::from(m >= day && m % day == (i as i64) * 97);
+            runs(&mut e, r, T0 + m * MIN + 15_000, 4, bad);
+        }
+        if m % 60 == 59 {
+            let (_, t) = e.evaluate(T0 + (m + 1) * MIN);
+            assert!(t.is_empty(), "a healthy fleet fired at minute {m}: {t:?}");
+        }
+    }
+    let now = T0 + 30 * day * MIN;
+    let (s, _) = e.evaluate(now);
+    let all = status(&s, "checkout-availability", ALL_REGIONS);
+    assert_eq!(all.period.events, 3 * 4 * 30 * day as u64, "every run of the 30 days");
+    let r = all.error_budget_remaining.unwrap();
+    // 87 bad of ~518,000 at 99.9 %: 1 − 87/518 ≈ 0.832 left.
+    assert!((r - (1.0 - 87.0 / (0.001 * all.period.events as f64))).abs() < 1e-9, "{r}");
+
+    // Kampala's checkout fails completely: the page fires within the first minutes.
+    let mut fired_at = None;
+    for m in 0..30 {
+        let t_min = 30 * day + m;
+        for r in regions {
+            runs(&mut e, r, T0 + t_min * MIN + 15_000, 4, if r == "kampala" { 4 } else { 0 });
+        }
+        let (_, t) = e.evaluate(T0 + (t_min + 1) * MIN);
+        if let Some(tr) = t.iter().find(|t| t.firing && t.severity == Severity::Page && t.scope.region == "kampala") {
+            fired_at.get_or_insert(m + 1);
+            assert_eq!(tr.scope.slo, "checkout-availability");
+        }
+        assert!(!t.iter().any(|t| t.firing && t.scope.region == "nairobi"), "nairobi is healthy");
+    }
+    assert_eq!(fired_at, Some(1), "100 % errors fire the page at the first evaluation");
+    let (s, _) = e.evaluate(T0 + (30 * day + 30) * MIN);
+    let k = status(&s, "checkout-availability", "kampala");
+    assert!((k.burn_rate(W5M).unwrap() - 1000.0).abs() < 1e-6);
+    assert!(k.time_to_exhaustion_s.is_some());
+    // The all-regions scope burns at a third of the rate.
+    let all = status(&s, "checkout-availability", ALL_REGIONS);
+    assert!((all.burn_rate(W5M).unwrap() - 1000.0 / 3.0).abs() < 1e-6);
+}
+
+#[test]
+fn no_events_means_undefined_not_zero_and_nothing_fires() {
+    let mut e = engine();
+    runs(&mut e, "dar", T0 + 30_000, 1, 0);
+    // Three hours later nothing happened in the short windows.
+    let (s, t) = e.evaluate(T0 + 3 * 60 * MIN);
+    let st = status(&s, "checkout-availability", "dar");
+    assert_eq!(st.burn_rate(W5M), None);
+    assert_eq!(st.window(W5M).unwrap().error_ratio, None);
+    assert!(st.burn_rate(W6H).is_some());
+    assert!(t.is_empty() && st.firing.is_empty());
+}
+
+#[test]
+fn late_data_updates_the_past_windows() {
+    let mut e = engine();
+    let now = T0 + 10 * 60 * MIN;
+    runs(&mut e, "kampala", now - 30_000, 100, 0);
+    let (s, _) = e.evaluate(now);
+    assert_eq!(status(&s, "checkout-availability", "kampala").window(W1H).unwrap().bad, 0);
+    // The edge was cut off for 40 minutes; its outbox now delivers what it measured then.
+    runs(&mut e, "kampala", now - 40 * MIN, 50, 50);
+    let (s, _) = e.evaluate(now);
+    let st = status(&s, "checkout-availability", "kampala");
+    assert_eq!((st.window(W1H).unwrap().events, st.window(W1H).unwrap().bad), (150, 50));
+    assert_eq!(st.window(W5M).unwrap().bad, 0, "not in the last 5 minutes");
+}
+
+#[test]
+fn latency_slis_count_slow_successful_runs() {
+    let mut e = engine();
+    let h = hist(&[500_000, 1_900_000, 2_000_000, 2_500_000, 9_000_000]);
+    e.record(&SeriesEvent {
+        journey: "checkout-mpesa",
+        step: "checkout",
+        outcome: "ok",
+        region: "dar",
+        count: 5,
+        histogram: &h,
+        at_ms: T0 + 1,
+    });
+    // Failed runs do not count for latency.
+    e.record(&SeriesEvent {
+        journey: "checkout-mpesa",
+        step: "checkout",
+        outcome: "timeout",
+        region: "dar",
+        count: 1,
+        histogram: &hist(&[30_000_000]),
+        at_ms: T0 + 1,
+    });
+    let (s, _) = e.evaluate(T0 + MIN);
+    let st = status(&s, "checkout-latency", "dar");
+    assert_eq!(
+        (st.window(W5M).unwrap().events, st.window(W5M).unwrap().bad),
+        (5, 2),
+        "2.5 s and 9 s are slow; 2.0 s is within"
+    );
+    assert_eq!(count_within(&h, Duration::from_secs(2)), 3);
+}
+
+proptest! {
+    /// Burn rate depends on the error ratio only: scaling traffic changes nothing.
+    #[test]
+    fn burn_rate_is_scale_invariant(total in 1u64..500, bad_frac in 0.0f64..1.0, k in 1u64..20) {
+        let bad = (total as f64 * bad_frac) as u64;
+        let rate = |scale: u64| {
+            let mut e = engine();
+            runs(&mut e, "nairobi", T0 + 30_000, total * scale, bad * scale);
+            let (s, _) = e.evaluate(T0 + MIN);
+            status(&s, "checkout-availability", "nairobi").burn_rate(W5M).unwrap()
+        };
+        let (a, b) = (rate(1), rate(k));
+        prop_assert!((a - b).abs() <= 1e-9 * a.max(1.0), "{a} vs {b}");
+        prop_assert!((a - bad as f64 / total as f64 / 0.001).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,300 @@
+//! The SLO side of `/metrics`: raw journey counters and the engine's gauges, in the names of
+//! DESIGN.md §5 (no colons: those are for recording rules).
+//!
+//! - `synthetic_journey_runs_total{journey,step,region,outcome}`: cumulative runs.
+//! - `synthetic_journey_duration_seconds{journey,step,region}`: successful (`ok`) runs, with every
+//!   SLO latency threshold as a bucket edge, counted by the engine's own rule
+//!   ([`count_within`](super::engine::count_within)) so Prometheus sees the same numbers.
+//! - `synthetic_slo_*{slo,journey,region[,window|severity]}`: objective, error ratio, burn rate,
+//!   events per window, remaining budget, time to exhaustion, alert state. A window without events
+//!   exports no ratio (undefined, not zero).
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use hdrhistogram::Histogram;
+use parking_lot::RwLock;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+};
+
+use super::{
+    engine::{ScopeStatus, count_within},
+    spec::{Sli, Slo},
+    windows::Severity,
+};
+
+/// Bucket edges every duration histogram has, in seconds, besides the SLO thresholds.
+pub const DEFAULT_EDGES: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RunKey {
+    journey: String,
+    step: String,
+    region: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct DurKey {
+    journey: String,
+    step: String,
+    region: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    /// Cumulative count at or below each edge.
+    le: Vec<u64>,
+    count: u64,
+    sum_s: f64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    runs: BTreeMap<RunKey, u64>,
+    durations: BTreeMap<DurKey, Buckets>,
+    statuses: Vec<ScopeStatus>,
+}
+
+/// The collector behind `/metrics`' SLO families. Clone it freely; all clones share state.
+#[derive(Debug, Clone)]
+pub struct SloMetrics {
+    edges: Arc<Vec<f64>>,
+    state: Arc<RwLock<State>>,
+}
+
+impl SloMetrics {
+    /// Buckets at the default edges plus every latency threshold of `slos`.
+    pub fn new(slos: &[Slo]) -> SloMetrics {
+        let mut edges: Vec<f64> = DEFAULT_EDGES.to_vec();
+        for s in slos {
+            if let Sli::Latency { threshold } = s.sli {
+                edges.push(threshold.as_secs_f64());
+            }
+        }
+        edges.sort_by(f64::total_cmp);
+        edges.dedup();
+        SloMetrics { edges: Arc::new(edges), state: Arc::new(RwLock::new(State::default())) }
+    }
+
+    /// The bucket edges, in seconds.
+    pub fn edges(&self) -> &[f64] {
+        &self.edges
+    }
+
+    /// Counts one report series.
+    pub fn record(&self, journey: &str, step: &str, region: &str, outcome: &str, count: u64, h: &Histogram<u64>) {
+        let mut st = self.state.write();
+        let key = |outcome: &str| RunKey {
+            journey: journey.into(),
+            step: step.into(),
+            region: region.into(),
+            outcome: outcome.into(),
+        };
+        if !st.runs.contains_key(&key("ok")) {
+            // Every outcome of a new (journey, step, region) starts at 0 together, so Prometheus'
+            // rate() extrapolates numerator and denominator alike (reference/slo.md §6.4).
+            for o in report::OUTCOMES {
+                st.runs.insert(key(o), 0);
+            }
+        }
+        *st.runs.entry(key(outcome)).or_default() += count;
+        let edges = self.edges.len();
+        st.durations
+            .entry(DurKey { journey: journey.into(), step: step.into(), region: region.into() })
+            .or_insert_with(|| Buckets { le: vec![0; edges], ..Buckets::default() });
+        if outcome == "ok" {
+            let b = st
+                .durations
+                .entry(DurKey { journey: journey.into(), step: step.into(), region: region.into() })
+                .or_insert_with(|| Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
+            for (i, edge) in self.edges.iter().enumerate() {
+                b.le[i] += count_within(h, Duration::from_secs_f64(*edge)).min(count);
+            }
+            b.count += count;
+            b.sum_s += h.mean() * h.len() as f64 / 1e6;
+        }
+    }
+
+    /// Publishes the engine's latest evaluation.
+    pub fn set_statuses(&self, statuses: Vec<ScopeStatus>) {
+        self.state.write().statuses = statuses;
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for SloMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let st = self.state.read();
+        {
+            let mut m = encoder.encode_descriptor(
+                "synthetic_journey_runs",
+                "Journey and step runs measured by the fleet, by outcome (step=\"\" is the whole journey)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (k, v) in &st.runs {
+                let labels: Labels = vec![
+                    ("journey", k.journey.clone()),
+                    ("step", k.step.clone()),
+                    ("region", k.region.clone()),
+                    ("outcome", k.outcome.clone()),
+                ];
+                ConstCounter::new(*v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "synthetic_journey_duration_seconds",
+                "Durations of successful runs; every SLO latency threshold is a bucket edge",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (k, b) in &st.durations {
+                let labels: Labels =
+                    vec![("journey", k.journey.clone()), ("step", k.step.clone()), ("region", k.region.clone())];
+                let mut prev = 0;
+                let mut buckets: Vec<(f64, u64)> = self
+                    .edges
+                    .iter()
+                    .zip(&b.le)
+                    .map(|(e, c)| {
+                        let per = c - prev;
+                        prev = *c;
+                        (*e, per)
+                    })
+                    .collect();
+                buckets.push((f64::INFINITY, b.count - prev));
+                m.encode_family(&labels)?.encode_histogram::<Labels>(b.sum_s, b.count, &buckets, None)?;
+            }
+        }
+        let scope = |s: &ScopeStatus| -> Labels {
+            vec![("slo", s.scope.slo.clone()), ("journey", s.scope.journey.clone()), ("region", s.scope.region.clone())]
+        };
+        let mut objective = Vec::new();
+        let mut ratio = Vec::new();
+        let mut burn = Vec::new();
+        let mut events = Vec::new();
+        let mut remaining = Vec::new();
+        let mut tte = Vec::new();
+        let mut firing = Vec::new();
+        for s in &st.statuses {
+            objective.push((scope(s), s.objective));
+            for w in s.windows.iter().chain(std::iter::once(&s.period)) {
+                let mut l = scope(s);
+                l.push(("window", w.window.clone()));
+                events.push((l.clone(), w.events as f64));
+                if let (Some(r), Some(b)) = (w.error_ratio, w.burn_rate) {
+                    ratio.push((l.clone(), r));
+                    burn.push((l, b));
+                }
+            }
+            if let Some(r) = s.error_budget_remaining {
+                remaining.push((scope(s), r));
+            }
+            if let Some(t) = s.time_to_exhaustion_s {
+                tte.push((scope(s), t));
+            }
+            for sev in [Severity::Page, Severity::Ticket] {
+                let mut l = scope(s);
+                l.push(("severity", sev.as_str().to_owned()));
+                firing.push((l, if s.firing.contains(&sev) { 1.0 } else { 0.0 }));
+            }
+        }
+        gauge(&mut encoder, "synthetic_slo_objective_ratio", "The SLO's objective, as a ratio", &objective)?;
+        gauge(
+            &mut encoder,
+            "synthetic_slo_error_ratio",
+            "Bad events / events in the window (absent without events)",
+            &ratio,
+        )?;
+        gauge(
+            &mut encoder,
+            "synthetic_slo_burn_rate",
+            "Error ratio / error budget in the window (absent without events)",
+            &burn,
+        )?;
+        gauge(&mut encoder, "synthetic_slo_window_events", "Events in the window", &events)?;
+        gauge(
+            &mut encoder,
+            "synthetic_slo_error_budget_remaining_ratio",
+            "1 - bad/(budget x events) over the period",
+            &remaining,
+        )?;
+        gauge(
+            &mut encoder,
+            "synthetic_slo_time_to_exhaustion_seconds",
+            "Time until the budget is spent at the 1h burn rate",
+            &tte,
+        )?;
+        gauge(&mut encoder, "synthetic_slo_alert_firing", "1 while the multi-window burn-rate alert fires", &firing)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::{encoding::text::encode, registry::Registry};
+
+    use super::*;
+    use crate::slo::{
+        engine::{Engine, SeriesEvent},
+        spec::bundled,
+    };
+
+    #[test]
+    fn exposition_has_the_design_names_and_threshold_buckets() {
+        let slos = bundled();
+        let m = SloMetrics::new(&slos);
+        assert!(m.edges().contains(&2.0) && m.edges().contains(&3.0));
+        let mut h = report::new_histogram();
+        for v in [400_000u64, 1_900_000, 2_500_000] {
+            h.record(v).unwrap();
+        }
+        m.record("checkout-mpesa", "checkout", "nairobi", "ok", 3, &h);
+        m.record("checkout-mpesa", "", "nairobi", "gateway_error", 1, &report::new_histogram());
+        let mut e = Engine::new(slos);
+        e.record(&SeriesEvent {
+            journey: "checkout-mpesa",
+            step: "checkout",
+            outcome: "ok",
+            region: "nairobi",
+            count: 3,
+            histogram: &h,
+            at_ms: 60_000,
+        });
+        m.set_statuses(e.evaluate(60_000).0);
+
+        let mut reg = Registry::default();
+        reg.register_collector(Box::new(m));
+        let mut text = String::new();
+        encode(&mut text, &reg).unwrap();
+        assert!(text.contains(r#"synthetic_journey_runs_total{journey="checkout-mpesa",step="",region="nairobi",outcome="gateway_error"} 1"#), "{text}");
+        assert!(text.contains(r#"synthetic_journey_duration_seconds_bucket{le="2.0",journey="checkout-mpesa",step="checkout",region="nairobi"} 2"#), "{text}");
+        assert!(text.contains(
+            r#"synthetic_journey_duration_seconds_count{journey="checkout-mpesa",step="checkout",region="nairobi"} 3"#
+        ));
+        assert!(text.contains(r#"synthetic_slo_burn_rate{slo="checkout-latency",journey="checkout-mpesa",region="nairobi",window="5m"}"#), "{text}");
+        assert!(text.contains(r#"synthetic_slo_alert_firing{slo="checkout-latency",journey="checkout-mpesa",region="all",severity="page"}"#));
+        assert!(!text.contains(r#"synthetic_slo_burn_rate{slo="checkout-availability""#), "no events, no burn rate");
+    }
+}

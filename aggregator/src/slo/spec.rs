@@ -1,0 +1,394 @@
+//! SLO definitions: YAML files, validation with the numbers, and the bundled marketplace SLOs.
+
+use std::{path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use super::windows::{Period, Severity};
+
+/// One SLO, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    pub name: String,
+    pub service: String,
+    pub description: String,
+    /// As a ratio, e.g. 0.999.
+    pub objective: f64,
+    pub period: Period,
+    pub sli: Sli,
+    pub selection: Selection,
+    pub alerting: Alerting,
+}
+
+impl Slo {
+    /// The error budget B = 1 − objective.
+    pub fn budget(&self) -> f64 {
+        1.0 - self.objective
+    }
+}
+
+/// What counts as bad.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sli {
+    /// Bad = failed runs (any outcome but `ok` and `expected`).
+    Availability,
+    /// Bad = successful runs slower than `threshold` (of the whole journey, or of `step`).
+    Latency { threshold: Duration },
+}
+
+/// Which runs an SLO counts. Empty lists mean "all". The SLO is evaluated per selected journey,
+/// per region and over all regions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    pub journeys: Vec<String>,
+    pub regions: Vec<String>,
+    /// A step name: count that step's runs instead of whole journeys.
+    pub step: Option<String>,
+}
+
+/// Who is told, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerting {
+    pub team: String,
+    pub runbook_url: String,
+    pub page: bool,
+    pub ticket: bool,
+}
+
+/// A problem with an SLO file. Displays as `file:line: message`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Something that will not stop the SLO from working, but that its owner should know, with the
+/// numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub slo: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    slos: Vec<SloDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SloDoc {
+    /// Unique name, used as the `slo` label.
+    name: String,
+    /// The service it belongs to (Sloth's `service`).
+    service: String,
+    description: Option<String>,
+    /// Percent, e.g. 99.9.
+    objective: f64,
+    /// `30d` (default) or `28d`.
+    period: Option<String>,
+    sli: SliDoc,
+    #[serde(default)]
+    selection: SelectionDoc,
+    alerting: AlertingDoc,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SliDoc {
+    availability: Option<AvailabilityDoc>,
+    latency: Option<LatencyDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AvailabilityDoc {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyDoc {
+    /// e.g. `2s`, `500ms`.
+    threshold: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SelectionDoc {
+    #[serde(default)]
+    journeys: Vec<String>,
+    #[serde(default)]
+    regions: Vec<String>,
+    step: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertingDoc {
+    team: String,
+    runbook_url: String,
+    #[serde(default = "yes")]
+    page: bool,
+    #[serde(default = "yes")]
+    ticket: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The marketplace's stated objectives (DESIGN.md §5), per region and overall.
+pub const BUNDLED_YAML: &str = include_str!("../../slos/marketplace.yaml");
+
+/// The bundled SLOs.
+pub fn bundled() -> Vec<Slo> {
+    parse(BUNDLED_YAML, "aggregator/slos/marketplace.yaml").expect("the bundled SLOs are valid")
+}
+
+/// Reads an SLO file.
+pub fn load_file(path: &Path) -> Result<Vec<Slo>, SpecError> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: file.clone(),
+        line: 0,
+        message: format!("cannot read the SLO file: {e}"),
+    })?;
+    parse(&src, &file)
+}
+
+/// Parses and validates SLOs. An SLO whose page tier can never fire is refused.
+pub fn parse(src: &str, file: &str) -> Result<Vec<Slo>, SpecError> {
+    let err = |line: usize, message: String| SpecError { file: file.to_owned(), line, message };
+    let doc: FileDoc = serde_yaml_ng::from_str(src).map_err(|e| {
+        let line = e.location().map_or(0, |l| l.line());
+        let mut m = e.to_string();
+        if let Some(i) = m.rfind(" at line ") {
+            m.truncate(i);
+        }
+        err(line, m)
+    })?;
+    let mut out: Vec<Slo> = Vec::new();
+    for d in doc.slos {
+        let line = line_of(src, &d.name);
+        let fail = |m: String| err(line, format!("slo `{}`: {m}", d.name));
+        if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            return Err(fail("name: use letters, digits, `-` and `_` only".into()));
+        }
+        if out.iter().any(|s| s.name == d.name) {
+            return Err(fail("name: defined twice".into()));
+        }
+        if !(d.objective.is_finite() && d.objective > 0.0 && d.objective < 100.0) {
+            return Err(fail(format!("objective: {} must be a percentage above 0 and below 100", d.objective)));
+        }
+        let period = match d.period.as_deref().unwrap_or("30d") {
+            "30d" => Period::Days30,
+            "28d" => Period::Days28,
+            other => return Err(fail(format!("period: `{other}` is not supported; use 30d or 28d"))),
+        };
+        let sli = match (d.sli.availability, d.sli.latency) {
+            (Some(_), None) => Sli::Availability,
+            (None, Some(l)) => {
+                let threshold =
+                    parse_duration(&l.threshold).map_err(|m| fail(format!("sli.latency.threshold: {m}")))?;
+                if threshold.is_zero() {
+                    return Err(fail("sli.latency.threshold: must be above 0".into()));
+                }
+                Sli::Latency { threshold }
+            }
+            _ => return Err(fail("sli: give exactly one of availability or latency".into())),
+        };
+        if d.alerting.team.is_empty() {
+            return Err(fail("alerting.team: name the team to page (payments, rural-access, platform, …)".into()));
+        }
+        let slo = Slo {
+            name: d.name.clone(),
+            service: d.service,
+            description: d.description.unwrap_or_default(),
+            // Percent to ratio without float noise (99.9 / 100 is 0.9990000000000001).
+            objective: (d.objective * 1e10).round() / 1e12,
+            period,
+            sli,
+            selection: Selection {
+                journeys: d.selection.journeys,
+                regions: d.selection.regions,
+                step: d.selection.step,
+            },
+            alerting: Alerting {
+                team: d.alerting.team,
+                runbook_url: d.alerting.runbook_url,
+                page: d.alerting.page,
+                ticket: d.alerting.ticket,
+            },
+        };
+        if let Some(problem) =
+            impossible_tiers(&slo).into_iter().find(|(sev, _)| *sev == Severity::Page && slo.alerting.page)
+        {
+            return Err(fail(problem.1));
+        }
+        out.push(slo);
+    }
+    Ok(out)
+}
+
+/// Tiers whose burn-rate factor can never be exceeded: the highest possible burn rate is 1/B (every
+/// event bad), so a tier with factor f ≥ 1/B never fires.
+pub fn impossible_tiers(slo: &Slo) -> Vec<(Severity, String)> {
+    let max_burn = 1.0 / slo.budget();
+    let mut out = Vec::new();
+    for w in slo.period.alert_windows() {
+        if max_burn <= w.factor && !out.iter().any(|(s, _)| *s == w.severity) {
+            out.push((
+                w.severity,
+                format!(
+                    "the {} tier can never fire: at objective {:.3} % the highest possible burn rate is {:.2} (every run failing), not above its factor {:.2} ({}/{} windows); lower the objective or disable `{}`",
+                    w.severity.as_str(),
+                    slo.objective * 100.0,
+                    max_burn,
+                    w.factor,
+                    w.short,
+                    w.long,
+                    w.severity.as_str()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Warnings for an SLO given the expected runs per hour in one scope (one journey in one region):
+/// a tier that cannot fire, and traffic so low that a single failure pages.
+pub fn check(slo: &Slo, runs_per_hour: Option<f64>) -> Vec<Warning> {
+    let mut out: Vec<Warning> = impossible_tiers(slo)
+        .into_iter()
+        .filter(|(s, _)| *s == Severity::Ticket && slo.alerting.ticket)
+        .map(|(_, message)| Warning { slo: slo.name.clone(), message })
+        .collect();
+    if let Some(rate) = runs_per_hour {
+        for w in slo.period.alert_windows() {
+            let enabled = match w.severity {
+                Severity::Page => slo.alerting.page,
+                Severity::Ticket => slo.alerting.ticket,
+            };
+            let long_h = w.long.0.as_secs_f64() / 3600.0;
+            // One bad run in the long window burns at (1/(rate·W))/B; it alone fires if that exceeds f.
+            let needed = 1.0 / (w.factor * slo.budget() * long_h);
+            if enabled && rate < needed {
+                out.push(Warning {
+                    slo: slo.name.clone(),
+                    message: format!(
+                        "{:.1} runs/h is too little traffic for the {} tier's {} window: a single failure burns at {:.1} > {:.2} and fires it; it needs more than {:.1} runs/h (probe more often, or combine regions)",
+                        rate,
+                        w.severity.as_str(),
+                        w.long,
+                        1.0 / (rate * long_h) / slo.budget(),
+                        w.factor,
+                        needed
+                    ),
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let v: f64 = n.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 2s)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("`{s}`: use ms, s or m")),
+    };
+    if !(secs.is_finite() && (0.0..=3600.0).contains(&secs)) {
+        return Err(format!("`{s}` must be between 0 and 1 h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn line_of(src: &str, name: &str) -> usize {
+    src.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.strip_prefix("name:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
+        })
+        .map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = "slos:
+  - name: checkout-availability
+    service: marketplace
+    objective: 99.9
+    sli: {availability: {}}
+    selection: {journeys: [checkout-mpesa]}
+    alerting: {team: payments, runbook_url: https://runbooks.example/checkout}
+";
+
+    #[test]
+    fn the_bundled_slos_load() {
+        let s = bundled();
+        let names: Vec<_> = s.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"checkout-availability") && names.contains(&"mpesa-payment-success"), "{names:?}");
+        let lat = s.iter().find(|s| s.name == "checkout-latency").unwrap();
+        assert_eq!(lat.sli, Sli::Latency { threshold: Duration::from_secs(2) });
+        assert_eq!(lat.objective, 0.95);
+    }
+
+    #[test]
+    fn a_spec_loads_and_defaults_apply() {
+        let s = &parse(ONE, "s.yaml").unwrap()[0];
+        assert_eq!((s.objective, s.period), (0.999, Period::Days30));
+        assert!(s.alerting.page && s.alerting.ticket);
+        assert!((s.budget() - 0.001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_numbers() {
+        let e = parse(&ONE.replace("99.9", "101"), "s.yaml").unwrap_err().to_string();
+        assert!(e.starts_with("s.yaml:2: slo `checkout-availability`: objective: 101"), "{e}");
+        let e = parse(&ONE.replace("objective: 99.9", "objective: 99.9\n    period: 7d"), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("period: `7d` is not supported"), "{e}");
+        let e = parse(&ONE.replace("team: payments", "team: payments, pager: yes"), "s.yaml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `pager`"), "{e}");
+        // 90 %: the highest burn rate is 10, below the page factor 14.4.
+        let e = parse(&ONE.replace("99.9", "90"), "s.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("page tier can never fire")
+                && e.contains("highest possible burn rate is 10.00")
+                && e.contains("14.40"),
+            "{e}"
+        );
+        assert!(
+            parse(
+                &ONE.replace("99.9", "90")
+                    .replace("runbooks.example/checkout}", "runbooks.example/checkout, page: false}"),
+                "s.yaml"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn low_traffic_is_warned_about_with_the_numbers() {
+        let s = &parse(ONE, "s.yaml").unwrap()[0];
+        // Every 15 s from one region: 240 runs/h, enough for 99.9 %.
+        assert!(check(s, Some(240.0)).is_empty());
+        // Once a minute: 60 runs/h < 69.4 needed; one failure pages (the workbook's example).
+        let w = check(s, Some(60.0));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("60.0 runs/h") && w[0].message.contains("69.4"), "{}", w[0].message);
+        let low = &parse(&ONE.replace("99.9", "92"), "s.yaml").map(|_| ()).unwrap_err();
+        assert!(low.message.contains("never fire"));
+    }
+}

@@ -1,0 +1,268 @@
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use report::{Heartbeat, Series};
+
+use super::*;
+
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "agg-store-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+const T0: i64 = 1_700_000_040_000; // a minute boundary
+
+fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey {
+    SeriesKey {
+        journey: journey.into(),
+        step: step.into(),
+        outcome: outcome.into(),
+        region: region.into(),
+        profile: "ea-3g".into(),
+    }
+}
+
+fn series(k: SeriesKey, values_us: &[u64]) -> Series {
+    let mut h = report::new_histogram();
+    for v in values_us {
+        h.record(*v).unwrap();
+    }
+    Series { key: k, count: values_us.len() as u64, histogram: h }
+}
+
+fn report(prober: &str, seq: u64, end_ms: i64, series: Vec<Series>) -> Report {
+    Report {
+        prober: prober.into(),
+        region: series.first().map_or("nairobi".into(), |s| s.key.region.clone()),
+        seq,
+        interval_start_ms: end_ms - 15_000,
+        interval_end_ms: end_ms,
+        sent_at_ms: end_ms,
+        run: None,
+        heartbeat: Heartbeat { outbox_backlog: 1, version: "t".into(), ..Heartbeat::default() },
+        series,
+    }
+}
+
+fn receipt(at: i64) -> Receipt {
+    Receipt { received_ms: at, offset_ms: 0, correction_ms: 0 }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, StoreOptions::default()).unwrap()
+}
+
+#[test]
+fn a_replayed_report_counts_once_even_after_reopening() {
+    let dir = temp_dir("idem");
+    let store = open(&dir);
+    let r = report("nbo-1", 1, T0 + 15_000, vec![series(key("checkout", "", "ok", "nairobi"), &[1_000, 2_000])]);
+    assert_eq!(store.ingest(&r, receipt(T0 + 15_100)).unwrap(), Ingested::Stored);
+    assert_eq!(store.ingest(&r, receipt(T0 + 16_000)).unwrap(), Ingested::Duplicate);
+    assert_eq!(store.counts(&Selection::all(), T0, T0 + HOUR_MS).unwrap().total, 2);
+    store.close().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.ingest(&r, receipt(T0 + 20_000)).unwrap(), Ingested::Duplicate);
+    assert_eq!(store.counts(&Selection::all(), T0, T0 + HOUR_MS).unwrap().total, 2);
+    assert_eq!(store.series_count(), 1);
+    let p = store.probers().unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].stored_total, 1);
+    assert_eq!(p[0].last_interval_end_ms, T0 + 15_000);
+    assert!(store.seen("nbo-1", 1).unwrap());
+    assert!(!store.seen("nbo-1", 2).unwrap());
+}
+
+#[test]
+fn queries_merge_exactly_like_a_histogram_merged_by_hand() {
+    let store = open(&temp_dir("merge"));
+    let mut by_hand = report::new_histogram();
+    let mut seq = 0;
+    for minute in 0..5i64 {
+        for (region, prober) in [("nairobi", "nbo-1"), ("kampala", "kla-1")] {
+            seq += 1;
+            let vals: Vec<u64> = (0..20).map(|i| 1_000 + (i * 7_919 + minute as u64 * 104_729) % 3_000_000).collect();
+            let bad: Vec<u64> = vec![15_000_000 + minute as u64];
+            for v in vals.iter().chain(&bad) {
+                by_hand.record(*v).unwrap();
+            }
+            let r = report(
+                prober,
+                seq,
+                T0 + minute * MINUTE_MS + 30_000,
+                vec![
+                    series(key("checkout", "", "ok", region), &vals),
+                    series(key("checkout", "", "timeout", region), &bad),
+                ],
+            );
+            store.ingest(&r, receipt(T0)).unwrap();
+        }
+    }
+    let h = store.histogram(&Selection::journey_level(), T0, T0 + HOUR_MS).unwrap();
+    assert_eq!(h, by_hand);
+    for q in [0.5, 0.9, 0.95, 0.99] {
+        assert_eq!(h.value_at_quantile(q), by_hand.value_at_quantile(q));
+    }
+    let c = store.counts(&Selection::all(), T0, T0 + HOUR_MS).unwrap();
+    assert_eq!(c.total, 210);
+    assert_eq!(c.by_outcome["timeout"], 10);
+    let kampala = store.counts(&Selection::all().regions(["kampala"]), T0, T0 + HOUR_MS).unwrap();
+    assert_eq!(kampala.total, 105);
+    // Range ends are honoured at minute resolution: [T0 + 1m, T0 + 3m) holds two minutes.
+    assert_eq!(store.counts(&Selection::all(), T0 + MINUTE_MS, T0 + 3 * MINUTE_MS).unwrap().total, 84);
+    let groups = store.groups(&Selection::all(), T0, T0 + HOUR_MS, &[Dim::Region, Dim::Outcome]).unwrap();
+    assert_eq!(groups.len(), 4);
+    assert_eq!(groups[0].key, vec![(Dim::Region, "kampala".into()), (Dim::Outcome, "ok".into())]);
+    assert_eq!(groups[0].counts.total, 100);
+    assert_eq!(groups[0].histogram.len(), 100);
+    let buckets = store.minutes(&Selection::all(), T0, T0 + HOUR_MS).unwrap();
+    assert_eq!(buckets.len(), 20);
+    assert!(buckets.iter().all(|b| b.width_ms == MINUTE_MS && b.start_ms % MINUTE_MS == 0));
+    assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 210);
+}
+
+#[test]
+fn interval_end_on_a_minute_boundary_belongs_to_the_minute_before() {
+    assert_eq!(minute_of_end(T0), T0 - MINUTE_MS);
+    assert_eq!(minute_of_end(T0 + 1), T0);
+    assert_eq!(minute_of_end(T0 + MINUTE_MS), T0);
+}
+
+#[test]
+fn correction_moves_the_bucket() {
+    let store = open(&temp_dir("correct"));
+    let r = report("nbo-1", 1, T0 + 5 * MINUTE_MS + 10_000, vec![series(key("j", "", "ok", "nairobi"), &[5])]);
+    // The prober's clock runs 3 minutes ahead.
+    store.ingest(&r, Receipt { received_ms: T0, offset_ms: 3 * MINUTE_MS, correction_ms: 3 * MINUTE_MS }).unwrap();
+    let b = store.minutes(&Selection::all(), T0, T0 + HOUR_MS).unwrap();
+    assert_eq!(b[0].start_ms, T0 + 2 * MINUTE_MS);
+    let p = &store.probers().unwrap()[0];
+    assert!(p.skewed);
+    assert_eq!(p.offset_ms, 3 * MINUTE_MS);
+}
+
+#[test]
+fn load_runs_are_kept_apart() {
+    let store = open(&temp_dir("runs"));
+    let mut r = report("nbo-1", 1, T0 + 30_000, vec![series(key("checkout", "", "ok", "nairobi"), &[1, 2, 3])]);
+    r.run = Some("run-42".into());
+    store.ingest(&r, receipt(T0)).unwrap();
+    let mut r2 = report("nbo-1", 2, T0 + 90_000, vec![series(key("checkout", "", "ok", "nairobi"), &[4])]);
+    r2.run = Some("run-42".into());
+    store.ingest(&r2, receipt(T0)).unwrap();
+    assert_eq!(store.counts(&Selection::all(), 0, i64::MAX).unwrap().total, 0);
+    let info = store.run("run-42").unwrap().unwrap();
+    assert_eq!(info.reports, 2);
+    assert_eq!(info.first_start_ms, T0 + 15_000);
+    let g = store.run_groups("run-42", &Selection::all(), &[]).unwrap();
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].counts.total, 4);
+    assert_eq!(g[0].histogram.max(), 4);
+    assert!(store.run("run-43").unwrap().is_none());
+}
+
+#[test]
+fn a_failed_commit_changes_nothing() {
+    let dir = temp_dir("busy");
+    let store =
+        Store::open(&dir, StoreOptions { busy_timeout: Duration::from_millis(50), ..StoreOptions::default() }).unwrap();
+    let r = report("nbo-1", 1, T0 + 30_000, vec![series(key("checkout", "", "ok", "nairobi"), &[7])]);
+    // Someone else holds the write lock: the store cannot commit.
+    let other = Connection::open(store.path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(store.ingest(&r, receipt(T0)).is_err());
+    assert!(store.check_writable().is_err());
+    other.execute_batch("ROLLBACK").unwrap();
+    assert!(!store.seen("nbo-1", 1).unwrap());
+    assert_eq!(store.series_count(), 0);
+    // The retry is stored, not taken for a duplicate.
+    assert_eq!(store.ingest(&r, receipt(T0)).unwrap(), Ingested::Stored);
+    assert_eq!(store.counts(&Selection::all(), 0, i64::MAX).unwrap().total, 1);
+}
+
+#[test]
+fn compaction_then_retention_with_a_moving_clock() {
+    let store = open(&temp_dir("compact"));
+    let mut by_hand = report::new_histogram();
+    for m in 0..120i64 {
+        let vals = [1_000 + m as u64 * 10, 2_000_000];
+        for v in vals {
+            by_hand.record(v).unwrap();
+        }
+        let r = report(
+            "nbo-1",
+            m as u64 + 1,
+            T0 + m * MINUTE_MS + 20_000,
+            vec![series(key("j", "", "ok", "nairobi"), &vals)],
+        );
+        store.ingest(&r, receipt(T0 + m * MINUTE_MS + 21_000)).unwrap();
+    }
+    let all = Selection::all();
+    // One day later nothing is compacted.
+    let m = store.maintain(T0 + 86_400_000).unwrap();
+    assert_eq!(m, Maintenance::default());
+    // Three days later every minute is older than `compact_after` (2 d): hourly rollups.
+    let m = store.maintain(T0 + 3 * 86_400_000).unwrap();
+    assert_eq!(m.compacted, 120);
+    let buckets = store.minutes(&all, 0, i64::MAX).unwrap();
+    assert!(
+        buckets.iter().all(|b| b.width_ms == HOUR_MS),
+        "{:?}",
+        buckets.iter().map(|b| b.width_ms).collect::<Vec<_>>()
+    );
+    assert!(buckets.len() <= 3);
+    assert_eq!(store.counts(&all, 0, i64::MAX).unwrap().total, 240);
+    assert_eq!(store.histogram(&all, 0, i64::MAX).unwrap(), by_hand);
+    // Replays are still recognised after compaction.
+    let again = report("nbo-1", 5, T0 + 4 * MINUTE_MS + 20_000, vec![series(key("j", "", "ok", "nairobi"), &[1])]);
+    assert_eq!(store.ingest(&again, receipt(T0 + 3 * 86_400_000)).unwrap(), Ingested::Duplicate);
+    // 36 days later everything is past the 35-day retention.
+    let m = store.maintain(T0 + 36 * 86_400_000).unwrap();
+    assert_eq!(m.expired, buckets.len() as u64);
+    assert_eq!(m.seen_pruned, 120);
+    assert_eq!(store.counts(&all, 0, i64::MAX).unwrap().total, 0);
+    // A pruned seq is still a duplicate (at or below the floor), a new one is stored.
+    assert_eq!(store.ingest(&again, receipt(T0 + 36 * 86_400_000)).unwrap(), Ingested::Duplicate);
+    let new = report("nbo-1", 121, T0 + 36 * 86_400_000, vec![series(key("j", "", "ok", "nairobi"), &[1])]);
+    assert_eq!(store.ingest(&new, receipt(T0 + 36 * 86_400_000)).unwrap(), Ingested::Stored);
+}
+
+#[test]
+fn the_disk_bound_drops_oldest_rollups_first() {
+    let dir = temp_dir("disk");
+    let mut store = open(&dir);
+    // Wide histograms (hundreds of distinct values, several series) so rollups dominate the file.
+    for m in 0..120i64 {
+        let all: Vec<Series> = (0..12)
+            .map(|k| {
+                let vals: Vec<u64> =
+                    (0..600).map(|i| 1 + (i * 104_729 + m as u64 * 7 + k as u64 * 13) % 3_000_000_000).collect();
+                series(key(&format!("j{k}"), "", "ok", "nairobi"), &vals)
+            })
+            .collect();
+        let r = report("nbo-1", m as u64 + 1, T0 + m * MINUTE_MS + 30_000, all);
+        store.ingest(&r, receipt(T0)).unwrap();
+    }
+    let before = store.minutes(&Selection::all(), 0, i64::MAX).unwrap();
+    let used = Store::used_bytes(&store.writer.lock()).unwrap();
+    // Allow about half of what is used.
+    let bound = used / 2;
+    store.opts.max_disk_bytes = bound;
+    let m = store.maintain(T0 + 240 * MINUTE_MS).unwrap();
+    assert!(m.dropped_for_disk > 0, "{m:?}");
+    let after = store.minutes(&Selection::all(), 0, i64::MAX).unwrap();
+    assert_eq!(after.len() as u64, before.len() as u64 - m.dropped_for_disk);
+    // What is left is the newest data.
+    assert_eq!(after.last().unwrap().start_ms, before.last().unwrap().start_ms);
+    assert!(after.first().unwrap().start_ms > before.first().unwrap().start_ms);
+    let conn = store.writer.lock();
+    assert!(Store::used_bytes(&conn).unwrap() <= bound);
+    drop(conn);
+    // The file itself shrank (incremental vacuum), not only the pages in use.
+    assert!(store.disk_bytes() > 0);
+}

@@ -1,0 +1,254 @@
+//! The JSON query API.
+//!
+//! `GET /api/v1/query?journey=a,b&step=&region=&outcome=&profile=&from=&to=&group_by=region,outcome`
+//!
+//! - Label filters are comma lists; absent means all. `step` absent or empty means the
+//!   journey-level series (one per run); `step=*` means every step *and* the journey level.
+//! - `from`/`to`: Unix ms or RFC 3339; default the last hour. A bucket counts when it starts in
+//!   `[from, to)`: one minute wide for recent data, one hour after compaction.
+//! - `group_by`: any of journey, step, outcome, region, profile.
+//!
+//! Each group: `count`, `outcomes` (per-outcome counts), `latency_ms` (min, p50, p90, p95, p99,
+//! max), merged exactly from the stored histograms.
+//!
+//! `GET /api/v1/runs/{run_id}` answers the same for a load run (default: every step, grouped by
+//! journey, step and outcome; `from`/`to` do not apply).
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::{AppState, error};
+use crate::store::{Dim, Group, Selection};
+
+/// Latency summary of a merged histogram (durations recorded in µs, shown in ms).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latency {
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Latency {
+            min: ms(h.min()),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        })
+    }
+}
+
+/// One group in a reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupOut {
+    pub labels: BTreeMap<&'static str, String>,
+    pub count: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    pub latency_ms: Option<Latency>,
+}
+
+fn groups_out(groups: Vec<Group>) -> Vec<GroupOut> {
+    groups
+        .into_iter()
+        .map(|g| GroupOut {
+            labels: g.key.into_iter().map(|(d, v)| (d.name(), v)).collect(),
+            count: g.counts.total,
+            latency_ms: Latency::of(&g.histogram),
+            outcomes: g.counts.by_outcome,
+        })
+        .collect()
+}
+
+/// A parsed query string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySpec {
+    pub selection: Selection,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub group_by: Vec<Dim>,
+}
+
+/// Parses the query parameters; `step_default` applies when `step` is absent.
+pub fn parse_query(params: &[(String, String)], step_default: Option<Vec<String>>) -> Result<QuerySpec, String> {
+    let mut sel = Selection { steps: step_default, ..Selection::default() };
+    let mut spec = QuerySpec { selection: Selection::default(), from_ms: None, to_ms: None, group_by: Vec::new() };
+    let list = |v: &str| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    for (k, v) in params {
+        match k.as_str() {
+            "journey" => sel.journeys = Some(list(v)).filter(|l| !l.is_empty()),
+            "outcome" => sel.outcomes = Some(list(v)).filter(|l| !l.is_empty()),
+            "region" => sel.regions = Some(list(v)).filter(|l| !l.is_empty()),
+            "profile" => sel.profiles = Some(list(v)).filter(|l| !l.is_empty()),
+            "step" => {
+                sel.steps = match v.trim() {
+                    "*" => None,
+                    "" => Some(vec![String::new()]),
+                    // `step=,pay` keeps the journey level and `pay`.
+                    _ => Some(v.split(',').map(|s| s.trim().to_owned()).collect()),
+                }
+            }
+            "from" => spec.from_ms = Some(parse_time(v).map_err(|e| format!("from: {e}"))?),
+            "to" => spec.to_ms = Some(parse_time(v).map_err(|e| format!("to: {e}"))?),
+            "group_by" => {
+                spec.group_by = list(v)
+                    .iter()
+                    .map(|d| {
+                        Dim::parse(d).ok_or_else(|| {
+                            format!("group_by: `{d}` is not one of journey, step, outcome, region, profile")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter `{other}`; use journey, step, outcome, region, profile, from, to, group_by"
+                ));
+            }
+        }
+    }
+    spec.selection = sel;
+    Ok(spec)
+}
+
+/// Unix milliseconds or RFC 3339.
+pub fn parse_time(v: &str) -> Result<i64, String> {
+    if let Ok(ms) = v.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(v.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("`{v}` is neither Unix milliseconds nor RFC 3339 (2026-01-31T12:00:00Z)"))
+}
+
+pub async fn query(State(app): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> Response {
+    let spec = match parse_query(&params, Some(vec![String::new()])) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let to = spec.to_ms.unwrap_or_else(|| app.clock.now_ms());
+    let from = spec.from_ms.unwrap_or(to - 3_600_000);
+    if from >= to {
+        return error(StatusCode::BAD_REQUEST, format!("from ({from}) must be before to ({to})"));
+    }
+    let store = app.store.clone();
+    let (sel, group_by) = (spec.selection.clone(), spec.group_by.clone());
+    let groups = match tokio::task::spawn_blocking(move || store.groups(&sel, from, to, &group_by)).await {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    Json(serde_json::json!({
+        "from_ms": from,
+        "to_ms": to,
+        "selection": spec.selection,
+        "group_by": spec.group_by,
+        "groups": groups_out(groups),
+    }))
+    .into_response()
+}
+
+pub async fn run(
+    State(app): State<AppState>,
+    Path(run_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let mut spec = match parse_query(&params, None) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if !params.iter().any(|(k, _)| k == "group_by") {
+        spec.group_by = vec![Dim::Journey, Dim::Step, Dim::Outcome];
+    }
+    let store = app.store.clone();
+    let (sel, group_by) = (spec.selection.clone(), spec.group_by.clone());
+    let id = run_id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let info = store.run(&id)?;
+        let groups = match &info {
+            Some(_) => store.run_groups(&id, &sel, &group_by)?,
+            None => Vec::new(),
+        };
+        Ok::<_, crate::store::StoreError>((info, groups))
+    })
+    .await;
+    match result {
+        Ok(Ok((Some(info), groups))) => Json(serde_json::json!({
+            "run": info,
+            "selection": spec.selection,
+            "group_by": spec.group_by,
+            "groups": groups_out(groups),
+        }))
+        .into_response(),
+        Ok(Ok((None, _))) => error(StatusCode::NOT_FOUND, format!("no load run `{run_id}`")),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn step_defaults_to_journey_level() {
+        let s = parse_query(&p(&[("journey", "a,b")]), Some(vec![String::new()])).unwrap();
+        assert_eq!(s.selection.journeys, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(s.selection.steps, Some(vec![String::new()]));
+        let s = parse_query(&p(&[("step", "*")]), Some(vec![String::new()])).unwrap();
+        assert_eq!(s.selection.steps, None);
+        let s = parse_query(&p(&[("step", ",pay")]), None).unwrap();
+        assert_eq!(s.selection.steps, Some(vec![String::new(), "pay".into()]));
+        let s = parse_query(&p(&[("region", "")]), None).unwrap();
+        assert_eq!(s.selection.regions, None);
+    }
+
+    #[test]
+    fn times_and_groups() {
+        let s = parse_query(
+            &p(&[("from", "2023-11-14T22:13:20Z"), ("to", "1700000060000"), ("group_by", "region,outcome")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.from_ms, Some(1_700_000_000_000));
+        assert_eq!(s.to_ms, Some(1_700_000_060_000));
+        assert_eq!(s.group_by, vec![Dim::Region, Dim::Outcome]);
+        assert!(parse_query(&p(&[("group_by", "city")]), None).unwrap_err().contains("city"));
+        assert!(parse_query(&p(&[("form", "1")]), None).unwrap_err().contains("unknown parameter `form`"));
+        assert!(parse_query(&p(&[("from", "yesterday")]), None).unwrap_err().starts_with("from:"));
+    }
+
+    #[test]
+    fn latency_is_in_ms() {
+        let mut h = report::new_histogram();
+        for v in [1_000, 2_000, 3_000, 4_000] {
+            h.record(v).unwrap();
+        }
+        let l = Latency::of(&h).unwrap();
+        assert_eq!(l.min, 1.0);
+        assert_eq!(l.p50, 2.0);
+        assert!((l.max - 4.0).abs() < 0.01);
+        assert_eq!(Latency::of(&report::new_histogram()), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! `GET /api/v1/probers`: is each configured site reporting? This separates "the Kampala site is
+//! down" (its prober is `down`: nothing received) from "checkout is down in Kampala" (the prober is
+//! `up` and its reports say checkout fails).
+
+use axum::{Json, extract::State};
+use serde::Serialize;
+
+use super::AppState;
+use crate::{
+    ingest::ProberLive,
+    metrics::{ProberLabels, StateLabels},
+};
+
+/// A prober's derived state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProberState {
+    /// A report arrived within the last 2 intervals, and it is not far behind.
+    Up,
+    /// Silent for more than 2 intervals, or catching up on a backlog (its newest data is more than
+    /// 3 intervals old).
+    Late,
+    /// Silent for more than `down_after_intervals` intervals.
+    Down,
+    /// Never reported.
+    Never,
+}
+
+impl ProberState {
+    pub const ALL: [ProberState; 4] = [ProberState::Up, ProberState::Late, ProberState::Down, ProberState::Never];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProberState::Up => "up",
+            ProberState::Late => "late",
+            ProberState::Down => "down",
+            ProberState::Never => "never",
+        }
+    }
+}
+
+/// Reporting cadence assumed before a prober's first report tells us its interval.
+pub const DEFAULT_INTERVAL_MS: i64 = 15_000;
+
+/// The state from the last reception and the last interval end.
+pub fn derive_state(
+    now_ms: i64,
+    last_received_ms: Option<i64>,
+    last_interval_end_ms: Option<i64>,
+    interval_ms: Option<i64>,
+    down_after_intervals: u32,
+) -> ProberState {
+    let Some(received) = last_received_ms else { return ProberState::Never };
+    let interval = interval_ms.unwrap_or(DEFAULT_INTERVAL_MS).max(1_000);
+    let age = now_ms - received;
+    let lag = last_interval_end_ms.map_or(0, |e| now_ms - e);
+    if age > i64::from(down_after_intervals) * interval {
+        ProberState::Down
+    } else if age > 2 * interval || lag > 3 * interval {
+        ProberState::Late
+    } else {
+        ProberState::Up
+    }
+}
+
+/// One prober's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProberStatus {
+    pub id: String,
+    pub region: String,
+    pub state: ProberState,
+    /// Aggregator wall time of the last report stored or acknowledged (ms).
+    pub last_report_ms: Option<i64>,
+    pub last_report_age_s: Option<f64>,
+    /// The newest interval end received (corrected for skew), ms.
+    pub last_interval_end_ms: Option<i64>,
+    /// now − last interval end, seconds.
+    pub lag_s: Option<f64>,
+    pub interval_s: Option<f64>,
+    pub outbox_backlog: u64,
+    pub outbox_dropped_total: u64,
+    pub clock_offset_ms: Option<i64>,
+    pub clock_skewed: bool,
+    pub reports: ReportCounts,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportCounts {
+    /// Since the store was created.
+    pub stored_total: u64,
+    /// Since the aggregator started.
+    pub duplicates: u64,
+    /// Since the aggregator started (after the token identified the prober).
+    pub rejected: u64,
+}
+
+/// The status of every configured prober, in configuration order.
+pub fn statuses(app: &AppState) -> Vec<ProberStatus> {
+    let now = app.clock.now_ms();
+    app.ingest
+        .probers()
+        .iter()
+        .map(|p| {
+            let l: ProberLive = app.ingest.live(&p.id).unwrap_or_default();
+            ProberStatus {
+                id: p.id.clone(),
+                region: p.region.clone(),
+                state: derive_state(
+                    now,
+                    l.last_received_ms,
+                    l.last_interval_end_ms,
+                    l.interval_ms,
+                    app.down_after_intervals,
+                ),
+                last_report_ms: l.last_received_ms,
+                last_report_age_s: l.last_received_ms.map(|t| (now - t) as f64 / 1000.0),
+                last_interval_end_ms: l.last_interval_end_ms,
+                lag_s: l.last_interval_end_ms.map(|t| (now - t) as f64 / 1000.0),
+                interval_s: l.interval_ms.map(|i| i as f64 / 1000.0),
+                outbox_backlog: l.outbox_backlog,
+                outbox_dropped_total: l.outbox_dropped_total,
+                clock_offset_ms: l.offset_ms,
+                clock_skewed: l.skewed,
+                reports: ReportCounts { stored_total: l.stored_total, duplicates: l.duplicates, rejected: l.rejected },
+                version: l.version,
+            }
+        })
+        .collect()
+}
+
+/// Per-prober gauges, computed at scrape time (ages move with the clock, not with reports).
+pub fn refresh_gauges(app: &AppState) {
+    let m = &app.metrics;
+    for s in statuses(app) {
+        let labels = ProberLabels { prober: s.id.clone(), region: s.region.clone() };
+        if let Some(age) = s.last_report_age_s {
+            m.prober_last_report_age.get_or_create(&labels).set(age);
+        }
+        if let Some(off) = s.clock_offset_ms {
+            m.prober_clock_offset.get_or_create(&labels).set(off as f64 / 1000.0);
+        }
+        m.prober_clock_skewed.get_or_create(&labels).set(i64::from(s.clock_skewed));
+        m.prober_outbox_backlog.get_or_create(&labels).set(s.outbox_backlog as i64);
+        for state in ProberState::ALL {
+            m.prober_state
+                .get_or_create(&StateLabels {
+                    prober: s.id.clone(),
+                    region: s.region.clone(),
+                    state: state.name().into(),
+                })
+                .set(i64::from(state == s.state));
+        }
+    }
+}
+
+pub async fn probers(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"now_ms": app.clock.now_ms(), "probers": statuses(&app)}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn states_follow_silence_and_lag() {
+        let s = |received: Option<i64>, end: Option<i64>| derive_state(NOW, received, end, Some(15_000), 8);
+        assert_eq!(s(None, None), ProberState::Never);
+        assert_eq!(s(Some(NOW - 1_000), Some(NOW - 1_500)), ProberState::Up);
+        assert_eq!(s(Some(NOW - 30_000), Some(NOW - 30_000)), ProberState::Up);
+        assert_eq!(s(Some(NOW - 30_001), Some(NOW - 30_001)), ProberState::Late);
+        assert_eq!(s(Some(NOW - 120_000), Some(NOW - 120_000)), ProberState::Late);
+        assert_eq!(s(Some(NOW - 120_001), Some(NOW - 120_001)), ProberState::Down);
+        // Sending now, but replaying an hour-old backlog: late, not up.
+        assert_eq!(s(Some(NOW - 100), Some(NOW - 3_600_000)), ProberState::Late);
+        // A 60 s cadence stretches every threshold.
+        assert_eq!(derive_state(NOW, Some(NOW - 100_000), Some(NOW - 100_000), Some(60_000), 8), ProberState::Up);
+    }
+}

@@ -1,0 +1,367 @@
+//! # The edge agent (`prober run`)
+//!
+//! Runs journeys on schedules, records each interval's HDR histograms, and streams reports to
+//! the aggregator through a durable outbox. Data flows one way:
+//!
+//! ```text
+//! schedule ──runs──▶ player ──Trace──▶ recorder ──interval──▶ outbox (fsync) ──▶ sender ──▶ aggregator
+//!                                                                 ▲                 │
+//!                                                                 └──── ack/reject ─┘
+//! ```
+//!
+//! - [`config`]: the YAML file, errors with file:line:field;
+//! - [`schedule`]: absolute deadlines, offsets, concurrency cap, overlap skips (pure maths + shell);
+//! - [`recorder`]: traces → per-interval series → [`report::Report`];
+//! - [`outbox`]: durable, ordered, bounded; seq never reused;
+//! - [`sender`]: HTTP/2 + TLS, retries with full jitter, ack/reject handling;
+//! - [`metrics`], [`endpoints`]: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! [`run`] wires them and handles [`Control`] messages (SIGHUP → reload, SIGTERM → stop).
+
+pub mod clock;
+pub mod config;
+pub mod endpoints;
+pub mod metrics;
+pub mod outbox;
+pub mod recorder;
+pub mod schedule;
+pub mod sender;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use parking_lot::Mutex;
+use report::Heartbeat;
+use scenarios::{PlayOptions, Trace, daraja::Runtime as DarajaRuntime};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, mpsc, watch},
+    time::{Instant, MissedTickBehavior, interval_at, sleep_until},
+};
+
+use self::{
+    clock::{Clock, next_boundary},
+    config::{ConfigError, EdgeConfig},
+    metrics::{JourneyLabels, Metrics, ReasonLabels, RunLabels, SkipLabels},
+    outbox::Outbox,
+    recorder::Recorder,
+    schedule::{Job, Runner, Scheduler, Sink, Skip},
+    sender::{Client, Sender},
+};
+
+/// What the agent can be told while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the config file's journeys (SIGHUP).
+    Reload,
+    /// Finish in-flight runs, flush the interval, exit (SIGTERM, Ctrl-C).
+    Stop,
+}
+
+/// Knobs that are not in the config file.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub clock: Clock,
+    /// Longest wait for in-flight runs at shutdown.
+    pub drain_limit: Duration,
+    /// How long to keep trying to deliver the outbox at shutdown.
+    pub flush_limit: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { clock: Clock::system(), drain_limit: Duration::from_secs(30), flush_limit: Duration::from_secs(5) }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("outbox {dir}: {source} (the directory must be writable by the prober)")]
+    Outbox { dir: String, source: std::io::Error },
+    #[error("cannot listen on {addr} for /metrics: {source} (change `listen:` in the config)")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Runs file I/O off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
+}
+
+/// The scheduled jobs of a config: explicit offsets as given, the others spread.
+pub fn jobs(cfg: &EdgeConfig) -> Vec<Job> {
+    let unset: Vec<Duration> = cfg.journeys.iter().filter(|j| j.offset.is_none()).map(|j| j.interval).collect();
+    let mut spread = schedule::spread_offsets(&unset, cfg.seed).into_iter();
+    cfg.journeys
+        .iter()
+        .map(|j| Job {
+            name: j.name.clone(),
+            journey: j.journey.clone(),
+            profile: j.profile.clone(),
+            interval: j.interval,
+            timeout: j.timeout,
+            offset: j.offset.unwrap_or_else(|| spread.next().expect("one spread offset per unset offset")),
+        })
+        .collect()
+}
+
+/// Plays journeys for real, sharing one Daraja runtime (tokens, MSISDN locks, callbacks).
+struct PlayRunner {
+    daraja: Arc<DarajaRuntime>,
+}
+
+impl Runner for PlayRunner {
+    fn run(&self, job: &Job, seed: u64) -> Pin<Box<dyn Future<Output = Trace> + Send + 'static>> {
+        let journey = job.journey.clone();
+        let mut opts = PlayOptions::new(job.profile.clone(), seed);
+        opts.daraja = self.daraja.clone();
+        Box::pin(async move { scenarios::play(&journey, &opts).await })
+    }
+}
+
+/// Feeds the recorder and the metrics.
+struct AgentSink {
+    recorder: Arc<Mutex<Recorder>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Sink for AgentSink {
+    fn started(&self, _job: &Job) {
+        self.recorder.lock().run_started();
+        self.metrics.runs_in_flight.inc();
+    }
+
+    fn finished(&self, job: &Job, t: &Trace) {
+        self.recorder.lock().record(t);
+        let m = &self.metrics;
+        m.runs_in_flight.dec();
+        m.runs
+            .get_or_create(&RunLabels {
+                journey: job.name.clone(),
+                profile: job.profile.name.clone(),
+                outcome: t.outcome.as_str().into(),
+            })
+            .inc();
+        m.run_duration
+            .get_or_create(&JourneyLabels { journey: job.name.clone(), profile: job.profile.name.clone() })
+            .observe(t.duration.as_secs_f64());
+        // Failure messages come masked from the player (secrets and phone numbers).
+        if t.outcome.is_success() {
+            tracing::debug!("{}", scenarios::player::summary(t));
+        } else {
+            tracing::info!("{} [{}]", scenarios::player::summary(t), job.profile.name);
+        }
+    }
+
+    fn skipped(&self, job: &Job, why: Skip) {
+        self.metrics
+            .runs_skipped
+            .get_or_create(&SkipLabels {
+                journey: job.name.clone(),
+                profile: job.profile.name.clone(),
+                reason: why.as_str().into(),
+            })
+            .inc();
+        tracing::warn!("{} [{}]: run skipped ({})", job.name, job.profile.name, why.as_str());
+    }
+}
+
+struct Agent {
+    cfg: EdgeConfig,
+    started: Instant,
+    metrics: Arc<Metrics>,
+    outbox: Arc<Outbox>,
+    recorder: Arc<Mutex<Recorder>>,
+    ready: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl Agent {
+    /// Closes the interval at `end_ms` into a report in the outbox.
+    async fn close_interval(&self, end_ms: i64) {
+        let iv = self.recorder.lock().close(end_ms);
+        let (start, end, runs) = (iv.start_ms, iv.end_ms, iv.runs_finished);
+        let hb = Heartbeat {
+            journeys: self.cfg.journeys.len() as u32,
+            uptime_s: self.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        let (id, region) = (self.cfg.prober.id.clone(), self.cfg.prober.region.clone());
+        let ob = self.outbox.clone();
+        let result = blocking(move || {
+            let backlog = ob.stats()?.reports;
+            let series = iv.series.len();
+            let hb = Heartbeat { outbox_backlog: backlog + 1, outbox_dropped_total: ob.dropped_total(), ..hb };
+            let seq = ob.store(|seq| report::encode(&iv.into_report(&id, &region, seq, hb)))?;
+            let dropped = ob.enforce_limits(SystemTime::now())?;
+            Ok::<_, std::io::Error>((seq, series, dropped))
+        })
+        .await;
+        match result {
+            Ok((seq, series, dropped)) => {
+                self.ready.store(true, Ordering::Release);
+                self.metrics.reports_created.inc();
+                if dropped > 0 {
+                    self.metrics.outbox_dropped.inc_by(dropped);
+                    tracing::warn!("outbox over its bounds: dropped the {dropped} oldest report(s)");
+                }
+                tracing::info!("report seq {seq}: {runs} runs, {series} series, interval {}", span(start, end));
+                self.wake.notify_one();
+            }
+            Err(e) => {
+                self.ready.store(false, Ordering::Release);
+                self.metrics.outbox_write_errors.inc();
+                tracing::error!("interval {} ({runs} runs) lost: cannot write to the outbox: {e}", span(start, end));
+            }
+        }
+    }
+
+    /// Re-reads the config; applies its journeys, or keeps the running ones if it is bad.
+    async fn reload(&mut self, scheduler: &mut Scheduler) {
+        let path = self.cfg.source.clone();
+        match blocking(move || config::load(&path)).await {
+            Ok(new) => {
+                let restart_only = [
+                    ("prober", new.prober != self.cfg.prober),
+                    ("aggregator", new.aggregator != self.cfg.aggregator),
+                    ("outbox", new.outbox != self.cfg.outbox),
+                    ("listen", new.listen != self.cfg.listen),
+                    ("reporting_interval", new.reporting_interval != self.cfg.reporting_interval),
+                    ("concurrency", new.concurrency != self.cfg.concurrency),
+                    ("seed", new.seed != self.cfg.seed),
+                ];
+                for (field, changed) in restart_only {
+                    if changed {
+                        tracing::warn!("reload: `{field}` changed; it takes effect at the next restart");
+                    }
+                }
+                scheduler.start(jobs(&new));
+                self.metrics.journeys.set(new.journeys.len() as i64);
+                tracing::info!("reload: {} journeys scheduled", new.journeys.len());
+                self.cfg.journeys = new.journeys;
+                self.cfg.profile = new.profile;
+                self.metrics.config_reloads.get_or_create(&ReasonLabels { reason: "ok".into() }).inc();
+            }
+            Err(e) => {
+                tracing::error!("reload refused, the running journeys stay: {e}");
+                self.metrics.config_reloads.get_or_create(&ReasonLabels { reason: "invalid".into() }).inc();
+            }
+        }
+    }
+}
+
+/// `07:27:45.000–07:27:46.000 UTC`, for logs.
+fn span(start_ms: i64, end_ms: i64) -> String {
+    let t = |ms| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map_or_else(|| ms.to_string(), |d| d.format("%H:%M:%S%.3f").to_string())
+    };
+    format!("{}–{} UTC", t(start_ms), t(end_ms))
+}
+
+/// Runs the agent until [`Control::Stop`] (or the control channel closes). On stop: no new
+/// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
+/// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
+pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
+    let clock = opts.clock;
+    let outbox_cfg = cfg.outbox.clone();
+    let outbox = blocking(move || Outbox::open(&outbox_cfg))
+        .await
+        .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
+    let outbox = Arc::new(outbox);
+    let listener =
+        TcpListener::bind(cfg.listen).await.map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
+    let listen = listener.local_addr().unwrap_or(cfg.listen);
+
+    let metrics = Arc::new(Metrics::new());
+    metrics.outbox_dropped.inc_by(outbox.dropped_total());
+    let recorder = Arc::new(Mutex::new(Recorder::new(cfg.prober.region.clone(), clock.wall_ms())));
+    let sink = Arc::new(AgentSink { recorder: recorder.clone(), metrics: metrics.clone() });
+    let runner = Arc::new(PlayRunner { daraja: DarajaRuntime::new() });
+    let mut scheduler = Scheduler::new(cfg.concurrency, runner, sink, clock, cfg.seed);
+    scheduler.start(jobs(&cfg));
+    metrics.journeys.set(cfg.journeys.len() as i64);
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let server = tokio::spawn(endpoints::serve(listener, metrics.clone(), ready.clone()));
+
+    let wake = Arc::new(Notify::new());
+    let flush = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = Sender {
+        outbox: outbox.clone(),
+        client: Client::new(&cfg.aggregator.url, cfg.aggregator.token.clone(), &cfg.aggregator.extra_roots),
+        metrics: metrics.clone(),
+        clock,
+        wake: wake.clone(),
+        flush: flush.clone(),
+        seed: cfg.seed,
+    };
+    tracing::info!(
+        "prober {} ({}) running {} journeys, reporting every {} ms to {}; outbox {} (next seq {}); /metrics on http://{listen}",
+        cfg.prober.id,
+        cfg.prober.region,
+        cfg.journeys.len(),
+        cfg.reporting_interval.as_millis(),
+        sender.client.endpoint(),
+        outbox.dir().display(),
+        outbox.next_seq(),
+    );
+    let sender_task = tokio::spawn(sender.run(stop_rx));
+    wake.notify_one(); // replay what a previous run left in the outbox
+
+    let every = cfg.reporting_interval.as_millis() as i64;
+    let mut agent = Agent { cfg, started: Instant::now(), metrics, outbox, recorder, ready, wake };
+    let mut last_end = agent.recorder.lock().start_ms();
+    loop {
+        let boundary = next_boundary(clock.wall_ms().max(last_end), every);
+        tokio::select! {
+            () = sleep_until(clock.instant_at(boundary)) => {
+                agent.close_interval(boundary).await;
+                last_end = boundary;
+            }
+            c = control.recv() => match c {
+                Some(Control::Reload) => agent.reload(&mut scheduler).await,
+                Some(Control::Stop) | None => break,
+            },
+        }
+    }
+
+    tracing::info!("stopping: no new runs; waiting for runs in flight (at most {} s)", opts.drain_limit.as_secs());
+    if !scheduler.shutdown(opts.drain_limit).await {
+        tracing::warn!("some runs did not finish in time; they are not in the last report");
+    }
+    agent.close_interval(clock.wall_ms()).await;
+    flush.notify_one();
+    let deadline = Instant::now() + opts.flush_limit;
+    let mut poll = interval_at(Instant::now(), Duration::from_millis(50));
+    poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let left = loop {
+        poll.tick().await;
+        let ob = agent.outbox.clone();
+        let left = blocking(move || ob.stats().map(|s| s.reports).unwrap_or(u64::MAX)).await;
+        if left == 0 || Instant::now() >= deadline {
+            break left;
+        }
+    };
+    let _ = stop_tx.send(true);
+    sender_task.abort();
+    server.abort();
+    if left == 0 {
+        tracing::info!("stopped: every report delivered");
+    } else {
+        tracing::warn!("stopped with {left} report(s) in the outbox; they are sent at the next start");
+    }
+    Ok(())
+}

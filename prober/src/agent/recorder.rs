@@ -1,0 +1,185 @@
+//! Per reporting interval, one HDR histogram and count per (journey, step, outcome, region,
+//! profile), from each finished run's trace. A run belongs to the interval in which it finished.
+//!
+//! Each run adds one journey-level sample (step `""`, the trace's outcome and duration) and one
+//! sample per step it reached (the step's outcome and duration), so the journey-level counts of
+//! an interval equal the runs that finished in it.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use report::{Heartbeat, Report, Series, SeriesKey};
+use scenarios::Trace;
+
+/// The interval being recorded.
+#[derive(Debug)]
+pub struct Recorder {
+    region: String,
+    start_ms: i64,
+    series: BTreeMap<SeriesKey, Histogram<u64>>,
+    runs_started: u64,
+    runs_finished: u64,
+}
+
+/// A closed interval, ready to become a report.
+#[derive(Debug)]
+pub struct Interval {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub series: Vec<Series>,
+    pub runs_started: u64,
+    pub runs_finished: u64,
+}
+
+impl Recorder {
+    pub fn new(region: impl Into<String>, start_ms: i64) -> Recorder {
+        Recorder { region: region.into(), start_ms, series: BTreeMap::new(), runs_started: 0, runs_finished: 0 }
+    }
+
+    /// Start of the interval being recorded (UTC ms).
+    pub fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+
+    pub fn run_started(&mut self) {
+        self.runs_started += 1;
+    }
+
+    /// Adds a finished run.
+    pub fn record(&mut self, t: &Trace) {
+        self.runs_finished += 1;
+        let key = |step: &str, outcome: &str| SeriesKey {
+            journey: t.journey.clone(),
+            step: step.to_owned(),
+            outcome: outcome.to_owned(),
+            region: self.region.clone(),
+            profile: t.profile.clone(),
+        };
+        let mut add = |k: SeriesKey, d| report::record(self.series.entry(k).or_insert_with(report::new_histogram), d);
+        add(key("", t.outcome.as_str()), t.duration);
+        for s in &t.steps {
+            add(key(&s.name, s.outcome.as_str()), s.duration);
+        }
+    }
+
+    /// Closes the interval at `end_ms` (kept after its start) and starts the next one there.
+    pub fn close(&mut self, end_ms: i64) -> Interval {
+        let end_ms = end_ms.max(self.start_ms + 1);
+        let series = std::mem::take(&mut self.series)
+            .into_iter()
+            .map(|(key, histogram)| Series { key, count: histogram.len(), histogram })
+            .collect();
+        let iv = Interval {
+            start_ms: self.start_ms,
+            end_ms,
+            series,
+            runs_started: std::mem::take(&mut self.runs_started),
+            runs_finished: std::mem::take(&mut self.runs_finished),
+        };
+        self.start_ms = end_ms;
+        iv
+    }
+}
+
+impl Interval {
+    /// The report for this interval. `heartbeat.runs_started` is filled from the interval.
+    pub fn into_report(self, prober: &str, region: &str, seq: u64, mut heartbeat: Heartbeat) -> Report {
+        heartbeat.runs_started = self.runs_started;
+        Report {
+            prober: prober.to_owned(),
+            region: region.to_owned(),
+            seq,
+            interval_start_ms: self.start_ms,
+            interval_end_ms: self.end_ms,
+            sent_at_ms: self.end_ms,
+            run: None,
+            heartbeat,
+            series: self.series,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use scenarios::{
+        Failure, Outcome,
+        trace::{Phases, StepTrace},
+    };
+
+    use super::*;
+
+    fn step(name: &str, ms: u64, outcome: Outcome) -> StepTrace {
+        StepTrace {
+            name: name.into(),
+            kind: "http",
+            start_offset: Duration::ZERO,
+            duration: Duration::from_millis(ms),
+            phases: Phases::default(),
+            outcome,
+            failure: None,
+            excerpts: Vec::new(),
+        }
+    }
+
+    fn trace(steps: Vec<StepTrace>) -> Trace {
+        let outcome = steps.iter().map(|s| s.outcome).find(|o| !o.is_success()).unwrap_or(Outcome::Ok);
+        Trace {
+            journey: "checkout-mpesa".into(),
+            profile: "ea-3g".into(),
+            seed: 1,
+            run_id: "r".into(),
+            started_at: String::new(),
+            duration: Duration::from_millis(steps.iter().map(|s| s.duration.as_millis() as u64).sum()),
+            outcome,
+            failure: (outcome != Outcome::Ok).then(|| Failure::new(outcome, "x")),
+            steps,
+        }
+    }
+
+    #[test]
+    fn runs_become_journey_and_step_series_with_matching_counts() {
+        let mut r = Recorder::new("kampala", 1_000);
+        for _ in 0..3 {
+            r.run_started();
+            r.record(&trace(vec![step("cart", 100, Outcome::Ok), step("pay", 900, Outcome::Ok)]));
+        }
+        r.run_started();
+        r.record(&trace(vec![step("cart", 120, Outcome::Ok), step("pay", 15_000, Outcome::Timeout)]));
+        r.run_started(); // still running when the interval closes
+        let iv = r.close(16_000);
+        assert_eq!((iv.start_ms, iv.end_ms, iv.runs_started, iv.runs_finished), (1_000, 16_000, 5, 4));
+        let rep = iv.into_report("kla-1", "kampala", 7, Heartbeat { journeys: 1, ..Default::default() });
+        let get = |step: &str, outcome: &str| {
+            rep.series.iter().find(|s| s.key.step == step && s.key.outcome == outcome).map(|s| s.count)
+        };
+        assert_eq!(get("", "ok"), Some(3));
+        assert_eq!(get("", "timeout"), Some(1));
+        assert_eq!(get("cart", "ok"), Some(4));
+        assert_eq!(get("pay", "ok"), Some(3));
+        assert_eq!(get("pay", "timeout"), Some(1));
+        assert_eq!(rep.series.len(), 5);
+        let journey_level: u64 = rep.series.iter().filter(|s| s.key.step.is_empty()).map(|s| s.count).sum();
+        assert_eq!(journey_level, 4, "journey-level counts equal finished runs");
+        let pay_timeout = rep.series.iter().find(|s| s.key.step == "pay" && s.key.outcome == "timeout").unwrap();
+        assert!((pay_timeout.histogram.max() as i64 - 15_000_000).abs() < 15_000, "µs, 3 digits");
+        assert!(rep.series.iter().all(|s| s.key.region == "kampala" && s.key.profile == "ea-3g"));
+        assert_eq!(rep.heartbeat.runs_started, 5);
+        // It survives the wire.
+        assert_eq!(report::decode(&report::encode(&rep)).unwrap(), rep);
+    }
+
+    #[test]
+    fn an_empty_interval_is_still_a_report_and_the_next_starts_where_it_ended() {
+        let mut r = Recorder::new("dar", 0);
+        let iv = r.close(15_000);
+        assert!(iv.series.is_empty());
+        let rep = iv.into_report("dar-1", "dar", 1, Heartbeat::default());
+        assert!(report::decode(&report::encode(&rep)).is_ok());
+        assert_eq!(r.start_ms(), 15_000);
+        // A close at the same instant still yields a valid (1 ms) interval.
+        let iv = r.close(15_000);
+        assert_eq!((iv.start_ms, iv.end_ms), (15_000, 15_001));
+    }
+}

@@ -1,0 +1,331 @@
+//! `prober run` end to end: the real binary, the real sandbox, a fake aggregator. Graceful stop
+//! flushes the last interval and the counts add up; kill -9 and a restart reuse no seq and
+//! deliver what the outbox kept.
+
+mod agent_support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use agent_support::{FakeAggregator, TOKEN, tmpdir, wait_until};
+use parking_lot::Mutex;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, Command},
+};
+
+const PROBER: &str = env!("CARGO_BIN_EXE_prober");
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+async fn sandbox() -> sandbox::SandboxHandle {
+    sandbox::Sandbox::start(sandbox::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        callback_delay: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// An edge config with three journeys: USSD balance and STK push on the sandbox, and a probe of
+/// the fake aggregator's `/probe` counter (so the test knows how many runs reached a server).
+fn write_config(dir: &Path, sandbox: &str, agg: &str) -> PathBuf {
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(
+        dir.join("probe.yaml"),
+        "name: probe\nvariables:\n  target: http://127.0.0.1:1\nsteps:\n  - name: hit\n    http:\n      url: \"{{ target }}/probe\"\n      assert: {status: 200}\n",
+    )
+    .unwrap();
+    let s = scenarios_dir();
+    let yaml = format!(
+        "\
+prober: {{id: e2e-1, region: nairobi}}
+aggregator: {{url: \"{agg}\", token: file:token}}
+reporting_interval: 1s
+concurrency: 3
+profile: loopback
+listen: 127.0.0.1:0
+seed: 11
+journeys:
+  - file: {s}/ussd-balance.yaml
+    interval: 600ms
+    timeout: 500ms
+    variables: {{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}
+  - file: {s}/mpesa-stk-push.yaml
+    interval: 900ms
+    timeout: 800ms
+    variables: {{daraja: \"{sandbox}\"}}
+  - file: probe.yaml
+    interval: 400ms
+    timeout: 300ms
+    variables: {{target: \"{agg}\"}}
+outbox:
+  dir: outbox
+",
+        s = s.display()
+    );
+    let path = dir.join("edge.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+struct Prober {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Prober {
+    fn start(config: &Path) -> Prober {
+        let mut child = Command::new(PROBER)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("PROBER_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = lines.next_line().await {
+                let mut s = sink.lock();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
+        Prober { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().clone()
+    }
+
+    async fn metrics_addr(&self) -> String {
+        let mut addr = None;
+        wait_until("the agent to log its address", Duration::from_secs(20), || {
+            addr = self
+                .log()
+                .split("/metrics on http://")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next().map(str::to_owned));
+            addr.is_some()
+        })
+        .await;
+        addr.unwrap()
+    }
+
+    async fn sigterm_and_wait(mut self) -> (i32, String) {
+        let pid = self.child.id().unwrap();
+        let st = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
+        assert!(st.success());
+        let status = tokio::time::timeout(Duration::from_secs(45), self.child.wait()).await.expect("exits").unwrap();
+        // Let the log reader drain.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status.code().unwrap_or(-1), self.log())
+    }
+}
+
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+fn outbox_seqs(dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir.join("outbox"))
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".report")?.parse().ok()).collect())
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+fn journey_runs(r: &report::Report, journey: &str) -> u64 {
+    r.series.iter().filter(|s| s.key.journey == journey && s.key.step.is_empty()).map(|s| s.count).sum()
+}
+
+fn assert_clean(log: &str) {
+    for secret in [TOKEN, "254700000100", "Bearer "] {
+        assert!(!log.contains(secret), "the log leaks {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_the_last_interval_and_every_run_is_counted_once() {
+    let sb = sandbox().await;
+    let agg = FakeAggregator::start().await;
+    let dir = tmpdir("e2e-term");
+    let config = write_config(&dir, sb.base_url(), &agg.url());
+    let p = Prober::start(&config);
+    let addr = p.metrics_addr().await;
+
+    wait_until("three reports", Duration::from_secs(30), || agg.stored_seqs().len() >= 3).await;
+    let (code, body) = http_get(&addr, "/healthz").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http_get(&addr, "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, metrics) = http_get(&addr, "/metrics").await;
+    assert_eq!(code, 200);
+    for want in [r#"prober_runs_total{journey="probe",profile="loopback",outcome="ok"}"#, "prober_reports_acked_total"]
+    {
+        assert!(metrics.contains(want), "missing {want}:\n{metrics}");
+    }
+
+    let (code, log) = p.sigterm_and_wait().await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("every report delivered"), "{log}");
+    assert!(outbox_seqs(&dir).is_empty(), "the final report was flushed and acknowledged");
+    assert_clean(&log);
+
+    let reports = agg.reports();
+    let seqs: Vec<u64> = reports.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=reports.len() as u64).collect::<Vec<_>>(), "seqs from 1, no gaps");
+    for w in reports.windows(2) {
+        assert_eq!(w[0].interval_end_ms, w[1].interval_start_ms, "intervals tile time");
+    }
+    for r in &reports[1..reports.len() - 1] {
+        assert_eq!(r.interval_end_ms % 1000, 0, "boundaries are aligned to the reporting interval");
+        assert_eq!(r.interval_end_ms - r.interval_start_ms, 1000);
+    }
+    assert!(agg.state.conflicts.lock().is_empty());
+
+    // Every run started was reported once: started (heartbeats) == finished (journey-level counts).
+    let started: u64 = reports.iter().map(|r| r.heartbeat.runs_started).sum();
+    let finished: u64 = reports
+        .iter()
+        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
+        .sum();
+    assert_eq!(started, finished, "runs started vs runs reported");
+    assert!(finished >= 10, "a few seconds of three journeys: {finished}");
+    // And the probe's own server saw as many requests as successful probe runs reported.
+    let probe_ok: u64 = reports
+        .iter()
+        .flat_map(|r| &r.series)
+        .filter(|s| s.key.journey == "probe" && s.key.step.is_empty() && s.key.outcome == "ok")
+        .map(|s| s.count)
+        .sum();
+    let probe_all: u64 = reports.iter().map(|r| journey_runs(r, "probe")).sum();
+    let hits = agg.state.probe_hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(probe_ok <= hits && hits <= probe_all, "ok {probe_ok} ≤ hits {hits} ≤ runs {probe_all}");
+    // Step series mirror the journey series for one-step journeys.
+    let balance_step: u64 = reports
+        .iter()
+        .flat_map(|r| &r.series)
+        .filter(|s| s.key.journey == "ussd-balance" && s.key.step == "balance")
+        .map(|s| s.count)
+        .sum();
+    assert_eq!(balance_step, reports.iter().map(|r| journey_runs(r, "ussd-balance")).sum::<u64>());
+    let ussd_ok =
+        reports.iter().flat_map(|r| &r.series).any(|s| s.key.journey == "ussd-balance" && s.key.outcome == "ok");
+    assert!(ussd_ok, "the USSD journey ran green against the sandbox");
+    assert!(reports.iter().all(|r| r.heartbeat.journeys == 3 && r.prober == "e2e-1"));
+    sb.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_restart_reuses_no_seq_and_delivers_the_outbox() {
+    let sb = sandbox().await;
+    let agg = FakeAggregator::start().await;
+    agg.set_down(true);
+    let dir = tmpdir("e2e-kill");
+    let config = write_config(&dir, sb.base_url(), &agg.url());
+
+    let mut first = Prober::start(&config);
+    wait_until("reports piling up in the outbox", Duration::from_secs(30), || outbox_seqs(&dir).len() >= 3).await;
+    first.child.start_kill().unwrap(); // SIGKILL: no flush, no goodbye
+    first.child.wait().await.unwrap();
+    let kept = outbox_seqs(&dir);
+    assert!(agg.stored_seqs().is_empty(), "the aggregator was down");
+    let restart_ms = chrono::Utc::now().timestamp_millis();
+
+    agg.set_down(false);
+    let second = Prober::start(&config);
+    let last_kept = *kept.last().unwrap();
+    wait_until("the kept reports and two new ones", Duration::from_secs(40), || {
+        let stored = agg.stored_seqs();
+        kept.iter().all(|s| stored.contains(s)) && stored.iter().filter(|s| **s > last_kept).count() >= 2
+    })
+    .await;
+    let (code, log) = second.sigterm_and_wait().await;
+    assert_eq!(code, 0, "{log}");
+    assert_clean(&log);
+
+    assert!(agg.state.conflicts.lock().is_empty(), "no seq was reused for another interval");
+    let reports = agg.reports();
+    for r in &reports {
+        if r.interval_start_ms >= restart_ms {
+            assert!(r.seq > last_kept, "seq {} from after the restart collides with the outbox's {kept:?}", r.seq);
+        }
+    }
+    let order = agg.state.store_order.lock().clone();
+    let replayed: Vec<u64> = order.iter().copied().filter(|s| kept.contains(s)).collect();
+    assert_eq!(replayed, kept, "the outbox was replayed oldest first");
+    assert!(outbox_seqs(&dir).is_empty(), "everything acknowledged");
+    sb.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_journeys_and_a_bad_reload_keeps_the_running_ones() {
+    let sb = sandbox().await;
+    let agg = FakeAggregator::start().await;
+    let dir = tmpdir("e2e-hup");
+    let config = write_config(&dir, sb.base_url(), &agg.url());
+    let original = std::fs::read_to_string(&config).unwrap();
+    // Start with the probe journey only.
+    let only_probe = {
+        let start = original.find("  - file: ").unwrap();
+        let probe = original.find("  - file: probe.yaml").unwrap();
+        format!("{}{}", &original[..start], &original[probe..])
+    };
+    std::fs::write(&config, &only_probe).unwrap();
+    let p = Prober::start(&config);
+    wait_until("a report with probe runs", Duration::from_secs(30), || {
+        agg.reports().iter().any(|r| journey_runs(r, "probe") > 0)
+    })
+    .await;
+    assert!(agg.reports().iter().all(|r| journey_runs(r, "ussd-balance") == 0));
+
+    let hup = |pid: u32| async move {
+        assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().await.unwrap().success());
+    };
+    std::fs::write(&config, &original).unwrap();
+    hup(p.child.id().unwrap()).await;
+    wait_until("USSD runs after the reload", Duration::from_secs(30), || {
+        agg.reports().iter().any(|r| journey_runs(r, "ussd-balance") > 0)
+    })
+    .await;
+
+    // A broken file is refused; the running journeys go on.
+    std::fs::write(&config, original.replace("timeout: 300ms", "timeout: 3s")).unwrap();
+    hup(p.child.id().unwrap()).await;
+    wait_until("the refusal in the log", Duration::from_secs(10), || p.log().contains("reload refused")).await;
+    let seen = agg.stored_seqs().len();
+    wait_until("two more reports", Duration::from_secs(30), || agg.stored_seqs().len() >= seen + 2).await;
+    let last = agg.reports().pop().unwrap();
+    assert_eq!(last.heartbeat.journeys, 3, "the three journeys still run");
+    let (code, log) = p.sigterm_and_wait().await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("journeys[2].timeout"), "the refusal names the field:\n{log}");
+    let reports = agg.reports();
+    let started: u64 = reports.iter().map(|r| r.heartbeat.runs_started).sum();
+    let finished: u64 = reports
+        .iter()
+        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
+        .sum();
+    assert_eq!(started, finished, "reloads lose no run");
+    sb.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,159 @@
+//! The outbox → sender → aggregator path against a fake aggregator that fails on cue: nothing is
+//! deleted before an acknowledgement, replay is in seq order, rejects go aside, duplicates count
+//! as delivered, and HTTPS negotiates HTTP/2 with a private CA.
+
+mod agent_support;
+
+use std::{sync::Arc, time::Duration};
+
+use agent_support::{FakeAggregator, TOKEN, sample_report, tmpdir, wait_until};
+use prober::agent::{
+    clock::Clock,
+    config::OutboxConfig,
+    metrics::Metrics,
+    outbox::Outbox,
+    sender::{Client, Sender, Verdict},
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, pem::PemObject};
+use scenarios::journey::Secret;
+use tokio::sync::{Notify, watch};
+
+fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>) {
+    let dir = tmpdir(name).join("outbox");
+    let cfg =
+        OutboxConfig { dir: dir.clone(), max_bytes: 1 << 20, max_age: Duration::from_secs(3600), max_rejected: 10 };
+    (dir, Arc::new(Outbox::open(&cfg).unwrap()))
+}
+
+fn fill(ob: &Outbox, n: usize) {
+    for _ in 0..n {
+        ob.store(|seq| report::encode(&sample_report(seq))).unwrap();
+    }
+}
+
+struct Running {
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+}
+
+fn start_sender(ob: Arc<Outbox>, url: &str, token: &str, roots: &[CertificateDer<'static>]) -> Running {
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stop_rx) = watch::channel(false);
+    let s = Sender {
+        outbox: ob,
+        client: Client::new(&url.parse().unwrap(), Secret::new(token), roots),
+        metrics: metrics.clone(),
+        clock: Clock::system(),
+        wake: Arc::new(Notify::new()),
+        flush: Arc::new(Notify::new()),
+        seed: 7,
+    };
+    tokio::spawn(s.run(stop_rx));
+    Running { metrics, stop }
+}
+
+fn pending(ob: &Outbox) -> Vec<u64> {
+    ob.pending().unwrap().iter().map(|e| e.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_loses_nothing_and_replays_in_seq_order() {
+    let agg = FakeAggregator::start().await;
+    agg.set_down(true);
+    let (_dir, ob) = outbox("outage");
+    fill(&ob, 5);
+    let run = start_sender(ob.clone(), &agg.url(), TOKEN, &[]);
+
+    wait_until("two failed attempts", Duration::from_secs(20), || agg.attempts().len() >= 2).await;
+    assert_eq!(pending(&ob), vec![1, 2, 3, 4, 5], "nothing leaves the outbox without an acknowledgement");
+    let during = agg.attempts();
+    assert!(during.iter().all(|a| a.seq == 1 && a.status == 503), "head of line retried, not skipped: {during:?}");
+    assert!(during[1].sent_at_ms >= during[0].sent_at_ms, "sent_at is stamped per attempt");
+
+    agg.set_down(false);
+    wait_until("the outbox to drain", Duration::from_secs(30), || pending(&ob).is_empty()).await;
+    assert_eq!(*agg.state.store_order.lock(), vec![1, 2, 3, 4, 5], "stored oldest first");
+    assert!(agg.state.conflicts.lock().is_empty());
+    let m = run.metrics.encode();
+    assert!(m.contains("prober_reports_acked_total 5"), "{m}");
+    assert!(m.contains(r#"prober_report_send_failures_total{reason="server_error"}"#), "{m}");
+    let _ = run.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_report_goes_aside_and_a_duplicate_counts_as_delivered() {
+    let agg = FakeAggregator::start().await;
+    agg.reject(2);
+    // Seq 3 reached the aggregator before (say the ack was lost): it answers `duplicate`.
+    agg.state.stored.lock().insert(("test-1".into(), 3), sample_report(3));
+    let (dir, ob) = outbox("reject");
+    fill(&ob, 4);
+    let run = start_sender(ob.clone(), &agg.url(), TOKEN, &[]);
+    wait_until("the outbox to drain", Duration::from_secs(20), || pending(&ob).is_empty()).await;
+
+    assert_eq!(agg.stored_seqs(), vec![1, 3, 4]);
+    assert!(dir.join("rejected/00000000000000000002.report").exists(), "the rejected report is kept");
+    let reason = std::fs::read_to_string(dir.join("rejected/00000000000000000002.reason")).unwrap();
+    assert!(reason.contains("400") && reason.contains("test says no"), "{reason}");
+    let tries_of_2 = agg.attempts().iter().filter(|a| a.seq == 2).count();
+    assert_eq!(tries_of_2, 1, "a rejected report is not retried");
+    let m = run.metrics.encode();
+    for want in ["prober_reports_rejected_total 1", "prober_reports_duplicate_total 1", "prober_reports_acked_total 3"]
+    {
+        assert!(m.contains(want), "missing {want} in\n{m}");
+    }
+    let _ = run.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_keeps_reports_in_the_outbox_and_never_writes_the_token() {
+    let agg = FakeAggregator::start().await;
+    let (dir, ob) = outbox("token");
+    fill(&ob, 1);
+    let wrong = "wrong-token-3b9d";
+    let run = start_sender(ob.clone(), &agg.url(), wrong, &[]);
+    // Retried like an outage: a token is fixed on one side or the other, and nothing is thrown away.
+    wait_until("two refused attempts", Duration::from_secs(20), || agg.attempts().len() >= 2).await;
+    assert_eq!(pending(&ob).len(), 1, "the report stays in the outbox");
+    assert!(!dir.join("rejected/00000000000000000001.reason").exists());
+    assert!(agg.stored_seqs().is_empty());
+    let m = run.metrics.encode();
+    assert!(m.contains("reason=\"unauthorized\""), "{m}");
+    assert!(!m.contains(wrong));
+    let _ = run.stop.send(true);
+}
+
+fn tls_server(name: &str) -> (Arc<rustls::ServerConfig>, String) {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (Arc::new(cfg), ck.cert.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_speaks_http2_and_trusts_only_the_configured_private_ca() {
+    let (server, ca_pem) = tls_server("localhost");
+    let agg = FakeAggregator::start_with(Some(server)).await;
+    let roots: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(ca_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+
+    // Without the CA the handshake fails, and that is a retry, not a reject.
+    let mut bare = Client::new(&agg.url().parse().unwrap(), Secret::new(TOKEN), &[]);
+    let v = bare.send(report::encode(&sample_report(1))).await;
+    assert!(matches!(v, Verdict::Retry { reason: "tls", .. }), "{v:?}");
+
+    let mut client = Client::new(&agg.url().parse().unwrap(), Secret::new(TOKEN), &roots);
+    assert_eq!(client.send(report::encode(&sample_report(1))).await, Verdict::Stored);
+    assert_eq!(client.send(report::encode(&sample_report(1))).await, Verdict::Duplicate);
+    assert_eq!(client.send(report::encode(&sample_report(2))).await, Verdict::Stored);
+    let attempts = agg.attempts();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a.version == http::Version::HTTP_2), "{attempts:?}");
+}
