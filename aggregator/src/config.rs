@@ -51,6 +51,29 @@ pub struct Config {
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
     pub relay: RelayConfig,
+    pub slo: SloConfig,
+    /// Where alerts go; none: alerts are only exported (`synthetic_slo_alert_firing`) and logged.
+    pub alertmanager: Option<AlertmanagerConfig>,
+}
+
+/// The SLO engine's settings.
+#[derive(Debug, Clone)]
+pub struct SloConfig {
+    /// The SLOs, validated; the bundled marketplace SLOs when no file is given.
+    pub slos: Vec<crate::slo::Slo>,
+    /// How often burn rates and alerts are evaluated.
+    pub evaluation_interval: Duration,
+    /// The aggregator's address as people reach it, for links in alerts (`generatorURL`).
+    pub public_url: Option<String>,
+}
+
+/// Alertmanager API v2.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9093`.
+    pub url: String,
+    /// Firing alerts are re-sent this often (Alertmanager forgets an alert whose `endsAt` passes).
+    pub resend_interval: Duration,
 }
 
 /// PEM files for the TLS listener.
@@ -145,6 +168,28 @@ struct ConfigDoc {
     /// Default `10s`.
     shutdown_grace: Option<String>,
     relay: Option<RelayDoc>,
+    slo: Option<SloDoc>,
+    alertmanager: Option<AlertmanagerDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SloDoc {
+    /// SLO file (see aggregator/slos/marketplace.yaml); default: the bundled SLOs.
+    file: Option<PathBuf>,
+    /// Default `15s`.
+    evaluation_interval: Option<String>,
+    /// e.g. `https://pulse.example.net`, for links in alerts.
+    public_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertmanagerDoc {
+    /// e.g. `http://127.0.0.1:9093`.
+    url: String,
+    /// Default `1m`.
+    resend_interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -303,8 +348,33 @@ impl Config {
                 max_kept: r.max_kept.unwrap_or(10_000).max(1),
             },
         };
+        let slo = {
+            let d = doc.slo.unwrap_or(SloDoc { file: None, evaluation_interval: None, public_url: None });
+            let slos = match &d.file {
+                None => crate::slo::spec::bundled(),
+                Some(f) => crate::slo::spec::load_file(&base.join(f))
+                    .map_err(|e| invalid(at("file"), format!("slo.file: {e}")))?,
+            };
+            let evaluation_interval = dur("evaluation_interval", &d.evaluation_interval, Duration::from_secs(15))?;
+            if evaluation_interval < Duration::from_secs(1) || evaluation_interval > Duration::from_secs(300) {
+                return Err(invalid(at("evaluation_interval"), "slo.evaluation_interval: between 1s and 5m".into()));
+            }
+            SloConfig { slos, evaluation_interval, public_url: d.public_url }
+        };
+        let alertmanager = match doc.alertmanager {
+            None => None,
+            Some(a) => {
+                if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+                    return Err(invalid(at("url"), format!("alertmanager.url: `{}` is not an http(s) URL", a.url)));
+                }
+                let resend_interval = dur("resend_interval", &a.resend_interval, Duration::from_secs(60))?;
+                Some(AlertmanagerConfig { url: a.url.trim_end_matches('/').to_owned(), resend_interval })
+            }
+        };
         Ok(Config {
             file: path.to_path_buf(),
+            slo,
+            alertmanager,
             listen,
             tls,
             data_dir: base.join(doc.data_dir),

@@ -12,10 +12,13 @@
 //! - [`web`]: the query API, prober status, metrics and health.
 //! - [`relay`]: the Daraja STK callback relay.
 //! - [`server`]: listener (rustls, HTTP/1.1 + HTTP/2), maintenance, graceful shutdown.
-//! - [`slo`]: SLO maths (separate).
+//! - [`slo`]: SLO files, the burn-rate engine, the `/metrics` exporter, Sloth-compatible rules, and
+//!   the service that runs them inside the aggregator.
+//! - [`alerts`]: SLO alerts to Alertmanager (API v2).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod alerts;
 pub mod clock;
 pub mod config;
 pub mod ingest;

@@ -39,6 +39,20 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print Sloth-compatible Prometheus recording and alert rules for the SLOs.
+    ///
+    /// The rules read the aggregator's own counters (`synthetic_journey_runs_total`,
+    /// `synthetic_journey_duration_seconds`), so Prometheus computes the same burn rates and fires
+    /// the same alerts as the aggregator. Without --config or --slos: the bundled SLOs.
+    /// Check the output with `promtool check rules`.
+    Rules {
+        /// Take the SLOs from this aggregator config (its `slo.file`).
+        #[arg(long, short, value_name = "FILE", conflicts_with = "slos")]
+        config: Option<PathBuf>,
+        /// Take the SLOs from this SLO file.
+        #[arg(long, value_name = "FILE")]
+        slos: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -67,6 +81,20 @@ fn run() -> anyhow::Result<()> {
                 c.listen,
                 if c.tls.is_some() { "TLS" } else { "plain HTTP on loopback" }
             );
+            Ok(())
+        }
+        Command::Rules { config, slos } => {
+            let slos = match (config, slos) {
+                (Some(c), _) => Config::load(&c)?.slo.slos,
+                (None, Some(f)) => aggregator::slo::spec::load_file(&f)?,
+                (None, None) => aggregator::slo::spec::bundled(),
+            };
+            for slo in &slos {
+                for w in aggregator::slo::spec::check(slo, None) {
+                    eprintln!("warning: slo `{}`: {}", w.slo, w.message);
+                }
+            }
+            print!("{}", aggregator::slo::rules::rules_yaml(&slos));
             Ok(())
         }
         Command::Serve { config } => {

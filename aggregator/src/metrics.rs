@@ -48,6 +48,7 @@ pub struct Metrics {
     pub reports: Family<ResultLabels, Counter>,
     pub ingest_seconds: Histogram,
     pub commit_seconds: Histogram,
+    pub batch_reports: Histogram,
     pub store_errors: Counter,
     pub series: Gauge,
     pub disk_bytes: Gauge,
@@ -76,6 +77,8 @@ impl Metrics {
             // 100 µs … ~3 s
             ingest_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            // 1 … 512 reports
+            batch_reports: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             store_errors: Counter::default(),
             series: Gauge::default(),
             disk_bytes: Gauge::default(),
@@ -102,8 +105,14 @@ impl Metrics {
         );
         registry.register(
             "aggregator_store_commit_duration_seconds",
-            "Time to store one report (transaction including fsync)",
+            "Time from queuing a report for the store to its commit (waiting for the writer, then its batch's \
+             transaction including fsync)",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "aggregator_store_batch_reports",
+            "Reports committed together in one transaction (group commit)",
+            m.batch_reports.clone(),
         );
         registry.register("aggregator_store_errors", "Store operations that failed", m.store_errors.clone());
         registry.register("aggregator_series", "Series known to the store", m.series.clone());

@@ -13,11 +13,13 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
+    alerts::AlertSender,
     clock::SharedClock,
     config::{Config, TlsFiles},
     ingest::Ingestor,
     metrics::Metrics,
     relay::Relay,
+    slo::service::SloService,
     store::{Store, StoreError, StoreOptions},
     web::{self, AppState},
 };
@@ -75,19 +77,38 @@ impl Server {
             config.max_body_bytes,
         )?);
         let relay = Arc::new(Relay::new(clock.clone(), config.relay.ttl, config.relay.max_kept));
+        let (stop, stopped) = watch::channel(false);
+
+        // The SLO engine: rebuilt from what the store holds, then fed by ingest, evaluated on the clock.
+        let slo = SloService::new(config.slo.slos.clone(), clock.clone());
+        {
+            let (store, slo, now) = (store.clone(), slo.clone(), clock.now_ms());
+            let buckets = tokio::task::spawn_blocking(move || slo.hydrate(&store, now))
+                .await
+                .map_err(|e| ServeError::Tls(format!("SLO hydration task: {e}")))??;
+            tracing::info!(buckets, slos = config.slo.slos.len(), "SLO windows rebuilt from the store");
+        }
+        ingest.attach_slo(slo.clone());
+        let alerts = config.alertmanager.as_ref().map(|a| AlertSender::new(a, config.slo.public_url.clone()));
+        tokio::spawn(slo.clone().run(config.slo.evaluation_interval, stopped.clone(), move |svc, transitions| {
+            if let Some(a) = &alerts {
+                a.on_evaluation(svc, &transitions);
+            }
+        }));
+
         let state = AppState {
             ingest,
             store: store.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
             down_after_intervals: config.down_after_intervals,
+            slo,
         };
         let router = web::router(state.clone(), relay);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-        let (stop, stopped) = watch::channel(false);
         let grace = config.shutdown_grace;
         let has_tls = tls.is_some();
         let task = tokio::spawn(serve(listener, tls, router, stopped.clone(), grace));

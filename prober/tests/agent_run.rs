@@ -329,3 +329,70 @@ async fn sighup_adds_journeys_and_a_bad_reload_keeps_the_running_ones() {
     sb.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Journey-level runs per journey in a journal's durable records.
+fn journal_runs(outbox: &Path, seq: u64) -> std::collections::BTreeMap<String, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in prober::agent::journal::read(outbox, seq).unwrap().runs {
+        *m.entry(r.journey).or_insert(0) += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_finished_run_the_journal_becomes_the_report() {
+    let sb = sandbox().await;
+    let agg = FakeAggregator::start().await;
+    let dir = tmpdir("e2e-journal");
+    let config = write_config(&dir, sb.base_url(), &agg.url());
+    // A long interval, so the kill lands inside one with runs in it; keep acknowledged reports.
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, yaml.replace("reporting_interval: 1s", "reporting_interval: 30s") + "  keep_acked: true\n")
+        .unwrap();
+    let outbox = dir.join("outbox");
+    let open_runs = || {
+        let seqs = prober::agent::journal::list(&outbox).unwrap_or_default();
+        seqs.last().map_or(0, |s| journal_runs(&outbox, *s).values().sum::<u64>())
+    };
+
+    let mut first = Prober::start(&config);
+    wait_until("three journaled runs in the open interval", Duration::from_secs(30), || open_runs() >= 3).await;
+    first.child.start_kill().unwrap(); // SIGKILL: the interval is 30 s long and far from closed
+    first.child.wait().await.unwrap();
+    let left = prober::agent::journal::list(&outbox).unwrap();
+    let seq = *left.last().unwrap();
+    let journaled = journal_runs(&outbox, seq);
+    assert!(journaled.values().sum::<u64>() >= 3, "{journaled:?}");
+    assert!(!outbox.join(format!("{seq:020}.report")).exists(), "its report was never written");
+
+    let second = Prober::start(&config);
+    wait_until("the rebuilt report", Duration::from_secs(30), || agg.stored_seqs().contains(&seq)).await;
+    let (code, log) = second.sigterm_and_wait().await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains(&format!("report seq {seq}: ")) && log.contains("recovered from the journal"), "{log}");
+
+    let reports = agg.reports();
+    let rebuilt = reports.iter().find(|r| r.seq == seq).unwrap();
+    let mut counted = std::collections::BTreeMap::new();
+    for s in rebuilt.series.iter().filter(|s| s.key.step.is_empty()) {
+        *counted.entry(s.key.journey.clone()).or_insert(0) += s.count;
+    }
+    assert_eq!(counted, journaled, "every journaled run is in report {seq}, once");
+    assert!(agg.state.conflicts.lock().is_empty(), "no seq was reused for another interval");
+    let seqs: Vec<u64> = reports.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=reports.len() as u64).collect::<Vec<_>>(), "no gap, no reuse: {seqs:?}");
+    // The probe server saw every probe run; only the one in flight at the kill may be unreported.
+    let probe_all: u64 = reports.iter().map(|r| journey_runs(r, "probe")).sum();
+    let hits = agg.state.probe_hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(hits <= probe_all + 1, "probe hits {hits} vs reported runs {probe_all}: finished runs were lost");
+    // The archive holds exactly what the aggregator acknowledged; no journal is left behind.
+    let mut archived: Vec<u64> = std::fs::read_dir(outbox.join("acked"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".report")?.parse().ok())
+        .collect();
+    archived.sort_unstable();
+    assert_eq!(archived, seqs);
+    assert!(prober::agent::journal::list(&outbox).unwrap().is_empty());
+    sb.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

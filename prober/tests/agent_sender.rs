@@ -20,8 +20,13 @@ use tokio::sync::{Notify, watch};
 
 fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>) {
     let dir = tmpdir(name).join("outbox");
-    let cfg =
-        OutboxConfig { dir: dir.clone(), max_bytes: 1 << 20, max_age: Duration::from_secs(3600), max_rejected: 10 };
+    let cfg = OutboxConfig {
+        dir: dir.clone(),
+        max_bytes: 1 << 20,
+        max_age: Duration::from_secs(3600),
+        max_rejected: 10,
+        keep_acked: false,
+    };
     (dir, Arc::new(Outbox::open(&cfg).unwrap()))
 }
 

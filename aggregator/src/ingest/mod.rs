@@ -1,5 +1,7 @@
 //! Ingest: who is reporting, is the report well-formed and theirs, how far off is their clock, and
 //! is it durably stored. A reply of `stored` or `duplicate` is sent only after the store's commit.
+//! Reports are committed in groups by one writer task (`writer.rs`): one transaction and one fsync
+//! per batch of concurrent reports, each request still answered with its own outcome.
 //!
 //! Order of checks (each refusal changes nothing and is counted by reason): bearer token (401),
 //! body size (413), decoding (400), identity bound to the token (403), then the store (503 when it
@@ -7,6 +9,7 @@
 
 mod http;
 pub mod skew;
+pub mod writer;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -16,7 +19,7 @@ use report::{DecodeError, Report};
 use serde::Serialize;
 
 pub use self::http::post_report;
-use self::skew::OffsetEstimator;
+use self::{skew::OffsetEstimator, writer::Writer};
 use crate::{
     clock::SharedClock,
     config::ProberBinding,
@@ -99,14 +102,22 @@ pub struct ProberLive {
 pub struct Ingestor {
     probers: Vec<ProberBinding>,
     store: Arc<Store>,
+    writer: Writer,
     clock: SharedClock,
     metrics: Arc<Metrics>,
     skew_threshold_ms: i64,
     max_body_bytes: usize,
     live: Mutex<HashMap<String, ProberLive>>,
+    /// Told about every freshly stored report (never duplicates).
+    slo: std::sync::OnceLock<Arc<crate::slo::service::SloService>>,
 }
 
 impl Ingestor {
+    /// Feeds stored reports to the SLO engine from now on.
+    pub fn attach_slo(&self, slo: Arc<crate::slo::service::SloService>) {
+        let _ = self.slo.set(slo);
+    }
+
     /// Seeds the live status from the store's record of each prober.
     pub fn new(
         probers: Vec<ProberBinding>,
@@ -132,7 +143,18 @@ impl Ingestor {
                 l.stored_total = r.stored_total;
             }
         }
-        Ok(Ingestor { probers, store, clock, metrics, skew_threshold_ms, max_body_bytes, live: Mutex::new(live) })
+        let writer = Writer::spawn(store.clone(), metrics.clone(), self::writer::MAX_BATCH);
+        Ok(Ingestor {
+            probers,
+            writer,
+            store,
+            clock,
+            metrics,
+            skew_threshold_ms,
+            max_body_bytes,
+            live: Mutex::new(live),
+            slo: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -214,15 +236,10 @@ impl Ingestor {
         };
         let correction_ms = skew::correction(offset_ms, self.skew_threshold_ms);
         let receipt = Receipt { received_ms, offset_ms, correction_ms };
-        let store = self.store.clone();
-        let started = tokio::time::Instant::now();
         let report = Arc::new(report);
-        let r = report.clone();
-        let result = tokio::task::spawn_blocking(move || store.ingest(&r, receipt)).await;
-        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        let outcome = match result {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
+        let outcome = match self.writer.commit(report.clone(), receipt).await {
+            Ok(o) => o,
+            Err(e) => {
                 self.metrics.store_errors.inc();
                 self.metrics.report("unavailable", "");
                 tracing::error!(prober = %who.id, seq = report.seq, error = %e, "a report could not be stored");
@@ -232,21 +249,14 @@ impl Ingestor {
                     reason: Some("the store could not commit the report; keep it and retry".into()),
                 };
             }
-            Err(e) => {
-                self.metrics.store_errors.inc();
-                self.metrics.report("unavailable", "");
-                tracing::error!(prober = %who.id, seq = report.seq, error = %e, "the store task failed");
-                return Reply {
-                    http_status: 503,
-                    status: "unavailable",
-                    reason: Some("the store failed; keep the report and retry".into()),
-                };
-            }
         };
         self.note(who, &report, receipt, outcome);
         self.metrics.series.set(self.store.series_count() as i64);
         match outcome {
             Ingested::Stored => {
+                if let Some(slo) = self.slo.get() {
+                    slo.observe(&report, receipt.correction_ms);
+                }
                 self.metrics.report("stored", "");
                 Reply { http_status: 200, status: "stored", reason: None }
             }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod export;
 pub mod ledger;
 pub mod rules;
+pub mod service;
 pub mod spec;
 pub mod windows;
 

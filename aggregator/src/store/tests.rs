@@ -266,3 +266,61 @@ fn the_disk_bound_drops_oldest_rollups_first() {
     // The file itself shrank (incremental vacuum), not only the pages in use.
     assert!(store.disk_bytes() > 0);
 }
+
+#[test]
+fn a_batch_is_one_transaction_and_a_replay_within_it_counts_once() {
+    let store = open(&temp_dir("batch"));
+    let k = key("checkout", "", "ok", "nairobi");
+    let a = report("nbo-1", 1, T0 + 30_000, vec![series(k.clone(), &[10, 20])]);
+    let b = report("nbo-1", 2, T0 + 45_000, vec![series(k.clone(), &[30])]);
+    let c = report("nbo-2", 1, T0 + 45_000, vec![series(k.clone(), &[40_000])]);
+    let out =
+        store.ingest_batch(&[(&a, receipt(T0)), (&b, receipt(T0)), (&a, receipt(T0)), (&c, receipt(T0))]).unwrap();
+    assert_eq!(out, vec![Ingested::Stored, Ingested::Stored, Ingested::Duplicate, Ingested::Stored]);
+    // One bucket, merged exactly as if the three reports had been stored one by one.
+    let b = store.minutes(&Selection::all(), 0, i64::MAX).unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].count, 4);
+    let mut by_hand = report::new_histogram();
+    for v in [10, 20, 30, 40_000] {
+        by_hand.record(v).unwrap();
+    }
+    assert_eq!(b[0].histogram, by_hand);
+    // The stored record of nbo-1 counts its two reports, not the replay.
+    let p = store.probers().unwrap();
+    assert_eq!((p[0].prober.as_str(), p[0].stored_total), ("nbo-1", 2));
+    // Replayed in a later batch: duplicates, nothing changes.
+    assert_eq!(store.ingest_batch(&[(&c, receipt(T0)), (&a, receipt(T0))]).unwrap(), vec![Ingested::Duplicate; 2]);
+    assert_eq!(store.counts(&Selection::all(), 0, i64::MAX).unwrap().total, 4);
+}
+
+#[test]
+fn a_batch_that_fails_part_way_changes_nothing() {
+    let dir = temp_dir("batch-fail");
+    let store = open(&dir);
+    let good = key("checkout", "", "ok", "nairobi");
+    let bad = key("checkout", "pay", "ok", "nairobi");
+    // Seed the `bad` series, then corrupt its bucket behind the store's back, so that merging into
+    // it fails after the first report of the batch was already applied inside the transaction.
+    let seed = report("nbo-9", 1, T0 + 30_000, vec![series(bad.clone(), &[5])]);
+    assert_eq!(store.ingest(&seed, receipt(T0)).unwrap(), Ingested::Stored);
+    let other = Connection::open(store.path()).unwrap();
+    other.execute("UPDATE rollup_minute SET hist = x'00112233'", []).unwrap();
+    drop(other);
+    let first = report("nbo-1", 1, T0 + 30_000, vec![series(good.clone(), &[10])]);
+    let second = report("nbo-2", 1, T0 + 30_000, vec![series(bad, &[20])]);
+    let new_series = report("nbo-3", 1, T0 + 30_000, vec![series(key("stk", "", "ok", "nairobi"), &[30])]);
+    let err = store.ingest_batch(&[(&first, receipt(T0)), (&new_series, receipt(T0)), (&second, receipt(T0))]);
+    assert!(matches!(err, Err(StoreError::Corrupt(_))), "{err:?}");
+    // Nothing of any report in the batch was applied.
+    for p in ["nbo-1", "nbo-2", "nbo-3"] {
+        assert!(!store.seen(p, 1).unwrap(), "{p}");
+    }
+    assert_eq!(store.counts(&Selection::all().journeys(["checkout"]).steps([""]), 0, i64::MAX).unwrap().total, 0);
+    assert_eq!(store.series_count(), 1, "series created inside the failed batch are not cached");
+    assert_eq!(store.probers().unwrap().len(), 1);
+    // Without the poisoned report the others are stored on retry.
+    let out = store.ingest_batch(&[(&first, receipt(T0)), (&new_series, receipt(T0))]).unwrap();
+    assert_eq!(out, vec![Ingested::Stored; 2]);
+    assert_eq!(store.series_count(), 3);
+}

@@ -2,6 +2,8 @@
 //! health. Every route is on one listener (TLS unless on loopback).
 
 pub mod api;
+pub mod page;
+pub mod slo;
 pub mod status;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub down_after_intervals: u32,
+    pub slo: Arc<crate::slo::service::SloService>,
 }
 
 /// Every route.
@@ -35,6 +38,10 @@ pub fn router(app: AppState, relay: Arc<Relay>) -> Router {
         .route("/api/v1/query", get(api::query))
         .route("/api/v1/runs/{run_id}", get(api::run))
         .route("/api/v1/probers", get(status::probers))
+        .route("/status", get(page::page))
+        .route("/", get(|| async { axum::response::Redirect::temporary("/status") }))
+        .route("/api/v1/slos", get(slo::slos))
+        .route("/api/v1/alerts", get(slo::alerts))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -50,15 +57,58 @@ pub fn error(status: StatusCode, reason: impl Into<String>) -> Response {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such route; see /api/v1/reports, /api/v1/query, /api/v1/runs/{run_id}, /api/v1/probers, /metrics",
+        "no such route; see /api/v1/reports, /api/v1/query, /api/v1/runs/{run_id}, /api/v1/probers, /api/v1/slos, /api/v1/alerts, /metrics",
     )
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     status::refresh_gauges(&app);
     app.metrics.disk_bytes.set(app.store.disk_bytes() as i64);
     app.metrics.series.set(app.store.series_count() as i64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.encode()).into_response()
+    // The aggregator's own families, then the SLO families (counters, durations, burn rates).
+    let mut text = app.metrics.encode();
+    if let Some(stripped) = text.strip_suffix("# EOF\n") {
+        text.truncate(stripped.len());
+    }
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(app.slo.metrics().clone()));
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the metrics could not be encoded");
+    }
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], prometheus_text(&text)).into_response()
+    }
+}
+
+/// The Prometheus text format (0.0.4) of an OpenMetrics exposition: counters' HELP and TYPE name
+/// the `_total` samples, and the OpenMetrics-only `# EOF` and `# UNIT` lines go. What
+/// `promtool check metrics` and older scrapers read.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {

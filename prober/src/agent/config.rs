@@ -130,6 +130,9 @@ pub struct OutboxConfig {
     pub max_bytes: u64,
     pub max_age: Duration,
     pub max_rejected: usize,
+    /// Keep acknowledged reports in `acked/` instead of deleting them (unbounded: for tests and
+    /// audits, not for production edges).
+    pub keep_acked: bool,
 }
 
 // === file form ===
@@ -191,6 +194,9 @@ struct OutboxFile {
     max_bytes: Option<Bytes>,
     max_age: Option<Span>,
     max_rejected: Option<usize>,
+    /// Archive acknowledged reports in `acked/` (default false; the archive is not bounded).
+    #[serde(default)]
+    keep_acked: bool,
 }
 
 /// A duration: `250ms`, `15s`, `2m`, `1h`, `7d`, or a bare number of seconds.
@@ -450,7 +456,13 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
         return Err(invalid(&[Key("outbox"), Key("max_age")], "must be at least one reporting interval".into()));
     }
     let max_rejected = doc.outbox.max_rejected.unwrap_or(DEFAULT_MAX_REJECTED);
-    let outbox = OutboxConfig { dir: base.join(&doc.outbox.dir), max_bytes, max_age, max_rejected };
+    let outbox = OutboxConfig {
+        dir: base.join(&doc.outbox.dir),
+        max_bytes,
+        max_age,
+        max_rejected,
+        keep_acked: doc.outbox.keep_acked,
+    };
 
     let listen_src = doc.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_src

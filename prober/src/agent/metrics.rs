@@ -64,6 +64,8 @@ pub struct Metrics {
     pub outbox_bytes: Gauge,
     pub outbox_dropped: Counter,
     pub outbox_write_errors: Counter,
+    pub journal_write_errors: Counter,
+    pub journal_recovered_runs: Counter,
     pub config_reloads: Family<ReasonLabels, Counter>,
     last_send_age: Gauge<f64, AtomicU64>,
     last_ack: Mutex<Option<Instant>>,
@@ -96,6 +98,8 @@ impl Metrics {
             outbox_bytes: Gauge::default(),
             outbox_dropped: Counter::default(),
             outbox_write_errors: Counter::default(),
+            journal_write_errors: Counter::default(),
+            journal_recovered_runs: Counter::default(),
             config_reloads: Family::default(),
             last_send_age: Gauge::default(),
             last_ack: Mutex::new(None),
@@ -146,6 +150,16 @@ impl Metrics {
             "prober_outbox_write_errors",
             "Reports that could not be written to the outbox (lost)",
             m.outbox_write_errors.clone(),
+        );
+        r.register(
+            "prober_journal_write_errors",
+            "Finished runs that could not be journaled (counted in memory only: a crash before the report loses them)",
+            m.journal_write_errors.clone(),
+        );
+        r.register(
+            "prober_journal_recovered_runs",
+            "Finished runs rebuilt from the journal at start-up (the previous process died before their report)",
+            m.journal_recovered_runs.clone(),
         );
         r.register("prober_config_reloads", "SIGHUP reloads, by result", m.config_reloads.clone());
         r.register(

@@ -4,14 +4,15 @@
 //! the aggregator through a durable outbox. Data flows one way:
 //!
 //! ```text
-//! schedule ──runs──▶ player ──Trace──▶ recorder ──interval──▶ outbox (fsync) ──▶ sender ──▶ aggregator
-//!                                                                 ▲                 │
-//!                                                                 └──── ack/reject ─┘
+//! schedule ──runs──▶ player ──Trace──▶ journal (fsync) ──▶ recorder ──interval──▶ outbox (fsync) ──▶ sender ──▶ aggregator
+//!                                                                                 ▲                 │
+//!                                                                                 └──── ack/reject ─┘
 //! ```
 //!
 //! - [`config`]: the YAML file, errors with file:line:field;
 //! - [`schedule`]: absolute deadlines, offsets, concurrency cap, overlap skips (pure maths + shell);
 //! - [`recorder`]: traces → per-interval series → [`report::Report`];
+//! - [`journal`]: each finished run on disk before it counts, so `kill -9` loses no finished run;
 //! - [`outbox`]: durable, ordered, bounded; seq never reused;
 //! - [`sender`]: HTTP/2 + TLS, retries with full jitter, ack/reject handling;
 //! - [`metrics`], [`endpoints`]: `/metrics`, `/healthz`, `/readyz`.
@@ -21,6 +22,7 @@
 pub mod clock;
 pub mod config;
 pub mod endpoints;
+pub mod journal;
 pub mod metrics;
 pub mod outbox;
 pub mod recorder;
@@ -29,7 +31,9 @@ pub mod sender;
 
 use std::{
     future::Future,
+    io,
     net::SocketAddr,
+    path::PathBuf,
     pin::Pin,
     sync::{
         Arc,
@@ -50,9 +54,10 @@ use tokio::{
 use self::{
     clock::{Clock, next_boundary},
     config::{ConfigError, EdgeConfig},
+    journal::{Journal, Recovery},
     metrics::{JourneyLabels, Metrics, ReasonLabels, RunLabels, SkipLabels},
     outbox::Outbox,
-    recorder::Recorder,
+    recorder::{Interval, Recorder, RunRecord},
     schedule::{Job, Runner, Scheduler, Sink, Skip},
     sender::{Client, Sender},
 };
@@ -129,20 +134,91 @@ impl Runner for PlayRunner {
     }
 }
 
-/// Feeds the recorder and the metrics.
+/// Blocking file I/O from a runtime thread that must not return before it is done: hands the
+/// thread's other tasks to another worker meanwhile (on a multi-thread runtime).
+fn in_place<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// The interval being recorded and its journal, under one lock: a finished run is journaled and
+/// counted in the same interval, and a close moves both to the next interval at once.
+struct Recording {
+    recorder: Recorder,
+    /// The seq the current interval's report will get (its journal's).
+    seq: u64,
+    journal: Option<Journal>,
+    dir: PathBuf,
+}
+
+impl Recording {
+    /// Opens the first interval (after [`journal::recover`]), its report to be `seq`.
+    fn open(dir: PathBuf, region: &str, seq: u64, start_ms: i64) -> io::Result<Recording> {
+        let journal = Journal::create(&dir, seq, start_ms)?;
+        Ok(Recording { recorder: Recorder::new(region, start_ms), seq, journal: Some(journal), dir })
+    }
+
+    /// Journals a finished run (fsync), then counts it. The run counts even when the journal
+    /// cannot take it; the error says so.
+    fn record(&mut self, r: &RunRecord) -> Option<io::Error> {
+        let err = self.journal.as_mut().and_then(|j| j.append(r).err());
+        self.recorder.apply(r);
+        err
+    }
+
+    /// Closes the interval at `end_ms` and opens the next one's journal. Returns the interval and
+    /// its seq; the closed journal stays on disk until its report is stored.
+    fn close(&mut self, end_ms: i64) -> (Interval, u64) {
+        let iv = self.recorder.close(end_ms);
+        let seq = self.seq;
+        self.seq += 1;
+        self.journal = match Journal::create(&self.dir, self.seq, iv.end_ms) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                tracing::error!(
+                    "cannot open the journal of report seq {}: {e}; its runs are kept in memory only until it is written",
+                    self.seq
+                );
+                None
+            }
+        };
+        (iv, seq)
+    }
+
+    /// At a clean stop, after the last close: deletes the new interval's journal if no run came.
+    fn discard_if_empty(&mut self) {
+        if self.journal.as_ref().is_some_and(|j| j.runs() == 0)
+            && let Some(Err(e)) = self.journal.take().map(Journal::discard)
+        {
+            tracing::warn!("cannot delete an empty journal: {e}");
+        }
+    }
+}
+
+/// Feeds the recorder (through the journal) and the metrics.
 struct AgentSink {
-    recorder: Arc<Mutex<Recorder>>,
+    recording: Arc<Mutex<Recording>>,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl Sink for AgentSink {
     fn started(&self, _job: &Job) {
-        self.recorder.lock().run_started();
+        self.recording.lock().recorder.run_started();
         self.metrics.runs_in_flight.inc();
     }
 
     fn finished(&self, job: &Job, t: &Trace) {
-        self.recorder.lock().record(t);
+        let rec = RunRecord::of(t, self.clock.wall_ms());
+        if let Some(e) = in_place(|| self.recording.lock().record(&rec)) {
+            self.metrics.journal_write_errors.inc();
+            tracing::warn!(
+                "{}: cannot journal a finished run ({e}); a crash before its report would lose it",
+                job.name
+            );
+        }
         let m = &self.metrics;
         m.runs_in_flight.dec();
         m.runs
@@ -181,7 +257,7 @@ struct Agent {
     started: Instant,
     metrics: Arc<Metrics>,
     outbox: Arc<Outbox>,
-    recorder: Arc<Mutex<Recorder>>,
+    recording: Arc<Mutex<Recording>>,
     ready: Arc<AtomicBool>,
     wake: Arc<Notify>,
 }
@@ -189,7 +265,8 @@ struct Agent {
 impl Agent {
     /// Closes the interval at `end_ms` into a report in the outbox.
     async fn close_interval(&self, end_ms: i64) {
-        let iv = self.recorder.lock().close(end_ms);
+        let rec = self.recording.clone();
+        let (iv, seq) = blocking(move || rec.lock().close(end_ms)).await;
         let (start, end, runs) = (iv.start_ms, iv.end_ms, iv.runs_finished);
         let hb = Heartbeat {
             journeys: self.cfg.journeys.len() as u32,
@@ -203,7 +280,15 @@ impl Agent {
             let backlog = ob.stats()?.reports;
             let series = iv.series.len();
             let hb = Heartbeat { outbox_backlog: backlog + 1, outbox_dropped_total: ob.dropped_total(), ..hb };
-            let seq = ob.store(|seq| report::encode(&iv.into_report(&id, &region, seq, hb)))?;
+            let dir = ob.dir().to_path_buf();
+            ob.store_at(seq, report::encode(&iv.into_report(&id, &region, seq, hb)), |s| {
+                if let Err(e) = journal::remove(&dir, s) {
+                    tracing::warn!(
+                        "report seq {s} is stored but its journal is not deleted ({e}); the next start does it"
+                    );
+                }
+                Ok(())
+            })?;
             let dropped = ob.enforce_limits(SystemTime::now())?;
             Ok::<_, std::io::Error>((seq, series, dropped))
         })
@@ -222,7 +307,11 @@ impl Agent {
             Err(e) => {
                 self.ready.store(false, Ordering::Release);
                 self.metrics.outbox_write_errors.inc();
-                tracing::error!("interval {} ({runs} runs) lost: cannot write to the outbox: {e}", span(start, end));
+                tracing::error!(
+                    "interval {} ({runs} runs) not reported: cannot write report seq {seq} to the outbox: {e}; \
+                     its journaled runs are reported at the next start",
+                    span(start, end)
+                );
             }
         }
     }
@@ -280,14 +369,50 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
         .await
         .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
     let outbox = Arc::new(outbox);
+    let metrics = Arc::new(Metrics::new());
+    metrics.outbox_dropped.inc_by(outbox.dropped_total());
+
+    // Runs a previous process finished but did not report (kill -9, power loss) become their
+    // reports before the first interval opens.
+    let hb = Heartbeat {
+        journeys: cfg.journeys.len() as u32,
+        version: env!("CARGO_PKG_VERSION").into(),
+        outbox_dropped_total: outbox.dropped_total(),
+        ..Default::default()
+    };
+    let (ob, id, region) = (outbox.clone(), cfg.prober.id.clone(), cfg.prober.region.clone());
+    let recovered = blocking(move || journal::recover(&ob, &id, &region, &hb))
+        .await
+        .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
+    for r in recovered {
+        match r {
+            Recovery::Rebuilt { seq, runs, start_ms, end_ms, torn } => {
+                metrics.journal_recovered_runs.inc_by(runs);
+                metrics.reports_created.inc();
+                tracing::info!(
+                    "report seq {seq}: {runs} runs recovered from the journal of interval {}{}",
+                    span(start_ms, end_ms),
+                    if torn { " (a torn last record was ignored)" } else { "" }
+                );
+            }
+            Recovery::AlreadyReported { seq } => {
+                tracing::info!("journal of report seq {seq} deleted: the report was already written");
+            }
+            Recovery::Empty { .. } => {}
+        }
+    }
+    let (dir, seq, now) = (outbox.dir().to_path_buf(), outbox.next_seq(), clock.wall_ms());
+    let region = cfg.prober.region.clone();
+    let recording = blocking(move || Recording::open(dir, &region, seq, now))
+        .await
+        .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
+    let recording = Arc::new(Mutex::new(recording));
+
     let listener =
         TcpListener::bind(cfg.listen).await.map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
     let listen = listener.local_addr().unwrap_or(cfg.listen);
 
-    let metrics = Arc::new(Metrics::new());
-    metrics.outbox_dropped.inc_by(outbox.dropped_total());
-    let recorder = Arc::new(Mutex::new(Recorder::new(cfg.prober.region.clone(), clock.wall_ms())));
-    let sink = Arc::new(AgentSink { recorder: recorder.clone(), metrics: metrics.clone() });
+    let sink = Arc::new(AgentSink { recording: recording.clone(), metrics: metrics.clone(), clock });
     let runner = Arc::new(PlayRunner { daraja: DarajaRuntime::new() });
     let mut scheduler = Scheduler::new(cfg.concurrency, runner, sink, clock, cfg.seed);
     scheduler.start(jobs(&cfg));
@@ -322,8 +447,8 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
     wake.notify_one(); // replay what a previous run left in the outbox
 
     let every = cfg.reporting_interval.as_millis() as i64;
-    let mut agent = Agent { cfg, started: Instant::now(), metrics, outbox, recorder, ready, wake };
-    let mut last_end = agent.recorder.lock().start_ms();
+    let mut agent = Agent { cfg, started: Instant::now(), metrics, outbox, recording, ready, wake };
+    let mut last_end = agent.recording.lock().recorder.start_ms();
     loop {
         let boundary = next_boundary(clock.wall_ms().max(last_end), every);
         tokio::select! {
@@ -343,6 +468,8 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
         tracing::warn!("some runs did not finish in time; they are not in the last report");
     }
     agent.close_interval(clock.wall_ms()).await;
+    let rec = agent.recording.clone();
+    blocking(move || rec.lock().discard_if_empty()).await;
     flush.notify_one();
     let deadline = Instant::now() + opts.flush_limit;
     let mut poll = interval_at(Instant::now(), Duration::from_millis(50));

@@ -8,7 +8,13 @@
 //!   that uses it, so a seq is never reused, even after the outbox emptied and the prober restarted;
 //! - `dropped`: reports dropped by the bounds since the outbox was created;
 //! - `rejected/`: reports the aggregator refused, with a `.reason` file each, for a person to look
-//!   at (bounded; the oldest go first).
+//!   at (bounded; the oldest go first);
+//! - `acked/`: with `keep_acked`, acknowledged reports (an audit trail for tests; unbounded);
+//! - `journal-*.log`: the agent's run journals (see `journal`), which the outbox never touches.
+//!
+//! Writers are serialised: a report leaves the outbox (ack, reject, drop) only after the store
+//! that wrote it, including its `after` hook, has returned. The agent's hook deletes the interval's
+//! journal, so a journal whose report is not in the outbox is one whose report was never written.
 //!
 //! Every write is a temp file, fsync, rename, fsync of the directory: a crash leaves the old file
 //! or the new one, never half of one. Methods block (file I/O); call them from `spawn_blocking`.
@@ -54,10 +60,13 @@ struct State {
 pub struct Outbox {
     dir: PathBuf,
     rejected: PathBuf,
+    acked: Option<PathBuf>,
     max_bytes: u64,
     max_age: Duration,
     max_rejected: usize,
     state: Mutex<State>,
+    /// Held by every writer (store, ack, reject, drop): see the module doc.
+    io: Mutex<()>,
 }
 
 impl Outbox {
@@ -67,8 +76,12 @@ impl Outbox {
         let dir = cfg.dir.clone();
         let rejected = dir.join("rejected");
         fs::create_dir_all(&rejected).map_err(|e| with_path(e, &rejected))?;
+        let acked = dir.join("acked");
+        if cfg.keep_acked {
+            fs::create_dir_all(&acked).map_err(|e| with_path(e, &acked))?;
+        }
         let mut last_seq = read_u64(&dir.join("seq"))?;
-        for d in [&dir, &rejected] {
+        for d in [&dir, &rejected].into_iter().chain(cfg.keep_acked.then_some(&acked)) {
             for e in fs::read_dir(d).map_err(|e| with_path(e, d))? {
                 let e = e?;
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -83,10 +96,12 @@ impl Outbox {
         let ob = Outbox {
             dir,
             rejected,
+            acked: cfg.keep_acked.then_some(acked),
             max_bytes: cfg.max_bytes,
             max_age: cfg.max_age,
             max_rejected: cfg.max_rejected,
             state: Mutex::new(State { last_seq, dropped_total, rejected_total: 0 }),
+            io: Mutex::new(()),
         };
         // Proves the directory is writable before the agent says it is ready.
         write_atomic(&ob.dir, "seq", last_seq.to_string().as_bytes())?;
@@ -115,13 +130,35 @@ impl Outbox {
     /// Allocates the next seq, builds the report with it and stores it durably. The seq is on
     /// disk before the report, so even a crash between the two never reuses it.
     pub fn store(&self, build: impl FnOnce(u64) -> Vec<u8>) -> io::Result<u64> {
-        let mut st = self.state.lock();
-        let seq = st.last_seq + 1;
-        write_atomic(&self.dir, "seq", seq.to_string().as_bytes())?;
-        st.last_seq = seq;
-        drop(st);
-        write_atomic(&self.dir, &file_name(seq), &build(seq))?;
+        let seq = self.next_seq();
+        self.store_at(seq, build(seq), |_| Ok(()))?;
         Ok(seq)
+    }
+
+    /// Stores `bytes` as report `seq` (raising the high-water mark to it first), then runs
+    /// `after` while no other writer can touch the outbox: report `seq` cannot be acknowledged,
+    /// rejected or dropped before `after` returned. The agent passes seqs it reserved for an
+    /// interval (its journal's); a seq at or below the mark is only reused when no report with it
+    /// was ever written (see `journal::recover`).
+    pub fn store_at(&self, seq: u64, bytes: Vec<u8>, after: impl FnOnce(u64) -> io::Result<()>) -> io::Result<()> {
+        let _io = self.io.lock();
+        let mut st = self.state.lock();
+        if seq > st.last_seq {
+            write_atomic(&self.dir, "seq", seq.to_string().as_bytes())?;
+            st.last_seq = seq;
+        }
+        drop(st);
+        write_atomic(&self.dir, &file_name(seq), &bytes)?;
+        after(seq)
+    }
+
+    /// Whether report `seq` is here: waiting, rejected, or (with `keep_acked`) acknowledged.
+    pub fn contains(&self, seq: u64) -> bool {
+        let name = file_name(seq);
+        [Some(&self.dir), Some(&self.rejected), self.acked.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|d| d.join(&name).exists())
     }
 
     /// Waiting reports, lowest seq first.
@@ -156,7 +193,13 @@ impl Outbox {
 
     /// The aggregator has it: forget it.
     pub fn ack(&self, seq: u64) -> io::Result<()> {
-        match fs::remove_file(self.dir.join(file_name(seq))) {
+        let _io = self.io.lock();
+        let name = file_name(seq);
+        let gone = match &self.acked {
+            None => fs::remove_file(self.dir.join(&name)),
+            Some(acked) => fs::rename(self.dir.join(&name), acked.join(&name)).and_then(|()| sync_dir(acked)),
+        };
+        match gone {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => sync_dir(&self.dir),
         }
@@ -164,6 +207,7 @@ impl Outbox {
 
     /// The aggregator refused it: move it to `rejected/` with the reason, keep `max_rejected`.
     pub fn reject(&self, seq: u64, reason: &str) -> io::Result<()> {
+        let _io = self.io.lock();
         let name = file_name(seq);
         write_atomic(&self.rejected, &format!("{seq:020}.reason"), reason.as_bytes())?;
         match fs::rename(self.dir.join(&name), self.rejected.join(&name)) {
@@ -190,6 +234,7 @@ impl Outbox {
     /// Drops the oldest reports while the outbox is over `max_bytes`, and every report older
     /// than `max_age` at `now`. The newest report always stays. Returns how many were dropped.
     pub fn enforce_limits(&self, now: SystemTime) -> io::Result<u64> {
+        let _io = self.io.lock();
         let pending = self.pending()?;
         let mut total: u64 = pending.iter().map(|e| e.bytes).sum();
         let mut dropped = 0;
@@ -267,7 +312,13 @@ mod tests {
     }
 
     fn cfg(dir: &Path, max_bytes: u64) -> OutboxConfig {
-        OutboxConfig { dir: dir.to_path_buf(), max_bytes, max_age: Duration::from_secs(3600), max_rejected: 2 }
+        OutboxConfig {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            max_age: Duration::from_secs(3600),
+            max_rejected: 2,
+            keep_acked: false,
+        }
     }
 
     #[test]

@@ -4,12 +4,60 @@
 //! Each run adds one journey-level sample (step `""`, the trace's outcome and duration) and one
 //! sample per step it reached (the step's outcome and duration), so the journey-level counts of
 //! an interval equal the runs that finished in it.
+//!
+//! A run's contributions are first flattened into a [`RunRecord`], the unit the agent's journal
+//! (see `journal`) makes durable before the run counts in memory. Live recording and crash
+//! recovery both go through [`Recorder::apply`], so a recovered report is the report the
+//! interval would have become.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use hdrhistogram::Histogram;
 use report::{Heartbeat, Report, Series, SeriesKey};
 use scenarios::Trace;
+use serde::{Deserialize, Serialize};
+
+/// What one finished run adds to an interval: the journey-level sample and one per step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// When the run finished (UTC ms).
+    pub finish_ms: i64,
+    pub journey: String,
+    pub profile: String,
+    pub outcome: String,
+    pub duration_us: u64,
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step's sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: String,
+    pub outcome: String,
+    pub duration_us: u64,
+}
+
+impl RunRecord {
+    pub fn of(t: &Trace, finish_ms: i64) -> RunRecord {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        RunRecord {
+            finish_ms,
+            journey: t.journey.clone(),
+            profile: t.profile.clone(),
+            outcome: t.outcome.as_str().to_owned(),
+            duration_us: us(t.duration),
+            steps: t
+                .steps
+                .iter()
+                .map(|s| StepRecord {
+                    step: s.name.clone(),
+                    outcome: s.outcome.as_str().to_owned(),
+                    duration_us: us(s.duration),
+                })
+                .collect(),
+        }
+    }
+}
 
 /// The interval being recorded.
 #[derive(Debug)]
@@ -47,18 +95,25 @@ impl Recorder {
 
     /// Adds a finished run.
     pub fn record(&mut self, t: &Trace) {
+        self.apply(&RunRecord::of(t, self.start_ms));
+    }
+
+    /// Adds a finished run's contributions.
+    pub fn apply(&mut self, r: &RunRecord) {
         self.runs_finished += 1;
         let key = |step: &str, outcome: &str| SeriesKey {
-            journey: t.journey.clone(),
+            journey: r.journey.clone(),
             step: step.to_owned(),
             outcome: outcome.to_owned(),
             region: self.region.clone(),
-            profile: t.profile.clone(),
+            profile: r.profile.clone(),
         };
-        let mut add = |k: SeriesKey, d| report::record(self.series.entry(k).or_insert_with(report::new_histogram), d);
-        add(key("", t.outcome.as_str()), t.duration);
-        for s in &t.steps {
-            add(key(&s.name, s.outcome.as_str()), s.duration);
+        let mut add = |k: SeriesKey, us| {
+            report::record(self.series.entry(k).or_insert_with(report::new_histogram), Duration::from_micros(us))
+        };
+        add(key("", &r.outcome), r.duration_us);
+        for s in &r.steps {
+            add(key(&s.step, &s.outcome), s.duration_us);
         }
     }
 
@@ -101,8 +156,6 @@ impl Interval {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use scenarios::{
         Failure, Outcome,
         trace::{Phases, StepTrace},

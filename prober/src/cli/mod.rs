@@ -1,6 +1,7 @@
 //! The `prober` command line: one module per subcommand.
 
 pub mod link_args;
+pub mod load;
 pub mod once;
 pub mod profiles;
 pub mod proxy;
@@ -30,6 +31,7 @@ pub struct LogArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Load(Box<load::LoadArgs>),
     Once(once::OnceArgs),
     Profiles(profiles::ProfilesArgs),
     Proxy(proxy::ProxyArgs),
@@ -55,6 +57,7 @@ impl LogArgs {
 /// Runs one subcommand and maps the outcome to an exit code: 0 ok, 2 bad input, 1 anything else.
 pub fn run(command: Command) -> ExitCode {
     let result = match command {
+        Command::Load(args) => load::main(*args),
         Command::Once(args) => runtime().and_then(|rt| rt.block_on(once::run(args))),
         Command::Profiles(args) => profiles::run(args).map(|()| true),
         Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))).map(|()| true),

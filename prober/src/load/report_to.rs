@@ -1,0 +1,112 @@
+//! `--report-to URL`: streams the run's histograms to the aggregator as reports labelled with
+//! the run id (`run: Some(id)`), which keeps them apart from SLO data. One report per interval
+//! (15 s by default) and one at the end; sent by the agent's client (`POST /api/v1/reports`,
+//! Bearer token), each retried a few times.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{ReportTo, stats::Stats};
+use crate::agent::sender::{Client, Verdict};
+
+pub struct Reporter {
+    cfg: ReportTo,
+    seq: u64,
+    since_ms: i64,
+    tx: mpsc::UnboundedSender<report::Report>,
+    task: JoinHandle<()>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Profile names may hold `+` (overrides); report labels may not.
+fn label(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).take(128).collect()
+}
+
+impl Reporter {
+    pub fn start(cfg: ReportTo) -> Reporter {
+        let (tx, mut rx) = mpsc::unbounded_channel::<report::Report>();
+        let mut client = Client::new(&cfg.url, cfg.token.clone(), &[]);
+        let task = tokio::spawn(async move {
+            while let Some(mut r) = rx.recv().await {
+                for attempt in 0..3 {
+                    r.sent_at_ms = now_ms();
+                    match client.send(report::encode(&r)).await {
+                        Verdict::Stored | Verdict::Duplicate => break,
+                        Verdict::Rejected { status, reason } => {
+                            tracing::error!(status, %reason, seq = r.seq, "the aggregator refused a load report");
+                            break;
+                        }
+                        Verdict::Retry { detail, .. } => {
+                            tracing::warn!(%detail, attempt, seq = r.seq, "sending a load report failed; retrying");
+                            tokio::time::sleep_until(
+                                tokio::time::Instant::now() + Duration::from_millis(500 << attempt),
+                            )
+                            .await;
+                        }
+                    }
+                }
+            }
+        });
+        Reporter { cfg, seq: 0, since_ms: now_ms(), tx, task }
+    }
+
+    pub fn every(&self) -> Duration {
+        self.cfg.every
+    }
+
+    /// Sends what `unreported` holds (and empties it).
+    pub fn send(&mut self, names: &[String], unreported: &mut Stats) {
+        let end = now_ms().max(self.since_ms + 1);
+        let mut series = Vec::new();
+        for (i, s) in unreported.series.iter_mut().enumerate() {
+            for (class, pair) in s.by_class.iter_mut().enumerate() {
+                let Some(pair) = pair else { continue };
+                if pair.corrected.is_empty() {
+                    continue;
+                }
+                let key = report::SeriesKey {
+                    journey: names[0]
+                        .chars()
+                        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+                        .take(128)
+                        .collect(),
+                    step: if i == 0 { String::new() } else { names[i].clone() },
+                    outcome: scenarios::Outcome::ALL[class].as_str().to_owned(),
+                    region: label(&self.cfg.region),
+                    profile: label(&self.cfg.profile),
+                };
+                series.push(report::Series { key, count: pair.corrected.len(), histogram: pair.corrected.clone() });
+                pair.corrected.reset();
+                pair.uncorrected.reset();
+            }
+        }
+        if series.is_empty() {
+            return;
+        }
+        self.seq += 1;
+        let r = report::Report {
+            prober: label(&self.cfg.prober),
+            region: label(&self.cfg.region),
+            seq: self.seq,
+            interval_start_ms: self.since_ms,
+            interval_end_ms: end,
+            sent_at_ms: end,
+            run: Some(label(&self.cfg.run_id)),
+            heartbeat: report::Heartbeat { version: env!("CARGO_PKG_VERSION").into(), ..Default::default() },
+            series,
+        };
+        self.since_ms = end;
+        let _ = self.tx.send(r);
+    }
+
+    /// Waits (bounded by the client's timeouts and three attempts) until every report was sent.
+    pub async fn close(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
