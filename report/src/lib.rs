@@ -285,6 +285,9 @@ pub fn decode_histogram(raw: &[u8]) -> Result<Histogram<u64>, String> {
             h.sigfig()
         ));
     }
+    if h.low() == HIST_LOW_US && h.high() == HIST_HIGH_US && h.sigfig() == HIST_SIGFIG {
+        return Ok(h);
+    }
     // Re-home into the canonical configuration so merges take the fast path.
     let mut canonical = new_histogram();
     canonical.add(&h).map_err(|e| format!("histogram does not fit the fleet configuration: {e:?}"))?;

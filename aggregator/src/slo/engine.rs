@@ -117,13 +117,25 @@ pub fn is_good(outcome: &str) -> bool {
 
 /// Runs within `threshold`: the rule shared with the exported `le` buckets. A run counts as fast
 /// when its HDR bucket starts at or below the threshold (values up to the bucket's highest
-/// equivalent value, at most 0.1 % above it).
+/// equivalent value, at most 0.1 % above it) — what `count_between(1, threshold)` counts.
 pub fn count_within(h: &Histogram<u64>, threshold: Duration) -> u64 {
-    let us = threshold.as_micros() as u64;
-    if us < report::HIST_LOW_US {
-        return 0;
+    counts_within(h, &[threshold.as_micros() as u64])[0]
+}
+
+/// [`count_within`] for several thresholds (µs) in one pass over the recorded values: the cost
+/// follows the values recorded, not the size of the histogram, once per report series.
+pub fn counts_within(h: &Histogram<u64>, thresholds_us: &[u64]) -> Vec<u64> {
+    let mut out = vec![0; thresholds_us.len()];
+    for v in h.iter_recorded() {
+        let bucket_low = h.lowest_equivalent(v.value_iterated_to());
+        let n = v.count_at_value();
+        for (i, t) in thresholds_us.iter().enumerate() {
+            if *t >= report::HIST_LOW_US && bucket_low <= *t {
+                out[i] += n;
+            }
+        }
     }
-    h.count_between(report::HIST_LOW_US, us.min(report::HIST_HIGH_US))
+    out
 }
 
 impl Engine {

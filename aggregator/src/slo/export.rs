@@ -9,7 +9,7 @@
 //!   events per window, remaining budget, time to exhaustion, alert state. A window without events
 //!   exports no ratio (undefined, not zero).
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use hdrhistogram::Histogram;
 use parking_lot::RwLock;
@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 
 use super::{
-    engine::{ScopeStatus, count_within},
+    engine::{ScopeStatus, counts_within},
     spec::{Sli, Slo},
     windows::Severity,
 };
@@ -62,6 +62,7 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct SloMetrics {
     edges: Arc<Vec<f64>>,
+    edges_us: Arc<Vec<u64>>,
     state: Arc<RwLock<State>>,
 }
 
@@ -76,7 +77,12 @@ impl SloMetrics {
         }
         edges.sort_by(f64::total_cmp);
         edges.dedup();
-        SloMetrics { edges: Arc::new(edges), state: Arc::new(RwLock::new(State::default())) }
+        let edges_us = edges.iter().map(|e| (e * 1e6).round() as u64).collect();
+        SloMetrics {
+            edges: Arc::new(edges),
+            edges_us: Arc::new(edges_us),
+            state: Arc::new(RwLock::new(State::default())),
+        }
     }
 
     /// The bucket edges, in seconds.
@@ -110,8 +116,8 @@ impl SloMetrics {
                 .durations
                 .entry(DurKey { journey: journey.into(), step: step.into(), region: region.into() })
                 .or_insert_with(|| Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
-            for (i, edge) in self.edges.iter().enumerate() {
-                b.le[i] += count_within(h, Duration::from_secs_f64(*edge)).min(count);
+            for (i, n) in counts_within(h, &self.edges_us).into_iter().enumerate() {
+                b.le[i] += n.min(count);
             }
             b.count += count;
             b.sum_s += h.mean() * h.len() as f64 / 1e6;

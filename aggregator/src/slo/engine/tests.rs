@@ -207,6 +207,16 @@ fn latency_slis_count_slow_successful_runs() {
 }
 
 proptest! {
+    /// The one-pass count equals hdrhistogram's own `count_between(1, T)` for every threshold.
+    #[test]
+    fn one_pass_counts_equal_count_between(values in prop::collection::vec(1u64..report::HIST_HIGH_US, 0..60), t in prop::collection::vec(1u64..200_000_000, 1..8)) {
+        let h = hist(&values);
+        let fast = counts_within(&h, &t);
+        for (i, th) in t.iter().enumerate() {
+            prop_assert_eq!(fast[i], h.count_between(report::HIST_LOW_US, *th), "threshold {}", th);
+        }
+    }
+
     /// Burn rate depends on the error ratio only: scaling traffic changes nothing.
     #[test]
     fn burn_rate_is_scale_invariant(total in 1u64..500, bad_frac in 0.0f64..1.0, k in 1u64..20) {
