@@ -237,18 +237,7 @@ pub fn classify(status: StatusCode, body: &[u8], after: Option<Duration>) -> Ver
 
 /// The ALPN-h2 TLS client configuration: Mozilla roots plus the private CA, if any.
 pub fn tls_config(extra_roots: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    for c in extra_roots {
-        let _ = roots.add(c.clone());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Arc::new(cfg)
+    scenarios::http::tls_config_with_alpn(extra_roots, &[b"h2", b"http/1.1"])
 }
 
 /// The delay before retry number `attempt` (1-based): uniform in [0, min(cap, base·2^(attempt-1))]

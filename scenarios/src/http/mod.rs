@@ -87,8 +87,17 @@ pub struct HttpClient {
     idle: Mutex<HashMap<Origin, Vec<SendRequest<Full<Bytes>>>>>,
 }
 
-/// TLS settings: the Mozilla roots (webpki-roots) plus any extra CA certificates (PEM or DER).
+/// TLS settings for journeys: the Mozilla roots plus any extra CA certificates, HTTP/1.1.
 pub fn tls_config(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
+    tls_config_with_alpn(extra_roots, &[b"http/1.1"])
+}
+
+/// The fleet's TLS client settings: the Mozilla roots (webpki-roots) plus any extra CA
+/// certificates, the ring provider, and the given ALPN protocols in order of preference.
+pub fn tls_config_with_alpn(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for c in extra_roots {
         let _ = roots.add(c.clone());
@@ -99,7 +108,7 @@ pub fn tls_config(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) ->
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(cfg)
 }
 
