@@ -295,7 +295,7 @@ EOF
     pr_runs1=$(curl -sf http://127.0.0.1:9464/metrics | awk '/^prober_runs_total/ {s += $2} END {print s + 0}' || true)
     pr_ok=$(curl -sf http://127.0.0.1:9464/metrics | awk '/^prober_runs_total.*outcome="ok"/ {s += $2} END {print s + 0}' || true)
     pr_runs=$((pr_runs1 - pr_runs0))
-    read -r pr_avg pr_max bb_avg bb_max < <(awk '{a += $1; if ($1 > am) am = $1; b += $2; if ($2 > bm) bm = $2; n++} END {printf "%.1f %.1f %.1f %.1f", a/n/1024, am/1024, b/n/1024, bm/1024}' "$d/samples")
+    read -r pr_avg pr_max bb_avg bb_max < <(awk '{a += $1; if ($1 > am) am = $1; b += $2; if ($2 > bm) bm = $2; n++} END {printf "%.1f %.1f %.1f %.1f\n", a/n/1024, am/1024, b/n/1024, bm/1024}' "$d/samples")
     echo "Window $secs s, RSS sampled every 5 s ($(wc -l <"$d/samples") samples); CPU = utime + stime from /proc/PID/stat (10 ms ticks). Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "| agent | probes in window (ok) | RSS avg MiB | RSS max MiB | VmHWM MiB | CPU s | **CPU ms per probe** |"
