@@ -5,7 +5,7 @@
 //! journey. Each step has its own deadline (and the journey one overall); a step cut short still
 //! reports what it measured and what it was waiting for.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use netem::{Connector, Profile};
 use parking_lot::Mutex;
@@ -185,9 +185,4 @@ pub fn summary(t: &Trace) -> String {
         None => format!("{} {} in {}", t.journey, t.outcome, human(t.duration)),
         Some(f) => format!("{} failed in {}: {f}", t.journey, human(t.duration)),
     }
-}
-
-/// Time a run spent, excluding `wait` steps (what the user waited on the service).
-pub fn service_time(t: &Trace) -> Duration {
-    t.steps.iter().filter(|s| s.kind != "wait").map(|s| s.duration).sum()
 }

@@ -110,6 +110,21 @@ pub struct SeriesEvent<'a> {
     pub at_ms: i64,
 }
 
+impl<'a> SeriesEvent<'a> {
+    /// The runs of one report series (or stored bucket) that happened at `at_ms`.
+    pub fn of(key: &'a report::SeriesKey, count: u64, histogram: &'a Histogram<u64>, at_ms: i64) -> SeriesEvent<'a> {
+        SeriesEvent {
+            journey: &key.journey,
+            step: &key.step,
+            outcome: &key.outcome,
+            region: &key.region,
+            count,
+            histogram,
+            at_ms,
+        }
+    }
+}
+
 /// Whether an outcome counts as a good run.
 pub fn is_good(outcome: &str) -> bool {
     matches!(outcome, "ok" | "expected")

@@ -6,7 +6,7 @@
 //! resolution: the minutes `⌈now⌉ − W/1m … ⌈now⌉ − 1`. The period window starts at the first whole
 //! hour inside it (so it may be up to 59 minutes shorter than the period).
 
-use super::windows::{WINDOWS, Window};
+use super::windows::WINDOWS;
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -122,11 +122,6 @@ fn add_to(ring: &mut [Slot], i: i64, total: u64, bad: u64) {
     }
     s.total = s.total.saturating_add(total.min(u64::from(u32::MAX)) as u32);
     s.bad = s.bad.saturating_add(bad.min(u64::from(u32::MAX)) as u32);
-}
-
-/// Which window a count belongs to, for callers that label them.
-pub fn window_labels() -> impl Iterator<Item = Window> {
-    WINDOWS.into_iter()
 }
 
 #[cfg(test)]

@@ -79,15 +79,7 @@ impl SloService {
         let buckets = store.minutes(&Selection::all(), from, now_ms + 3_600_000)?;
         let mut engine = self.engine.lock();
         for b in &buckets {
-            engine.record(&SeriesEvent {
-                journey: &b.key.journey,
-                step: &b.key.step,
-                outcome: &b.key.outcome,
-                region: &b.key.region,
-                count: b.count,
-                histogram: &b.histogram,
-                at_ms: b.start_ms + b.width_ms,
-            });
+            engine.record(&SeriesEvent::of(&b.key, b.count, &b.histogram, b.start_ms + b.width_ms));
         }
         Ok(buckets.len())
     }
@@ -100,15 +92,7 @@ impl SloService {
         let at_ms = r.interval_end_ms - correction_ms;
         let mut engine = self.engine.lock();
         for s in &r.series {
-            engine.record(&SeriesEvent {
-                journey: &s.key.journey,
-                step: &s.key.step,
-                outcome: &s.key.outcome,
-                region: &s.key.region,
-                count: s.count,
-                histogram: &s.histogram,
-                at_ms,
-            });
+            engine.record(&SeriesEvent::of(&s.key, s.count, &s.histogram, at_ms));
             self.metrics.record(&s.key.journey, &s.key.step, &s.key.region, &s.key.outcome, s.count, &s.histogram);
         }
     }

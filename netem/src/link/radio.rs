@@ -1,7 +1,5 @@
 //! Radio resource control: the promotion delay a 3G/4G phone pays after idling.
 
-use std::time::Duration;
-
 use super::At;
 use crate::profile::RadioPromotion;
 
@@ -42,10 +40,5 @@ impl RadioState {
     /// How many promotions have been paid so far.
     pub fn promotions(&self) -> u64 {
         self.promotions
-    }
-
-    /// The promotion delay, if this radio has one.
-    pub fn promotion_delay(&self) -> Option<Duration> {
-        self.config.map(|c| c.promotion)
     }
 }

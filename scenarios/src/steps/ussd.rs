@@ -13,7 +13,7 @@ use tokio::time::{Instant, timeout};
 use super::{Ctx, Done, Final, Recorder, exchange, http::human};
 use crate::{
     http::RequestSpec,
-    journey::{DialectName, USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep},
+    journey::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep},
     outcome::{Failure, Outcome},
     ussd::{Dialect, HopRequest, Release, Session, dialect, dialects::EndEvent, screen_capacity},
 };
@@ -56,20 +56,7 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
                 Outcome::Timeout,
                 format!("hop {hop}: the session passed its limit of {}", human(session_deadline - started)),
             );
-            release(
-                ctx,
-                rec,
-                d,
-                &session,
-                events_url.as_ref(),
-                &url,
-                Release::Timeout,
-                started,
-                &last_text,
-                Some(&f.message),
-            )
-            .await;
-            return Err(f);
+            return Err(timed_out(ctx, rec, d, &session, events_url.as_ref(), &url, started, &last_text, f).await);
         }
         let limit = hop_timeout.min(session_deadline - now);
         let hop_started = Instant::now();
@@ -81,20 +68,7 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
                     Outcome::Timeout,
                     format!("hop {hop}: the app did not answer within {} (the gateway's deadline)", human(limit)),
                 );
-                release(
-                    ctx,
-                    rec,
-                    d,
-                    &session,
-                    events_url.as_ref(),
-                    &url,
-                    Release::Timeout,
-                    started,
-                    &last_text,
-                    Some(&f.message),
-                )
-                .await;
-                return Err(f);
+                return Err(timed_out(ctx, rec, d, &session, events_url.as_ref(), &url, started, &last_text, f).await);
             }
         };
         let resp = match resp {
@@ -171,6 +145,23 @@ fn post(url: &url::Url, req: &HopRequest) -> RequestSpec {
     }
 }
 
+/// A deadline passed: the gateway releases the session (reporting why), and the step fails with `f`.
+#[allow(clippy::too_many_arguments)]
+async fn timed_out(
+    ctx: &Ctx<'_>,
+    rec: &mut Recorder,
+    d: &dyn Dialect,
+    session: &Session,
+    events_url: Option<&url::Url>,
+    url: &url::Url,
+    started: Instant,
+    last_text: &str,
+    f: Failure,
+) -> Failure {
+    release(ctx, rec, d, session, events_url, url, Release::Timeout, started, last_text, Some(&f.message)).await;
+    f
+}
+
 /// Ends a session the app did not end: in-band for dialects that have it, an event otherwise.
 #[allow(clippy::too_many_arguments)]
 async fn release(
@@ -226,9 +217,4 @@ async fn send_event(
 
 fn hex(v: u64) -> String {
     format!("{v:016x}")
-}
-
-/// The dialect a step uses, by name (for messages).
-pub fn dialect_name(d: DialectName) -> &'static str {
-    dialect(d).name()
 }
