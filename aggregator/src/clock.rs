@@ -48,6 +48,36 @@ impl Clock for ManualClock {
     }
 }
 
+/// Simulated time (the demo's `--speed`): reads `origin_ms` at tokio instant `anchor` and advances
+/// `speed` times as fast as tokio's clock. Give the probers the same origin, anchor and speed
+/// (`prober::agent::clock::Clock::scaled`) so send and receive times, interval bounds and SLO
+/// windows all agree.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaledClock {
+    origin_ms: i64,
+    anchor: tokio::time::Instant,
+    speed: f64,
+}
+
+impl ScaledClock {
+    /// Speeds that are not finite and above zero are taken as 1.
+    pub fn new(origin_ms: i64, anchor: tokio::time::Instant, speed: f64) -> ScaledClock {
+        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+        ScaledClock { origin_ms, anchor, speed }
+    }
+
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now_ms(&self) -> i64 {
+        let real = tokio::time::Instant::now().saturating_duration_since(self.anchor);
+        self.origin_ms + (real.as_secs_f64() * 1e3 * self.speed) as i64
+    }
+}
+
 /// A shared clock.
 pub type SharedClock = Arc<dyn Clock>;
 
@@ -63,6 +93,19 @@ mod tests {
         assert_eq!(c.clone().now_ms(), 1_500);
         c.set(7);
         assert_eq!(c.now_ms(), 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scaled_clock_runs_speed_times_faster_from_its_anchor() {
+        let anchor = tokio::time::Instant::now();
+        let c = ScaledClock::new(1_000_000, anchor, 60.0);
+        assert_eq!(c.now_ms(), 1_000_000);
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        assert_eq!(c.now_ms(), 1_090_000, "1.5 s at 60× is 90 simulated seconds");
+        let same = ScaledClock::new(1_000_000, anchor, 60.0);
+        assert_eq!(same.now_ms(), c.now_ms(), "one anchor, one time");
+        assert_eq!(ScaledClock::new(5, anchor, f64::NAN).speed(), 1.0);
+        assert_eq!(ScaledClock::new(5, anchor, 0.0).now_ms(), 1_505);
     }
 
     #[test]
