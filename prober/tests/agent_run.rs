@@ -396,3 +396,72 @@ async fn kill_9_loses_no_finished_run_the_journal_becomes_the_report() {
     sb.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intervals_the_outbox_could_not_store_are_reported_once_it_can_again() {
+    let sb = sandbox().await;
+    let agg = FakeAggregator::start().await;
+    let dir = tmpdir("e2e-outbox-fault");
+    let config = write_config(&dir, sb.base_url(), &agg.url());
+    let p = Prober::start(&config);
+    let addr = p.metrics_addr().await;
+    wait_until("a first report", Duration::from_secs(30), || !agg.stored_seqs().is_empty()).await;
+
+    // The outbox's seq mark cannot be replaced while a non-empty directory sits at its path (even
+    // for root), so every report write fails, as on a full or read-only disk.
+    let mark = dir.join("outbox/seq");
+    let before = std::fs::read_to_string(&mark).unwrap();
+    std::fs::remove_file(&mark).unwrap();
+    std::fs::create_dir_all(mark.join("blocked")).unwrap();
+    let metric = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("prober_outbox_write_errors_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut failed = 0;
+    for _ in 0..300 {
+        failed = metric(&http_get(&addr, "/metrics").await.1);
+        if failed >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(failed >= 2, "two intervals failed to store");
+    let (code, _) = http_get(&addr, "/readyz").await;
+    assert_eq!(code, 503, "not ready while reports cannot be stored");
+
+    // The disk recovers: the failed intervals' journals become reports at the next boundary.
+    std::fs::remove_dir_all(&mark).unwrap();
+    std::fs::write(&mark, before).unwrap();
+    let (code, log) = {
+        let stored_then = agg.stored_seqs().len();
+        wait_until("the late reports and a new one", Duration::from_secs(30), || {
+            agg.stored_seqs().len() >= stored_then + failed as usize + 1
+        })
+        .await;
+        p.sigterm_and_wait().await
+    };
+    assert_eq!(code, 0, "{log}");
+    let late: usize = log
+        .split(" earlier report(s) that could not be stored are now in the outbox")
+        .next()
+        .and_then(|head| head.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no late store in the log:\n{log}"));
+    assert!(late >= 2, "{log}");
+    assert!(agg.state.conflicts.lock().is_empty(), "no seq reused");
+
+    let reports = agg.reports();
+    let mut seqs: Vec<u64> = reports.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=reports.len() as u64).collect::<Vec<_>>(), "every interval reported once, no gaps");
+    let started: u64 = reports.iter().map(|r| r.heartbeat.runs_started).sum();
+    let finished: u64 = reports
+        .iter()
+        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
+        .sum();
+    assert_eq!(started, finished, "runs started vs runs reported");
+    assert!(outbox_seqs(&dir).is_empty(), "everything acknowledged");
+    sb.shutdown().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

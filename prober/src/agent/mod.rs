@@ -260,6 +260,9 @@ struct Agent {
     recording: Arc<Mutex<Recording>>,
     ready: Arc<AtomicBool>,
     wake: Arc<Notify>,
+    /// Reports the outbox could not store (a full or failing disk), oldest first, retried at every
+    /// boundary. Their journals stay on disk meanwhile, so a crash still loses none of their runs.
+    unwritten: Arc<Mutex<Vec<(u64, Vec<u8>)>>>,
 }
 
 impl Agent {
@@ -275,28 +278,42 @@ impl Agent {
             ..Default::default()
         };
         let (id, region) = (self.cfg.prober.id.clone(), self.cfg.prober.region.clone());
-        let ob = self.outbox.clone();
+        let (ob, unwritten) = (self.outbox.clone(), self.unwritten.clone());
         let result = blocking(move || {
-            let backlog = ob.stats()?.reports;
+            let mut unwritten = unwritten.lock();
+            let backlog = ob.stats().map_or(0, |s| s.reports);
             let series = iv.series.len();
-            let hb = Heartbeat { outbox_backlog: backlog + 1, outbox_dropped_total: ob.dropped_total(), ..hb };
+            let hb = Heartbeat {
+                outbox_backlog: backlog + unwritten.len() as u64 + 1,
+                outbox_dropped_total: ob.dropped_total(),
+                ..hb
+            };
+            unwritten.push((seq, report::encode(&iv.into_report(&id, &region, seq, hb))));
+            let late = unwritten.len() - 1;
             let dir = ob.dir().to_path_buf();
-            ob.store_at(seq, report::encode(&iv.into_report(&id, &region, seq, hb)), |s| {
-                if let Err(e) = journal::remove(&dir, s) {
-                    tracing::warn!(
-                        "report seq {s} is stored but its journal is not deleted ({e}); the next start does it"
-                    );
-                }
-                Ok(())
-            })?;
+            // Oldest first; the first failure leaves it and the later ones for the next boundary.
+            while let Some((s, bytes)) = unwritten.first() {
+                ob.store_at(*s, bytes.clone(), |s| {
+                    if let Err(e) = journal::remove(&dir, s) {
+                        tracing::warn!(
+                            "report seq {s} is stored but its journal is not deleted ({e}); the next start does it"
+                        );
+                    }
+                    Ok(())
+                })?;
+                unwritten.remove(0);
+            }
             let dropped = ob.enforce_limits(SystemTime::now())?;
-            Ok::<_, std::io::Error>((seq, series, dropped))
+            Ok::<_, std::io::Error>((series, dropped, late))
         })
         .await;
         match result {
-            Ok((seq, series, dropped)) => {
+            Ok((series, dropped, late)) => {
                 self.ready.store(true, Ordering::Release);
                 self.metrics.reports_created.inc();
+                if late > 0 {
+                    tracing::info!("{late} earlier report(s) that could not be stored are now in the outbox");
+                }
                 if dropped > 0 {
                     self.metrics.outbox_dropped.inc_by(dropped);
                     tracing::warn!("outbox over its bounds: dropped the {dropped} oldest report(s)");
@@ -307,9 +324,11 @@ impl Agent {
             Err(e) => {
                 self.ready.store(false, Ordering::Release);
                 self.metrics.outbox_write_errors.inc();
+                let waiting = self.unwritten.lock().len();
                 tracing::error!(
-                    "interval {} ({runs} runs) not reported: cannot write report seq {seq} to the outbox: {e}; \
-                     its journaled runs are reported at the next start",
+                    "cannot write report seq {seq} (interval {}, {runs} runs) to the outbox: {e}; {waiting} report(s) \
+                     wait in memory and are retried at every boundary (their runs are journaled, so a restart \
+                     reports them too)",
                     span(start, end)
                 );
             }
@@ -447,7 +466,8 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
     wake.notify_one(); // replay what a previous run left in the outbox
 
     let every = cfg.reporting_interval.as_millis() as i64;
-    let mut agent = Agent { cfg, started: Instant::now(), metrics, outbox, recording, ready, wake };
+    let mut agent =
+        Agent { cfg, started: Instant::now(), metrics, outbox, recording, ready, wake, unwritten: Default::default() };
     let mut last_end = agent.recording.lock().recorder.start_ms();
     loop {
         let boundary = next_boundary(clock.wall_ms().max(last_end), every);
@@ -485,7 +505,12 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
     let _ = stop_tx.send(true);
     sender_task.abort();
     server.abort();
-    if left == 0 {
+    let unwritten = agent.unwritten.lock().len();
+    if unwritten > 0 {
+        tracing::warn!(
+            "stopped with {unwritten} report(s) the outbox could not store; their journals report them at the next start"
+        );
+    } else if left == 0 {
         tracing::info!("stopped: every report delivered");
     } else {
         tracing::warn!("stopped with {left} report(s) in the outbox; they are sent at the next start");
