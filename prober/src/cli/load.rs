@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 use bytes::Bytes;
 use clap::Args;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use scenarios::PlayOptions;
 
 use super::{UsageError, link_args::LinkArgs};
@@ -57,6 +58,10 @@ pub struct LoadArgs {
     /// A new connection for every request (as a phone would), instead of keep-alive.
     #[arg(long)]
     pub new_connection: bool,
+    /// Trust the CA certificates in this PEM file (repeatable), besides the Mozilla roots: for
+    /// https targets and the --report-to aggregator signed by a private or test CA.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
     /// Per-request time limit for --url (journeys use their own step timeouts).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -120,13 +125,19 @@ pub struct LoadArgs {
     /// Stream the run's histograms to this aggregator (base URL), labelled with --run-id.
     #[arg(long, value_name = "URL")]
     pub report_to: Option<String>,
-    /// The aggregator token, by reference: env:NAME or file:PATH.
+    /// The aggregator token, by reference: env:NAME or file:PATH. The aggregator binds it to
+    /// --prober-id and --region (an entry under `probers:` in aggregator.yaml).
     #[arg(long, value_name = "env:NAME", requires = "report_to")]
     pub token: Option<String>,
+    /// The identity the reports are sent as; every shard of a run shares it. Give load runs an
+    /// identity of their own, never an edge prober's: report sequence numbers of load runs are
+    /// derived from the clock and the shard, and would clash with an agent's.
+    #[arg(long, value_name = "ID", default_value = "load", requires = "report_to")]
+    pub prober_id: String,
     /// Run id (shared by every shard of a distributed run; default: a fresh one).
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Region label of the reports.
+    /// Region label of the reports (must be the region the aggregator binds --prober-id to).
     #[arg(long, default_value = "load")]
     pub region: String,
     /// Seconds between reports to the aggregator.
@@ -229,6 +240,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
     {
         return Err(usage(format!("--run-id `{r}`: use 1 to 128 letters, digits, `-`, `_`, `.`, `:`")));
     }
+    let extra_roots = ca_roots(&args.ca_file)?;
     let journey = match &args.journey {
         Some(p) => Some(Arc::new(scenarios::load_file(p).map_err(|e| usage(e.to_string()))?)),
         None => None,
@@ -267,10 +279,18 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
             let token = scenarios::journey::SecretRef::parse(token_ref)
                 .and_then(|r| r.resolve(std::path::Path::new(".")))
                 .map_err(|e| usage(format!("--token: {e}")))?;
+            for (flag, v) in [("--prober-id", &args.prober_id), ("--region", &args.region)] {
+                if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+                {
+                    return Err(usage(format!("{flag} `{v}`: use 1 to 128 letters, digits, `-`, `_`, `.`, `:`")));
+                }
+            }
             Some(ReportTo {
                 url,
                 token,
-                prober: format!("{run_id}-s{}", args.shard.index),
+                extra_roots: extra_roots.clone(),
+                prober: args.prober_id.clone(),
+                shard: args.shard,
                 region: args.region.clone(),
                 profile: profile.name.clone(),
                 run_id: run_id.clone(),
@@ -301,10 +321,11 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
             }
             let mut opts = PlayOptions::new(profile.clone(), seed);
             opts.overrides = overrides;
+            opts.extra_roots = extra_roots;
             load::execute(JourneyWorker::pool(j.clone(), opts, workers), setup).await?
         }
         None => {
-            let target = Arc::new(target(&args, profile.clone(), seed).await?);
+            let target = Arc::new(target(&args, profile.clone(), seed, &extra_roots).await?);
             let pool = (0..workers).map(|i| RawWorker::new(target.clone(), i)).collect();
             load::execute::<RawWorker>(pool, setup).await?
         }
@@ -360,7 +381,30 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
     Ok(summary.thresholds.iter().all(|v| v.passed))
 }
 
-async fn target(args: &LoadArgs, profile: netem::Profile, seed: u64) -> anyhow::Result<Target> {
+/// The certificates of every `--ca-file`.
+fn ca_roots(files: &[PathBuf]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let mut roots = Vec::new();
+    for p in files {
+        let certs = CertificateDer::pem_file_iter(p)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| usage(format!("--ca-file {}: cannot read PEM certificates: {e}", p.display())))?;
+        if certs.is_empty() {
+            return Err(usage(format!(
+                "--ca-file {}: holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+                p.display()
+            )));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
+}
+
+async fn target(
+    args: &LoadArgs,
+    profile: netem::Profile,
+    seed: u64,
+    extra_roots: &[CertificateDer<'static>],
+) -> anyhow::Result<Target> {
     let raw = args.url.as_deref().unwrap_or_default();
     let url = url::Url::parse(raw).map_err(|e| usage(format!("--url `{raw}`: {e}")))?;
     let https = match url.scheme() {
@@ -368,7 +412,9 @@ async fn target(args: &LoadArgs, profile: netem::Profile, seed: u64) -> anyhow::
         "https" => true,
         s => return Err(usage(format!("--url `{raw}`: scheme `{s}` (only http and https)"))),
     };
+    // `[::1]` in the Host header; `::1` to resolve and as the TLS server name.
     let host = url.host_str().ok_or_else(|| usage(format!("--url `{raw}` has no host")))?.to_owned();
+    let name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
     let method = Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| usage(format!("--method `{}` is not an HTTP method", args.method)))?;
@@ -401,21 +447,18 @@ async fn target(args: &LoadArgs, profile: netem::Profile, seed: u64) -> anyhow::
     let body = args.body.clone().map(Bytes::from).unwrap_or_default();
     let passthrough = profile.is_passthrough();
     let addr = if passthrough {
-        tokio::net::lookup_host((host.as_str(), port))
+        tokio::net::lookup_host((name.as_str(), port))
             .await
             .map_err(|e| usage(format!("--url `{raw}`: cannot resolve {host}: {e}")))?
             .next()
     } else {
         None
     };
-    let tls = https.then(|| {
-        let mut cfg = (*scenarios::http::tls_config(&[])).clone();
-        cfg.alpn_protocols = if args.http2 { vec![b"h2".to_vec()] } else { vec![b"http/1.1".to_vec()] };
-        Arc::new(cfg)
-    });
+    let alpn: &[u8] = if args.http2 { b"h2" } else { b"http/1.1" };
+    let tls = https.then(|| scenarios::http::tls_config_with_alpn(extra_roots, &[alpn]));
     Ok(Target {
         https,
-        host,
+        host: name,
         port,
         addr,
         method,

@@ -40,7 +40,12 @@ use self::{
 pub struct ReportTo {
     pub url: http::Uri,
     pub token: scenarios::journey::Secret,
+    /// CA certificates to trust besides the Mozilla roots (`--ca-file`).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The identity the aggregator binds the token to; shared by every shard of the run.
     pub prober: String,
+    /// This worker's shard: reports of different shards get different sequence numbers.
+    pub shard: plan::Shard,
     pub region: String,
     pub profile: String,
     pub run_id: String,

@@ -55,6 +55,9 @@ pub struct Shard {
 
 impl Shard {
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+    /// Most shards a run may have (the shard index is part of a report's sequence number, see
+    /// `report_to`).
+    pub const MAX_COUNT: u64 = 1_000_000;
 }
 
 impl FromStr for Shard {
@@ -67,6 +70,9 @@ impl FromStr for Shard {
         let count: u64 = n.trim().parse().map_err(|_| bad())?;
         if count == 0 || index >= count {
             return Err(bad());
+        }
+        if count > Shard::MAX_COUNT {
+            return Err(format!("`{s}`: at most {} shards", Shard::MAX_COUNT));
         }
         Ok(Shard { index, count })
     }

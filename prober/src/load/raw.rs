@@ -97,12 +97,15 @@ impl RawWorker {
         let io: BoxIo = match &t.tls {
             Some(cfg) => {
                 let name = ServerName::try_from(t.host.clone()).map_err(|_| Outcome::TlsError)?;
-                Box::new(
-                    tokio_rustls::TlsConnector::from(cfg.clone())
-                        .connect(name, io)
-                        .await
-                        .map_err(|_| Outcome::TlsError)?,
-                )
+                let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, io)
+                    .await
+                    .map_err(|_| Outcome::TlsError)?;
+                // A server that ignores ALPN would answer the HTTP/2 preface as HTTP/1.1.
+                if t.http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                    return Err(Outcome::TlsError);
+                }
+                Box::new(tls)
             }
             None => io,
         };

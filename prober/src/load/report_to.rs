@@ -2,17 +2,24 @@
 //! the run id (`run: Some(id)`), which keeps them apart from SLO data. One report per interval
 //! (15 s by default) and one at the end; sent by the agent's client (`POST /api/v1/reports`,
 //! Bearer token), each retried a few times.
+//!
+//! Every shard of a distributed run reports as the same identity (`--prober-id`, bound to the
+//! token and `--region` in the aggregator's config), and the aggregator counts a (prober, seq)
+//! once. So a report's sequence number must be unique across the shards of a run and across
+//! runs: it is the send time in Unix milliseconds (strictly increasing per shard) times one
+//! million, plus the shard index ([`sequence`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::{ReportTo, stats::Stats};
+use super::{ReportTo, plan::Shard, stats::Stats};
 use crate::agent::sender::{Client, Verdict};
 
 pub struct Reporter {
     cfg: ReportTo,
-    seq: u64,
+    /// The millisecond of the last report's sequence number.
+    last_ms: u64,
     since_ms: i64,
     tx: mpsc::UnboundedSender<report::Report>,
     task: JoinHandle<()>,
@@ -20,6 +27,13 @@ pub struct Reporter {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The sequence number of a report sent at `ms` (Unix) by `shard`: distinct shards never share
+/// one, and a shard's numbers increase with time (the caller keeps `ms` strictly increasing).
+/// Fits in the aggregator's i64 until the year 2250.
+pub fn sequence(ms: u64, shard: Shard) -> u64 {
+    ms * Shard::MAX_COUNT + shard.index
 }
 
 /// Profile names may hold `+` (overrides); report labels may not.
@@ -30,7 +44,7 @@ fn label(s: &str) -> String {
 impl Reporter {
     pub fn start(cfg: ReportTo) -> Reporter {
         let (tx, mut rx) = mpsc::unbounded_channel::<report::Report>();
-        let mut client = Client::new(&cfg.url, cfg.token.clone(), &[]);
+        let mut client = Client::new(&cfg.url, cfg.token.clone(), &cfg.extra_roots);
         let task = tokio::spawn(async move {
             while let Some(mut r) = rx.recv().await {
                 for attempt in 0..3 {
@@ -52,7 +66,7 @@ impl Reporter {
                 }
             }
         });
-        Reporter { cfg, seq: 0, since_ms: now_ms(), tx, task }
+        Reporter { cfg, last_ms: 0, since_ms: now_ms(), tx, task }
     }
 
     pub fn every(&self) -> Duration {
@@ -88,11 +102,11 @@ impl Reporter {
         if series.is_empty() {
             return;
         }
-        self.seq += 1;
+        self.last_ms = (end.max(0) as u64).max(self.last_ms + 1);
         let r = report::Report {
-            prober: label(&self.cfg.prober),
-            region: label(&self.cfg.region),
-            seq: self.seq,
+            prober: self.cfg.prober.clone(),
+            region: self.cfg.region.clone(),
+            seq: sequence(self.last_ms, self.cfg.shard),
             interval_start_ms: self.since_ms,
             interval_end_ms: end,
             sent_at_ms: end,
@@ -108,5 +122,22 @@ impl Reporter {
     pub async fn close(self) {
         drop(self.tx);
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_never_share_a_sequence_number_and_each_one_increases() {
+        let (a, b) = (Shard { index: 0, count: 2 }, Shard { index: 1, count: 2 });
+        let t = 1_795_000_000_000;
+        assert_ne!(sequence(t, a), sequence(t, b));
+        assert!(sequence(t + 1, a) > sequence(t, b));
+        let last = Shard { index: Shard::MAX_COUNT - 1, count: Shard::MAX_COUNT };
+        assert!(sequence(t, last) < sequence(t + 1, a));
+        // The aggregator keeps seq as i64: good for a couple of centuries.
+        assert!(i64::try_from(sequence(8_000_000_000_000, last)).is_ok());
     }
 }
