@@ -1,5 +1,8 @@
 //! The Daraja STK callback relay. Daraja POSTs the payment's result to `/stk/callback` (the
-//! `CallBackURL` a prober gives in its push); the prober polls `GET /stk/{CheckoutRequestID}`.
+//! `CallBackURL` a prober gives in its push); the prober polls `GET /stk/{CheckoutRequestID}` with
+//! its report token (`Authorization: Bearer`), because a callback names the payer's phone number.
+//! Daraja's POST carries no credentials (Daraja sends none); an unknown CheckoutRequestID is
+//! useless to a stranger, and the body is validated and bounded.
 //! Callbacks live in memory, bounded in number (oldest dropped first) and age (TTL). Daraja may
 //! deliver a callback more than once: the first one is kept.
 
@@ -19,7 +22,7 @@ use axum::{
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::{clock::SharedClock, metrics::Metrics};
+use crate::{clock::SharedClock, ingest::Ingestor, metrics::Metrics};
 
 /// Largest callback body accepted.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
@@ -109,16 +112,18 @@ impl Relay {
 #[derive(Clone)]
 struct RelayState {
     relay: Arc<Relay>,
+    /// Knows the probers' tokens: only a prober may read a callback.
+    ingest: Arc<Ingestor>,
     metrics: Arc<Metrics>,
 }
 
 /// `POST /stk/callback` and `GET /stk/{CheckoutRequestID}`.
-pub fn router(relay: Arc<Relay>, metrics: Arc<Metrics>) -> Router {
+pub fn router(relay: Arc<Relay>, ingest: Arc<Ingestor>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/stk/callback", post(callback))
         .route("/stk/{id}", get(fetch))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
-        .with_state(RelayState { relay, metrics })
+        .with_state(RelayState { relay, ingest, metrics })
 }
 
 async fn callback(State(s): State<RelayState>, body: Bytes) -> Response {
@@ -140,7 +145,26 @@ async fn callback(State(s): State<RelayState>, body: Bytes) -> Response {
     }
 }
 
-async fn fetch(State(s): State<RelayState>, Path(id): Path<String>) -> Response {
+async fn fetch(State(s): State<RelayState>, Path(id): Path<String>, headers: header::HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if presented.and_then(|t| s.ingest.prober_with_token(t)).is_none() {
+        let reason = if presented.is_none() { "missing `Authorization: Bearer <token>`" } else { "unknown token" };
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({
+                "status": "error",
+                "reason": format!("{reason}: a relayed callback is read with a prober's report token \
+                    (`mpesa_stk.result.relay.token` in the journey)"),
+            })),
+        )
+            .into_response();
+    }
     match s.relay.get(&id) {
         Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         None => (

@@ -322,17 +322,25 @@ async fn stk_callbacks_are_relayed_once() {
     let clock = ManualClock::new(T0);
     let (server, http) = start("relay", "", &clock).await;
     let cb = br#"{"Body":{"stkCallback":{"MerchantRequestID":"m-1","CheckoutRequestID":"ws_CO_42","ResultCode":1037,"ResultDesc":"No response"}}}"#;
-    assert_eq!(http.get("/stk/ws_CO_42").await.0, 404);
+    let fetch = async |token: Option<&str>| http.request("GET", "/stk/ws_CO_42", token, Vec::new()).await;
+    assert_eq!(fetch(Some(KLA)).await.0, 404);
     let (s, j, _) = http.request("POST", "/stk/callback", None, cb.to_vec()).await;
     assert_eq!((s, j["ResultCode"].as_i64()), (200, Some(0)), "{j}");
     let later = cb.to_vec().iter().map(|&b| if b == b'7' { b'2' } else { b }).collect::<Vec<u8>>();
     assert_eq!(http.request("POST", "/stk/callback", None, later).await.0, 200);
-    let (s, _, body) = http.request("GET", "/stk/ws_CO_42", None, Vec::new()).await;
+    let (s, _, body) = fetch(Some(KLA)).await;
     assert_eq!(s, 200);
     assert_eq!(&body[..], &cb[..], "the first delivery is kept");
+    // A callback names the payer's phone: only a prober (any configured token) reads it.
+    for (token, reason) in [(None, "missing"), (Some("not-a-token"), "unknown token")] {
+        let (s, j, _) = fetch(token).await;
+        assert_eq!(s, 401, "{j}");
+        assert!(j["reason"].as_str().unwrap().contains(reason), "{j}");
+        assert!(!j.to_string().contains("ws_CO_42") && !j.to_string().contains("ResultCode"), "{j}");
+    }
     let (s, _, _) = http.request("POST", "/stk/callback", None, b"{}".to_vec()).await;
     assert_eq!(s, 400);
     clock.advance_ms(16 * MINUTE_MS); // past the 15 min TTL
-    assert_eq!(http.get("/stk/ws_CO_42").await.0, 404);
+    assert_eq!(fetch(Some(KLA)).await.0, 404);
     server.shutdown().await.unwrap();
 }

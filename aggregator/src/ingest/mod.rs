@@ -181,13 +181,19 @@ impl Ingestor {
         let Some(presented) = presented.filter(|t| !t.is_empty()) else {
             return Err(self.refuse(None, Reason::Unauthenticated, "missing `Authorization: Bearer <token>`"));
         };
+        self.prober_with_token(presented).ok_or_else(|| self.refuse(None, Reason::Unauthenticated, "unknown token"))
+    }
+
+    /// The prober a bearer token belongs to, counting nothing. Every token is compared (no early
+    /// exit), so timing does not tell which prefix matched.
+    pub fn prober_with_token(&self, presented: &str) -> Option<&ProberBinding> {
         let mut found = None;
         for p in &self.probers {
             if p.token.matches(presented) {
                 found = Some(p);
             }
         }
-        found.ok_or_else(|| self.refuse(None, Reason::Unauthenticated, "unknown token"))
+        found
     }
 
     /// Counts a refusal (against the prober, when known) and builds its reply.

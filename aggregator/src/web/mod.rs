@@ -46,7 +46,7 @@ pub fn router(app: AppState, relay: Arc<Relay>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .with_state(app.clone());
-    reports.merge(rest).merge(crate::relay::router(relay, app.metrics.clone())).fallback(not_found)
+    reports.merge(rest).merge(crate::relay::router(relay, app.ingest.clone(), app.metrics.clone())).fallback(not_found)
 }
 
 /// A JSON error reply: `{"status": "error", "reason": ...}`.

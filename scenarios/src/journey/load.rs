@@ -191,6 +191,7 @@ impl JourneyFile {
                 t.extend(k.party_b.iter().cloned());
                 if let Some(r) = &k.result.relay {
                     t.push(r.url.clone());
+                    t.extend(r.token.iter().cloned());
                 }
                 (StepKind::MpesaStk(Box::new(k)), Duration::from_secs(120), t)
             } else {

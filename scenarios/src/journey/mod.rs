@@ -317,6 +317,10 @@ pub struct CallbackResult {
 #[serde(deny_unknown_fields)]
 pub struct RelayResult {
     pub url: String,
+    /// The prober's report token, sent as `Authorization: Bearer` when fetching a callback (the
+    /// aggregator's relay refuses anyone else: a callback names the payer's phone). A template,
+    /// normally `"{{ secrets.relay_token }}"` with the secret given by reference.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

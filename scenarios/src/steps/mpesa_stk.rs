@@ -135,7 +135,15 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
         }
         StkResultMode::Relay(r) => {
             let relay = ctx.render("mpesa_stk.result.relay.url", &r.url)?;
-            relay_wait(ctx, rec, relay.trim_end_matches('/'), &id).await?
+            let token = match &r.token {
+                Some(t) => {
+                    let t = ctx.render("mpesa_stk.result.relay.token", t)?;
+                    ctx.masker.lock().add_secret(&t);
+                    Some(t)
+                }
+                None => None,
+            };
+            relay_wait(ctx, rec, relay.trim_end_matches('/'), token.as_deref(), &id).await?
         }
         StkResultMode::Poll(p) => {
             let first = p.interval.map_or(Duration::from_secs(2), |x| x.0);
@@ -242,15 +250,23 @@ impl Daraja {
     }
 }
 
-/// Fetches the relayed callback from `{relay}/stk/{id}` (404 means not yet), backing off to 5 s.
-async fn relay_wait(ctx: &Ctx<'_>, rec: &mut Recorder, relay: &str, id: &str) -> Result<StkResult, Failure> {
+/// Fetches the relayed callback from `{relay}/stk/{id}` (404 means not yet), backing off to 5 s,
+/// with the prober's token when the journey gives one.
+async fn relay_wait(
+    ctx: &Ctx<'_>,
+    rec: &mut Recorder,
+    relay: &str,
+    token: Option<&str>,
+    id: &str,
+) -> Result<StkResult, Failure> {
     let url = url::Url::parse(&format!("{relay}/stk/{id}"))
         .map_err(|e| Failure::new(Outcome::AssertionFailed, format!("mpesa_stk.result.relay.url: {e}")))?;
     let mut wait = Duration::from_secs(1);
     rec.last_problem = Some(format!("the relay had no callback for CheckoutRequestID {id}"));
     loop {
         sleep_until(Instant::now() + wait).await;
-        let spec = RequestSpec { method: Method::GET, url: url.clone(), headers: Vec::new(), body: None };
+        let headers = token.map(|t| ("authorization".to_owned(), format!("Bearer {t}"))).into_iter().collect();
+        let spec = RequestSpec { method: Method::GET, url: url.clone(), headers, body: None };
         let r = exchange(ctx, rec, ctx.http, "relay".into(), &spec).await?;
         match r.status.as_u16() {
             200 => {
@@ -258,6 +274,16 @@ async fn relay_wait(ctx: &Ctx<'_>, rec: &mut Recorder, relay: &str, id: &str) ->
                     .map_err(|e| Failure::new(Outcome::GatewayError, format!("relay: {e}")));
             }
             404 => {}
+            401 | 403 => {
+                return Err(Failure::new(
+                    Outcome::AssertionFailed,
+                    format!(
+                        "relay answered HTTP {}: give the prober's report token as mpesa_stk.result.relay.token \
+                         (e.g. \"{{{{ secrets.relay_token }}}}\")",
+                        r.status.as_u16()
+                    ),
+                ));
+            }
             s => return Err(Failure::new(Outcome::GatewayError, format!("relay answered HTTP {s}"))),
         }
         wait = (wait * 2).min(Duration::from_secs(5));

@@ -1,0 +1,76 @@
+//! The Daraja callback relay end to end: the sandbox's Daraja calls back the aggregator's
+//! `/stk/callback`, and an `mpesa_stk` step in relay mode fetches the result with its prober's
+//! report token. Without the token the relay refuses, and the step says what to configure.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use scenarios::{Outcome, PlayOptions, journey::parse_journey, play};
+
+const TOKEN: &str = "relay-test-token-6f1d0c2a9b";
+
+fn journey(dir: &Path, relay: &str, daraja: &str, with_token: bool) -> scenarios::Journey {
+    let secrets = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/secrets");
+    std::fs::write(dir.join("relay-token"), format!("{TOKEN}\n")).unwrap();
+    let token = if with_token { ", token: \"{{ secrets.relay_token }}\"" } else { "" };
+    let src = format!(
+        r#"
+name: stk-relay
+secrets:
+  consumer_key: file:{s}/sandbox-daraja-consumer-key
+  consumer_secret: file:{s}/sandbox-daraja-consumer-secret
+  passkey: file:{s}/sandbox-daraja-passkey
+  relay_token: file:{d}/relay-token
+steps:
+  - name: push
+    timeout: 20s
+    mpesa_stk:
+      base_url: {daraja}
+      consumer_key: "{{{{ secrets.consumer_key }}}}"
+      consumer_secret: "{{{{ secrets.consumer_secret }}}}"
+      shortcode: "174379"
+      passkey: "{{{{ secrets.passkey }}}}"
+      phone: "254700000100"
+      amount: 1
+      result: {{relay: {{url: "{relay}"{token}}}}}
+"#,
+        s = secrets.display(),
+        d = dir.display(),
+    );
+    parse_journey(&src, "stk-relay.yaml", dir).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_callback_is_read_only_with_a_prober_token() {
+    let dir = std::env::temp_dir().join(format!("stk-relay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("aggregator.yaml");
+    let yaml = "listen: 127.0.0.1:0\ndata_dir: data\nprobers:\n  - {id: nbo-1, region: nairobi, token: env:NBO}\n";
+    std::fs::write(&path, yaml).unwrap();
+    let env = |name: &str| (name == "NBO").then(|| TOKEN.to_owned());
+    let config = aggregator::Config::load_with_env(&path, &env).unwrap();
+    let agg = aggregator::Server::start(&config, Arc::new(aggregator::clock::SystemClock)).await.unwrap();
+    let sb = sandbox::Sandbox::start(sandbox::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        callback_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let opts = PlayOptions::new(netem::profile::bundled("loopback").unwrap(), 3);
+    let t = play(&journey(&dir, &agg.base_url(), sb.base_url(), true), &opts).await;
+    let trace = serde_json::to_string_pretty(&t).unwrap();
+    assert_eq!(t.outcome, Outcome::Ok, "{trace}");
+    assert!(!trace.contains(TOKEN), "the token is masked in the trace:\n{trace}");
+    assert!(!trace.contains("254700000100"), "the phone is masked in the trace:\n{trace}");
+
+    let t = play(&journey(&dir, &agg.base_url(), sb.base_url(), false), &opts).await;
+    let trace = serde_json::to_string_pretty(&t).unwrap();
+    assert_eq!(t.outcome, Outcome::AssertionFailed, "{trace}");
+    assert!(trace.contains("mpesa_stk.result.relay.token"), "the failure says what to configure:\n{trace}");
+
+    sb.shutdown().await;
+    agg.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
