@@ -54,6 +54,22 @@ pub struct Config {
     pub slo: SloConfig,
     /// Where alerts go; none: alerts are only exported (`synthetic_slo_alert_firing`) and logged.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// Where SLO gauges and journey metrics are pushed over OTLP/HTTP; none: `/metrics` only.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// OTLP/HTTP (protobuf) metric export.
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// The full URL pushes go to (`…/v1/metrics`).
+    pub url: http::Uri,
+    /// How often the metrics are pushed.
+    pub interval: Duration,
+    /// Longest a push may take (connect, TLS, request, reply) before it is counted as failed.
+    pub timeout: Duration,
+    /// Extra request headers (API keys). Values are secrets: resolved from `env:`/`file:`
+    /// references, never logged.
+    pub headers: Vec<(http::HeaderName, Token)>,
 }
 
 /// The SLO engine's settings.
@@ -170,6 +186,22 @@ struct ConfigDoc {
     relay: Option<RelayDoc>,
     slo: Option<SloDoc>,
     alertmanager: Option<AlertmanagerDoc>,
+    otlp: Option<OtlpDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtlpDoc {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`; `/v1/metrics` is appended
+    /// unless the path already ends with it.
+    endpoint: String,
+    /// Default `30s`.
+    interval: Option<String>,
+    /// Default `10s`; at most `interval`.
+    timeout: Option<String>,
+    /// Header name → `env:NAME` or `file:PATH` (the value itself never goes in this file).
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -371,10 +403,16 @@ impl Config {
                 Some(AlertmanagerConfig { url: a.url.trim_end_matches('/').to_owned(), resend_interval })
             }
         };
+        let otlp = doc
+            .otlp
+            .map(|o| otlp_config(o, src, &base, env))
+            .transpose()
+            .map_err(|(line, message)| invalid(line, message))?;
         Ok(Config {
             file: path.to_path_buf(),
             slo,
             alertmanager,
+            otlp,
             listen,
             tls,
             data_dir: base.join(doc.data_dir),
@@ -390,6 +428,117 @@ impl Config {
             relay,
         })
     }
+}
+
+pub const DEFAULT_OTLP_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks the `otlp:` section; errors are (line, message).
+fn otlp_config(
+    o: OtlpDoc,
+    src: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<OtlpConfig, (usize, String)> {
+    // Keys are looked up from the `otlp:` line on, so `interval:` or `timeout:` elsewhere do not
+    // take the blame.
+    let lines: Vec<&str> = src.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end().starts_with("otlp:")).unwrap_or(0);
+    let at = |key: &str| {
+        (start..lines.len())
+            .find(|&i| {
+                let t = lines[i].trim_start();
+                t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
+                    || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
+            })
+            .map_or(start + 1, |i| i + 1)
+    };
+    let url = otlp_url(&o.endpoint).map_err(|m| (at("endpoint"), format!("otlp.endpoint: {m}")))?;
+    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|m| (at(key), format!("otlp.{key}: {m}"))),
+    };
+    let interval = dur("interval", &o.interval, DEFAULT_OTLP_INTERVAL)?;
+    if interval < Duration::from_secs(1) || interval > Duration::from_secs(3_600) {
+        return Err((at("interval"), "otlp.interval: between 1s and 1h".into()));
+    }
+    let timeout = dur("timeout", &o.timeout, DEFAULT_OTLP_TIMEOUT.min(interval))?;
+    if timeout < Duration::from_millis(100) || timeout > interval {
+        return Err((at("timeout"), format!("otlp.timeout: between 100ms and the interval ({interval:?})")));
+    }
+    let mut headers = Vec::with_capacity(o.headers.len());
+    for (name, spec) in &o.headers {
+        let line = at(name);
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| (line, format!("otlp.headers: `{}` is not an HTTP header name", name.escape_default())))?;
+        if matches!(header.as_str(), "content-type" | "content-length" | "host" | "transfer-encoding") {
+            return Err((line, format!("otlp.headers: `{header}` is set by the exporter; remove it")));
+        }
+        let value = resolve_secret(spec, base, env).map_err(|m| (line, format!("otlp.headers.{header}: {m}")))?;
+        if http::HeaderValue::from_str(&value).is_err() {
+            return Err((
+                line,
+                format!(
+                    "otlp.headers.{header}: the value from `{spec}` is not a valid HTTP header value \
+                     (printable ASCII only)"
+                ),
+            ));
+        }
+        headers.push((header, Token(value)));
+    }
+    let loopback = url.host().is_some_and(|h| {
+        h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    if !headers.is_empty() && url.scheme_str() == Some("http") && !loopback {
+        return Err((
+            at("endpoint"),
+            "otlp.endpoint: headers (API keys) are sent only over https, or plain http to a loopback address".into(),
+        ));
+    }
+    Ok(OtlpConfig { url, interval, timeout, headers })
+}
+
+/// The push URL for an OTLP/HTTP base URL: `/v1/metrics` appended unless already there.
+fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
+    // What may be shown: never what stands before an `@` (a credential).
+    let shown = match endpoint.rsplit_once('@') {
+        Some((_, rest)) => format!("***@{}", rest.escape_default()),
+        None => endpoint.escape_default().to_string(),
+    };
+    let uri: http::Uri =
+        endpoint.trim().parse().map_err(|_| format!("`{shown}` is not a URL like http://127.0.0.1:4318"))?;
+    let scheme = uri.scheme_str().unwrap_or("");
+    if !matches!(scheme, "http" | "https") || uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{shown}` is not an http(s) URL like http://127.0.0.1:4318"));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // Not echoed: the text before `@` is a credential.
+        return Err("credentials in the URL are not accepted; give them in `headers` by reference".into());
+    }
+    if uri.query().is_some() {
+        return Err("drop the query string (headers carry keys, not the URL)".into());
+    }
+    let path = uri.path().trim_end_matches('/');
+    let path = if path.ends_with("/v1/metrics") { path.to_owned() } else { format!("{path}/v1/metrics") };
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+    format!("{scheme}://{authority}{path}").parse().map_err(|_| format!("`{shown}` is not a usable URL"))
+}
+
+/// `env:NAME` or `file:PATH` (trimmed); messages name the reference, never the value.
+fn resolve_secret(spec: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let value = if let Some(name) = spec.strip_prefix("env:") {
+        env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?
+    } else if let Some(p) = spec.strip_prefix("file:") {
+        let path = base.join(p);
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    } else {
+        return Err("give the value by reference, `env:NAME` or `file:PATH`, never inline".into());
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("`{spec}` is empty"));
+    }
+    Ok(value.to_owned())
 }
 
 /// `env:NAME` or `file:PATH`. Messages never contain the token (nor, for an inline value, the text).
@@ -567,6 +716,54 @@ mod tests {
         assert_eq!(parse_duration("35d").unwrap(), Duration::from_secs(35 * 86_400));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("2").is_err());
+    }
+
+    #[test]
+    fn otlp_section() {
+        assert!(parse(MIN).unwrap().otlp.is_none());
+        let c = parse(&format!("{MIN}otlp:\n  endpoint: http://127.0.0.1:4318\n")).unwrap();
+        let o = c.otlp.unwrap();
+        assert_eq!(o.url.to_string(), "http://127.0.0.1:4318/v1/metrics");
+        assert_eq!((o.interval, o.timeout), (DEFAULT_OTLP_INTERVAL, DEFAULT_OTLP_TIMEOUT));
+        let src = format!(
+            "{MIN}otlp:\n  endpoint: https://otlp.example.net/otlp/v1/metrics/\n  interval: 15s\n  timeout: 2s\n  \
+             headers:\n    Authorization: env:KLA_TOKEN\n    x-scope: file:/nonexistent/scope\n"
+        );
+        let m = message(&src);
+        assert!(m.contains(":13:") && m.contains("otlp.headers.x-scope") && m.contains("cannot read"), "{m}");
+        let o = parse(&src.replace("    x-scope: file:/nonexistent/scope\n", "")).unwrap().otlp.unwrap();
+        assert_eq!(o.url.to_string(), "https://otlp.example.net/otlp/v1/metrics");
+        assert_eq!((o.interval, o.timeout), (Duration::from_secs(15), Duration::from_secs(2)));
+        assert_eq!(o.headers[0].0.as_str(), "authorization");
+        assert!(o.headers[0].1.matches("kla-secret-0123456789"));
+        assert!(!format!("{o:?}").contains("kla-secret"), "{o:?}");
+    }
+
+    #[test]
+    fn otlp_errors_are_located_and_keep_secrets() {
+        let m = message(&format!("{MIN}otlp:\n  endpoint: ftp://x\n"));
+        assert!(m.contains(":8:") && m.contains("otlp.endpoint"), "{m}");
+        // An unknown key is refused (serde names it).
+        let m = message(&format!("{MIN}otlp:\n  endpoint: http://127.0.0.1:4318\n  intervall: 5s\n"));
+        assert!(m.contains(":9:") && m.contains("intervall"), "{m}");
+        let base = format!("{MIN}slo:\n  evaluation_interval: 5s\notlp:\n  endpoint: http://127.0.0.1:4318\n");
+        let m = message(&format!("{base}  interval: 5s\n  timeout: 6s\n"));
+        assert!(m.contains(":12:") && m.contains("otlp.timeout"), "{m}");
+        let m = message(&format!("{base}  interval: never\n"));
+        assert!(m.contains(":11:") && m.contains("otlp.interval"), "{m}");
+        let m = message(&format!("{base}  headers:\n    api-key: hunter2hunter2\n"));
+        assert!(m.contains(":12:") && m.contains("by reference") && !m.contains("hunter2"), "{m}");
+        let m = message(&format!("{base}  headers:\n    api-key: env:NOPE\n"));
+        assert!(m.contains("NOPE") && m.contains("not set"), "{m}");
+        let m = message(&format!("{base}  headers:\n    bad header: env:KLA_TOKEN\n"));
+        assert!(m.contains("header name"), "{m}");
+        let m = message(&format!("{MIN}otlp:\n  endpoint: https://user:pa55word@otlp.example.net\n"));
+        assert!(m.contains(":8:") && m.contains("headers") && !m.contains("pa55word"), "{m}");
+        // Keys only over https, or to loopback.
+        let remote = format!("{MIN}otlp:\n  endpoint: http://collector.example.net:4318\n");
+        assert!(parse(&remote).is_ok());
+        let m = message(&format!("{remote}  headers:\n    api-key: env:KLA_TOKEN\n"));
+        assert!(m.contains(":8:") && m.contains("https") && !m.contains("kla-secret"), "{m}");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`slo`]: SLO files, the burn-rate engine, the `/metrics` exporter, Sloth-compatible rules, and
 //!   the service that runs them inside the aggregator.
 //! - [`alerts`]: SLO alerts to Alertmanager (API v2).
+//! - [`otlp`]: the same SLO gauges, journey histograms and run counters pushed to an
+//!   OpenTelemetry collector (OTLP/HTTP, protobuf) every `otlp.interval`, when configured.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -23,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod otlp;
 pub mod relay;
 pub mod server;
 pub mod slo;

@@ -61,6 +61,9 @@ pub struct Metrics {
     pub prober_outbox_backlog: Family<ProberLabels, Gauge>,
     pub prober_state: Family<StateLabels, Gauge>,
     pub relay_callbacks: Family<RelayLabels, Counter>,
+    /// OTLP pushes by result (`ok`, `error`) and reason (`connect`, `timeout`, `status`,
+    /// `rejected`, `encode`; empty for `ok`).
+    pub otlp_exports: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -91,6 +94,7 @@ impl Metrics {
             prober_outbox_backlog: Family::default(),
             prober_state: Family::default(),
             relay_callbacks: Family::default(),
+            otlp_exports: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -158,6 +162,11 @@ impl Metrics {
             m.prober_state.clone(),
         );
         registry.register("aggregator_relay_callbacks", "Daraja STK callbacks relayed", m.relay_callbacks.clone());
+        registry.register(
+            "aggregator_otlp_exports",
+            "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected, encode)",
+            m.otlp_exports.clone(),
+        );
         Metrics { registry, ..m }
     }
 

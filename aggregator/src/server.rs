@@ -49,6 +49,8 @@ pub struct Server {
     store: Arc<Store>,
     state: AppState,
     grace: Duration,
+    /// The OTLP push task and how long its final push may take.
+    otlp: Option<(JoinHandle<()>, Duration)>,
 }
 
 impl Server {
@@ -96,6 +98,18 @@ impl Server {
             }
         }));
 
+        let otlp = config.otlp.as_ref().map(|o| {
+            let exporter = crate::otlp::Exporter::new(
+                crate::otlp::Client::new(o.clone()),
+                slo.clone(),
+                metrics.clone(),
+                clock.clone(),
+            );
+            tracing::info!(url = %o.url, interval = ?o.interval, "pushing metrics over OTLP/HTTP");
+            let bound = exporter.final_push_bound();
+            (tokio::spawn(exporter.run(stopped.clone())), bound)
+        });
+
         let state = AppState {
             ingest,
             store: store.clone(),
@@ -113,7 +127,7 @@ impl Server {
         let has_tls = tls.is_some();
         let task = tokio::spawn(serve(listener, tls, router, stopped.clone(), grace));
         tokio::spawn(maintenance(store.clone(), clock, metrics, stopped));
-        Ok(Server { local_addr, tls: has_tls, stop, task, store, state, grace })
+        Ok(Server { local_addr, tls: has_tls, stop, task, store, state, grace, otlp })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -138,6 +152,11 @@ impl Server {
         let _ = self.stop.send(true);
         if tokio::time::timeout(self.grace + Duration::from_secs(1), self.task).await.is_err() {
             tracing::warn!("the listener did not stop in time");
+        }
+        if let Some((task, bound)) = self.otlp
+            && tokio::time::timeout(bound, task).await.is_err()
+        {
+            tracing::warn!("the final OTLP push did not finish in time");
         }
         drop(self.state);
         // In-flight store writes hold their own Arc; wait for them to finish before closing.

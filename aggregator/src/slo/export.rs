@@ -128,6 +128,69 @@ impl SloMetrics {
     pub fn set_statuses(&self, statuses: Vec<ScopeStatus>) {
         self.state.write().statuses = statuses;
     }
+
+    /// The journey counters and duration buckets `/metrics` shows, copied out under one read lock
+    /// (for the OTLP exporter, so both exports show the same numbers without counting twice).
+    pub fn journey_snapshot(&self) -> JourneySnapshot {
+        let st = self.state.read();
+        JourneySnapshot {
+            edges: self.edges.to_vec(),
+            runs: st
+                .runs
+                .iter()
+                .map(|(k, v)| RunCount {
+                    journey: k.journey.clone(),
+                    step: k.step.clone(),
+                    region: k.region.clone(),
+                    outcome: k.outcome.clone(),
+                    count: *v,
+                })
+                .collect(),
+            durations: st
+                .durations
+                .iter()
+                .map(|(k, b)| DurationBuckets {
+                    journey: k.journey.clone(),
+                    step: k.step.clone(),
+                    region: k.region.clone(),
+                    cumulative: b.le.clone(),
+                    count: b.count,
+                    sum_s: b.sum_s,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The journey families of `/metrics` at one instant (see [`SloMetrics::journey_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JourneySnapshot {
+    /// Bucket edges in seconds, ascending (without +Inf).
+    pub edges: Vec<f64>,
+    pub runs: Vec<RunCount>,
+    pub durations: Vec<DurationBuckets>,
+}
+
+/// `synthetic_journey_runs_total` of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCount {
+    pub journey: String,
+    pub step: String,
+    pub region: String,
+    pub outcome: String,
+    pub count: u64,
+}
+
+/// `synthetic_journey_duration_seconds` of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationBuckets {
+    pub journey: String,
+    pub step: String,
+    pub region: String,
+    /// Runs at or below each edge (cumulative, as Prometheus' `le`).
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_s: f64,
 }
 
 type Labels = Vec<(&'static str, String)>;
