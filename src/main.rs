@@ -25,15 +25,18 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.log.init();
     match cli.command {
-        Cmd::Demo(args) => match prober::cli::runtime().and_then(|rt| rt.block_on(demo::run(args))) {
+        // The demo logs to a file in its data directory: the terminal belongs to its table.
+        Cmd::Demo(args) => match prober::cli::runtime().and_then(|rt| rt.block_on(demo::run(args, &cli.log.log))) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         },
-        Cmd::Prober(cmd) => prober::cli::run(cmd),
+        Cmd::Prober(cmd) => {
+            cli.log.init();
+            prober::cli::run(cmd)
+        }
     }
 }
