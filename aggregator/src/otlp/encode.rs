@@ -148,6 +148,12 @@ pub fn build(journeys: &JourneySnapshot, eval: &Evaluation, times: Times) -> Exp
     }
 }
 
+/// [`build`], encoded as protobuf: the body of one push.
+pub fn encoded(journeys: &JourneySnapshot, eval: &Evaluation, times: Times) -> Vec<u8> {
+    use prost::Message;
+    build(journeys, eval, times).encode_to_vec()
+}
+
 /// The `synthetic_slo_*` gauges of `/metrics`, stamped with the evaluation's time.
 fn slo_gauges(eval: &Evaluation) -> Vec<Metric> {
     let at = nanos(eval.at_ms);

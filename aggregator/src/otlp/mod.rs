@@ -26,7 +26,6 @@ pub mod encode;
 
 use std::{sync::Arc, time::Duration};
 
-use prost::Message;
 use tokio::sync::watch;
 
 use crate::{clock::SharedClock, config::OtlpConfig, metrics::Metrics, slo::service::SloService};
@@ -59,7 +58,7 @@ impl Exporter {
         let eval = self.slo.latest();
         let times = encode::Times { start_ms: self.start_ms, now_ms: self.clock.now_ms() };
         // Thousands of series take milliseconds to encode: off the runtime's worker threads.
-        tokio::task::spawn_blocking(move || encode::build(&journeys, &eval, times).encode_to_vec())
+        tokio::task::spawn_blocking(move || encode::encoded(&journeys, &eval, times))
             .await
             .unwrap_or_default()
     }
