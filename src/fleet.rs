@@ -110,14 +110,17 @@ impl FleetOptions {
         }
     }
 
-    /// The probers' reporting interval in simulated time: the fleet default of 15 s, stretched to
-    /// 30 s or 60 s at high speed so a report still covers half a real second or more (each one
-    /// is an fsync at the edge and a commit in the store).
+    /// The probers' reporting interval in simulated time: the fleet default of 15 s, stretched at
+    /// high speed so a report still covers a second or so of real time (each one is an fsync at
+    /// the edge and a commit in the store): 30 s up to 30×, 1 min up to 60×, 5 min up to 300×,
+    /// then 15 min.
     pub fn reporting_interval(&self) -> Duration {
         Duration::from_secs(match self.speed {
             s if s <= 15.0 => 15,
             s if s <= 30.0 => 30,
-            _ => 60,
+            s if s <= 60.0 => 60,
+            s if s <= 300.0 => 300,
+            _ => 900,
         })
     }
 
@@ -434,6 +437,8 @@ mod tests {
             assert!(c.journeys.iter().all(|j| j.profile.name == e.profile && j.interval == Duration::from_secs(15)));
             assert_eq!(c.reporting_interval, Duration::from_secs(60));
         }
+        opts.speed = 360.0;
+        assert_eq!(opts.reporting_interval(), Duration::from_secs(900));
         opts.speed = 1.0;
         assert_eq!(opts.reporting_interval(), Duration::from_secs(15));
         assert_eq!(opts.evaluation_interval(), Duration::from_secs(15));
