@@ -3,7 +3,13 @@
 //! restarted, a prober killed with -9 and restarted, an edge's link cut for several reporting
 //! intervals — the aggregator's journey-level counts equal the runs the probers reported: every
 //! report each prober ever wrote (its outbox's `acked/` archive, `outbox.keep_acked: true`),
-//! nothing lost, nothing counted twice.
+//! nothing lost, nothing counted twice; and every SLO's events, bad events and burn rates equal a
+//! recomputation from those same records ([`fleet::slo`]).
+//!
+//! The network variant is the fleet across hosts: network namespaces for three edges and one
+//! central host, each report link shaped to its edge's rates with the kernel's `tbf`; Kampala's
+//! link is cut for several intervals (Kampala shows as late or down, its SLOs gain no invented
+//! failures and no alert starts for it), then the aggregator is killed with -9 and restarted.
 //!
 //! The binaries of the other crates are built first (`cargo build -p sandbox -p aggregator -p
 //! prober --bins`, same profile and target dir: a no-op when they are up to date). The network
@@ -76,6 +82,54 @@ impl Api {
         let list = v.as_array().or_else(|| v["probers"].as_array()).cloned().unwrap_or_default();
         list.len() == EDGES.len() && list.iter().all(|p| p["reports"]["stored_total"].as_u64().unwrap_or(0) >= n)
     }
+}
+
+/// (events, bad) per SLO scope of `region`, over the period.
+async fn region_slo_counts(api: &Api, region: &str) -> BTreeMap<(String, String), (u64, u64)> {
+    let v = api.get_ok(&format!("/api/v1/slos?region={region}")).await;
+    let mut out = BTreeMap::new();
+    for slo in v["slos"].as_array().unwrap() {
+        for st in slo["scopes"].as_array().cloned().unwrap_or_default() {
+            let key =
+                (st["scope"]["slo"].as_str().unwrap().to_owned(), st["scope"]["journey"].as_str().unwrap().to_owned());
+            out.insert(key, (st["period"]["events"].as_u64().unwrap(), st["period"]["bad"].as_u64().unwrap()));
+        }
+    }
+    out
+}
+
+/// Alerts firing for `region`: (alertname, journey).
+async fn region_alerts(api: &Api, region: &str) -> std::collections::BTreeSet<(String, String)> {
+    let v = api.get_ok("/api/v1/alerts").await;
+    let list = v.as_array().or_else(|| v["firing"].as_array()).cloned().unwrap_or_default();
+    list.iter()
+        .filter(|a| a["region"] == region)
+        .map(|a| {
+            (
+                a["alertname"].as_str().unwrap_or_default().to_owned(),
+                a["journey"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// After the probers stopped: once the aggregator has evaluated again, every SLO scope's events,
+/// bad events and burn rates equal a recomputation from the probers' own records.
+async fn check_burn_rates(api: &Api, outboxes: &[std::path::PathBuf]) {
+    let stopped = now_ms();
+    let mut slos = serde_json::Value::Null;
+    wait_until("an SLO evaluation after the last report", Duration::from_secs(30), async || {
+        slos = api.get_ok("/api/v1/slos").await;
+        slos["evaluated_at_ms"].as_i64().unwrap_or(0) > stopped
+    })
+    .await;
+    let series: Vec<report::Series> = outboxes.iter().flat_map(|o| fleet::slo::recorded_series(o)).collect();
+    let expected = fleet::slo::recompute(&slos, &series);
+    let (diffs, compared) = fleet::slo::compare(&slos, &expected);
+    assert!(diffs.is_empty(), "burn rates vs the probers' records:\n{}", diffs.join("\n"));
+    let bad: u64 = expected.iter().filter(|(k, _)| k.2 == "all").map(|(_, v)| v.1).sum();
+    assert!(expected.len() >= 4 * EDGES.len(), "SLO scopes recomputed: {}", expected.len());
+    eprintln!("fleet: {compared} SLO windows equal the recomputation ({} scopes, {bad} bad events)", expected.len());
 }
 
 fn all_up(s: &BTreeMap<String, String>) -> bool {
@@ -165,6 +219,7 @@ async fn every_run_is_counted_once_through_aggregator_and_prober_kill_9() {
     wait_until("all three probers up again", Duration::from_secs(60), async || all_up(&api.states().await)).await;
 
     stop_and_check(&api, &mut probers, &outboxes, from_ms).await;
+    check_burn_rates(&api, &outboxes).await;
     for (seq, journaled) in orphans {
         assert_eq!(
             report_runs_by_journey(&kla, seq),
@@ -204,7 +259,7 @@ async fn every_run_is_counted_once_across_an_edge_link_cut() {
     // Central: the aggregator. Edges: a sandbox each on the edge's own loopback (the journeys'
     // targets and STK callbacks stay on the edge), and a prober. Only reports cross the links.
     let agg_config = write_aggregator_config(&dir, "0.0.0.0:7800", Some((&crt, &key)));
-    let (agg, _) = start_aggregator(&Fleet::exec(&net.central), &agg_config).await;
+    let (mut agg, _) = start_aggregator(&Fleet::exec(&net.central), &agg_config).await;
     let api = Api::Netns { ns: net.central.clone(), base: "https://127.0.0.1:7800".into(), ca: crt.clone() };
     let mut sandboxes = Vec::new();
     let mut probers = Vec::new();
@@ -228,6 +283,12 @@ async fn every_run_is_counted_once_across_an_edge_link_cut() {
         run_for(Duration::from_millis(300)).await;
     }
     phase("warmed up");
+    // The report links get the edges' real rates (kernel tbf), uplink and downlink.
+    for (i, e) in EDGES.iter().enumerate() {
+        let p = netem::profile::bundled(e.profile).unwrap();
+        let kbit = |r: netem::profile::Rate| r.bits_per_sec().map_or(100_000, |b| (b / 1000.0) as u64);
+        net.shape(i, kbit(p.up), kbit(p.down));
+    }
 
     // Cut Kampala's link. The aggregator must see it go late (or down) while the others stay up.
     let cut = 1;
@@ -242,18 +303,38 @@ async fn every_run_is_counted_once_across_an_edge_link_cut() {
     })
     .await;
     phase(&format!("during the cut: {during:?}"));
+    // Kampala's last report before the cut is evaluated within two evaluation intervals (2 s).
+    run_for(Duration::from_secs(5)).await;
+    let kla_counts = region_slo_counts(&api, EDGES[cut].region).await;
+    let kla_alerts = region_alerts(&api, EDGES[cut].region).await;
     // Several reporting intervals pile up at the edge.
     wait_until("four reports waiting in Kampala's outbox", Duration::from_secs(30), async || {
         report_files(&outboxes[cut]).len() >= 4
     })
     .await;
     assert!(cut_at.elapsed() >= 3 * INTERVAL, "the cut lasted several intervals");
+    // The site is down, not the service: no failure is invented for Kampala's missing runs.
+    assert_eq!(region_slo_counts(&api, EDGES[cut].region).await, kla_counts, "Kampala's SLO events during the cut");
+    let later = region_alerts(&api, EDGES[cut].region).await;
+    assert!(later.is_subset(&kla_alerts), "alerts started for cut-off Kampala: {later:?} (before: {kla_alerts:?})");
+    let state = api.states().await.get(EDGES[cut].id).cloned();
+    assert!(matches!(state.as_deref(), Some("late" | "down")), "Kampala's site state at the end of the cut: {state:?}");
     net.set_link(cut, true);
     phase("link restored");
 
     wait_until("Kampala caught up and all three up", Duration::from_secs(60), async || all_up(&api.states().await))
         .await;
+
+    // The central host's aggregator dies and comes back; the edges keep their reports meanwhile.
+    agg.kill9().await;
+    run_for(2 * INTERVAL).await;
+    let (agg2, _) = start_aggregator(&Fleet::exec(&net.central), &agg_config).await;
+    let _agg = agg2;
+    phase("aggregator restarted");
+    wait_until("all three up after the restart", Duration::from_secs(60), async || all_up(&api.states().await)).await;
+
     stop_and_check(&api, &mut probers, &outboxes, from_ms).await;
+    check_burn_rates(&api, &outboxes).await;
     drop(sandboxes);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod slo;
 
 use std::{
     collections::BTreeMap,
@@ -201,7 +202,8 @@ pub async fn start_sandbox(name: &str, prefix: &[&str]) -> (Proc, String) {
 
 /// Writes the aggregator's config (three prober tokens by `env:` reference) into `dir`.
 pub fn write_aggregator_config(dir: &Path, listen: &str, tls: Option<(&Path, &Path)>) -> PathBuf {
-    let mut yaml = format!("listen: {listen}\ndata_dir: data\nshutdown_grace: 2s\nprobers:\n");
+    let mut yaml =
+        format!("listen: {listen}\ndata_dir: data\nshutdown_grace: 2s\nslo: {{evaluation_interval: 2s}}\nprobers:\n");
     for e in EDGES {
         yaml += &format!("  - {{id: {}, region: {}, token: \"env:{}\"}}\n", e.id, e.region, e.token_env);
     }

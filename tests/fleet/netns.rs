@@ -94,6 +94,23 @@ impl Fleet {
         ["ip", "netns", "exec", ns]
     }
 
+    /// Shapes edge `i`'s link with the kernel's token bucket filter: `up_kbit` leaving the edge,
+    /// `down_kbit` leaving the central host towards it (the real link's rates; the journeys' own
+    /// traffic stays on the edge and is shaped by netem in userspace).
+    pub fn shape(&self, i: usize, up_kbit: u64, down_kbit: u64) {
+        for (ns, dev, kbit) in
+            [(&self.edges[i], "eth0".to_owned(), up_kbit), (&self.central, format!("e{}", i + 1), down_kbit)]
+        {
+            let rate = format!("{kbit}kbit");
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "tc", "qdisc", "replace", "dev", &dev, "root", "tbf", "rate", &rate])
+                .args(["burst", "32kbit", "latency", "400ms"])
+                .output()
+                .expect("running tc");
+            assert!(out.status.success(), "tc tbf on {ns}/{dev}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+    }
+
     /// Cuts (or restores) edge `i`'s link: its end of the veth pair goes down (or up).
     pub fn set_link(&self, i: usize, up: bool) {
         ip(&["-n", &self.edges[i], "link", "set", "eth0", if up { "up" } else { "down" }]);
