@@ -23,7 +23,7 @@
 use std::{fmt::Write as _, io::Write as _, time::Duration};
 
 use aggregator::{
-    otlp::encode::{Times, encoded},
+    otlp::encode::{MAX_POINTS_PER_REQUEST, Times, encoded},
     slo::{
         engine::{Engine, SeriesEvent},
         export::SloMetrics,
@@ -207,11 +207,11 @@ fn main() {
     }
     let eval = Evaluation { at_ms: now, statuses: last, firing: vec![] };
     let snapshot = metrics.journey_snapshot();
-    let mut otlp: Vec<(Duration, usize)> = Vec::new();
+    let mut otlp: Vec<(Duration, usize, usize)> = Vec::new();
     for _ in 0..a.reps.min(5) {
         let t = Instant::now();
-        let body = encoded(&snapshot, &eval, Times { start_ms: now - DAY_MS, now_ms: now });
-        otlp.push((t.elapsed(), body.len()));
+        let bodies = encoded(&snapshot, &eval, Times { start_ms: now - DAY_MS, now_ms: now }, MAX_POINTS_PER_REQUEST);
+        otlp.push((t.elapsed(), bodies.iter().map(Vec::len).sum(), bodies.len()));
     }
     otlp.sort();
 
@@ -222,12 +222,12 @@ fn main() {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scopes | windows each | eval p50 ms | eval min–max ms | first eval ms | ns / scope·window | ledger MiB | bytes / scope (ledgers) | RSS Δ fill MiB | RSS Δ with statuses MiB | OTLP encode p50 ms | OTLP body KiB | fill: events, s | load avg 1/5/15 |"
+        "| scopes | windows each | eval p50 ms | eval min–max ms | first eval ms | ns / scope·window | ledger MiB | bytes / scope (ledgers) | RSS Δ fill MiB | RSS Δ with statuses MiB | OTLP encode p50 ms | OTLP KiB (requests) | fill: events, s | load avg 1/5/15 |"
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
     let _ = writeln!(
         out,
-        "| {scopes} | {windows_per_scope} | {:.1} | {:.1}–{:.1} | {:.1} | {:.0} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {events}, {:.1} | {} |",
+        "| {scopes} | {windows_per_scope} | {:.1} | {:.1}–{:.1} | {:.1} | {:.0} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.0} ({}) | {events}, {:.1} | {} |",
         ms(med(&warm)),
         ms(warm[0]),
         ms(warm[warm.len() - 1]),
@@ -239,6 +239,7 @@ fn main() {
         (rss_statuses.saturating_sub(rss_before)) as f64 / 1024.0,
         ms(otlp[otlp.len() / 2].0),
         otlp[0].1 as f64 / 1024.0,
+        otlp[0].2,
         fill.as_secs_f64(),
         load.join(" "),
     );

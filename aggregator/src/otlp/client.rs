@@ -82,10 +82,17 @@ impl Client {
         &self.config
     }
 
-    /// Posts one encoded `ExportMetricsServiceRequest`, all of it within the configured timeout.
-    pub async fn push(&self, body: Vec<u8>) -> Result<(), PushError> {
+    /// Posts encoded `ExportMetricsServiceRequest`s one after the other, all of them within the
+    /// configured timeout; stops at the first failure.
+    pub async fn push(&self, bodies: Vec<Vec<u8>>) -> Result<(), PushError> {
         let timeout = self.config.timeout;
-        tokio::time::timeout(timeout, self.exchange(body)).await.unwrap_or(Err(PushError::Timeout(timeout)))
+        let all = async {
+            for body in bodies {
+                self.exchange(body).await?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, all).await.unwrap_or(Err(PushError::Timeout(timeout)))
     }
 
     async fn exchange(&self, body: Vec<u8>) -> Result<(), PushError> {

@@ -148,10 +148,85 @@ pub fn build(journeys: &JourneySnapshot, eval: &Evaluation, times: Times) -> Exp
     }
 }
 
-/// [`build`], encoded as protobuf: the body of one push.
-pub fn encoded(journeys: &JourneySnapshot, eval: &Evaluation, times: Times) -> Vec<u8> {
+/// Most data points in one request. A point takes ~100 bytes on the wire (its attributes are
+/// repeated in each), so a request stays near 1 MB, well under collectors' usual 20 MiB body limit
+/// (10,000 SLO scopes make ~300,000 points, ~35 MB in one piece).
+pub const MAX_POINTS_PER_REQUEST: usize = 8_192;
+
+/// [`build`], split into requests of at most `max_points` data points each and encoded as
+/// protobuf: the bodies of one push, in order.
+pub fn encoded(journeys: &JourneySnapshot, eval: &Evaluation, times: Times, max_points: usize) -> Vec<Vec<u8>> {
     use prost::Message;
-    build(journeys, eval, times).encode_to_vec()
+    split(build(journeys, eval, times), max_points).iter().map(Message::encode_to_vec).collect()
+}
+
+fn points(data: &Data) -> usize {
+    match data {
+        Data::Gauge(g) => g.data_points.len(),
+        Data::Sum(s) => s.data_points.len(),
+        Data::Histogram(h) => h.data_points.len(),
+        Data::ExponentialHistogram(h) => h.data_points.len(),
+        Data::Summary(s) => s.data_points.len(),
+    }
+}
+
+/// Moves the first `n` data points of `data` into a copy of it (same kind and temporality).
+fn take(data: &mut Data, n: usize) -> Data {
+    match data {
+        Data::Gauge(g) => Data::Gauge(Gauge { data_points: g.data_points.drain(..n).collect() }),
+        Data::Sum(s) => Data::Sum(Sum { data_points: s.data_points.drain(..n).collect(), ..*s }),
+        Data::Histogram(h) => Data::Histogram(Histogram { data_points: h.data_points.drain(..n).collect(), ..*h }),
+        Data::ExponentialHistogram(h) => {
+            let data_points = h.data_points.drain(..n).collect();
+            Data::ExponentialHistogram(opentelemetry_proto::tonic::metrics::v1::ExponentialHistogram {
+                data_points,
+                ..*h
+            })
+        }
+        Data::Summary(s) => Data::Summary(opentelemetry_proto::tonic::metrics::v1::Summary {
+            data_points: s.data_points.drain(..n).collect(),
+        }),
+    }
+}
+
+/// Splits a one-resource, one-scope request into requests of at most `max_points` data points; a
+/// metric may continue in the next request (OTLP allows a metric's points across requests). An
+/// empty request stays one (empty) request, so a push always says the aggregator is alive.
+pub fn split(mut req: ExportMetricsServiceRequest, max_points: usize) -> Vec<ExportMetricsServiceRequest> {
+    let max_points = max_points.max(1);
+    let Some(mut rm) = req.resource_metrics.pop() else { return vec![req] };
+    let Some(mut sm) = rm.scope_metrics.pop() else {
+        return vec![ExportMetricsServiceRequest { resource_metrics: vec![rm] }];
+    };
+    let metrics = std::mem::take(&mut sm.metrics);
+    let wrap = |metrics: Vec<Metric>| ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics { metrics, ..sm.clone() }],
+            ..rm.clone()
+        }],
+    };
+    let mut out = Vec::new();
+    let mut current: Vec<Metric> = Vec::new();
+    let mut room = max_points;
+    for mut m in metrics {
+        let Some(mut data) = m.data.take() else { continue };
+        loop {
+            let n = points(&data).min(room);
+            current.push(Metric { data: Some(take(&mut data, n)), ..m.clone() });
+            room -= n;
+            if room == 0 {
+                out.push(wrap(std::mem::take(&mut current)));
+                room = max_points;
+            }
+            if points(&data) == 0 {
+                break;
+            }
+        }
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(wrap(current));
+    }
+    out
 }
 
 /// The `synthetic_slo_*` gauges of `/metrics`, stamped with the evaluation's time.
@@ -303,6 +378,56 @@ mod tests {
             !burn.data_points.iter().any(|p| attr(&p.attributes, "slo") == Some("checkout-availability")),
             "no events, no burn rate"
         );
+    }
+
+    #[test]
+    fn large_pushes_are_split_without_losing_a_point() {
+        let slos = bundled();
+        let m = SloMetrics::new(&slos);
+        let mut e = Engine::new(slos);
+        let h = report::new_histogram();
+        for j in ["checkout-mpesa", "ussd-balance", "mpesa-stk-push"] {
+            for r in ["nairobi", "kampala", "dar"] {
+                m.record(j, "", r, "gateway_error", 1, &h);
+                e.record(&SeriesEvent {
+                    journey: j,
+                    step: "",
+                    outcome: "gateway_error",
+                    region: r,
+                    count: 1,
+                    histogram: &h,
+                    at_ms: 60_000,
+                });
+            }
+        }
+        let eval = Evaluation { at_ms: 60_000, statuses: e.evaluate(60_000).0, firing: vec![] };
+        let whole = build(&m.journey_snapshot(), &eval, Times { start_ms: 0, now_ms: 60_000 });
+        // Every point with its metric's name, in order.
+        let flat = |reqs: &[ExportMetricsServiceRequest]| -> Vec<(String, Vec<u8>)> {
+            use prost::Message;
+            let mut out = Vec::new();
+            for m in reqs.iter().flat_map(|r| &r.resource_metrics[0].scope_metrics[0].metrics) {
+                let mut d = m.data.clone().unwrap();
+                while points(&d) > 0 {
+                    let one = Metric { data: Some(take(&mut d, 1)), ..Metric::default() };
+                    out.push((m.name.clone(), one.encode_to_vec()));
+                }
+            }
+            out
+        };
+        let total: usize =
+            whole.resource_metrics[0].scope_metrics[0].metrics.iter().map(|m| points(m.data.as_ref().unwrap())).sum();
+        assert!(total > 100, "{total}");
+        let parts = split(whole.clone(), 37);
+        assert_eq!(parts.len(), total.div_ceil(37));
+        for p in &parts {
+            let n: usize =
+                p.resource_metrics[0].scope_metrics[0].metrics.iter().map(|m| points(m.data.as_ref().unwrap())).sum();
+            assert!(n <= 37 && n > 0);
+            assert_eq!(p.resource_metrics[0].resource, whole.resource_metrics[0].resource);
+        }
+        assert_eq!(flat(&parts), flat(std::slice::from_ref(&whole)), "the same points, in the same order");
+        assert_eq!(split(whole.clone(), 1_000_000), vec![whole]);
     }
 
     #[test]

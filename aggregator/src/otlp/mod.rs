@@ -52,22 +52,22 @@ impl Exporter {
         self.client.config()
     }
 
-    /// The request a push would send now, encoded.
-    pub async fn encode_now(&self) -> Vec<u8> {
+    /// The requests a push would send now, encoded.
+    pub async fn encode_now(&self) -> Vec<Vec<u8>> {
         let journeys = self.slo.metrics().journey_snapshot();
         let eval = self.slo.latest();
         let times = encode::Times { start_ms: self.start_ms, now_ms: self.clock.now_ms() };
         // Thousands of series take milliseconds to encode: off the runtime's worker threads.
-        tokio::task::spawn_blocking(move || encode::encoded(&journeys, &eval, times))
+        tokio::task::spawn_blocking(move || encode::encoded(&journeys, &eval, times, encode::MAX_POINTS_PER_REQUEST))
             .await
             .unwrap_or_default()
     }
 
     /// One push now; counted and logged.
     pub async fn push(&self) -> Result<(), PushError> {
-        let body = self.encode_now().await;
-        let bytes = body.len();
-        let result = self.client.push(body).await;
+        let bodies = self.encode_now().await;
+        let (requests, bytes) = (bodies.len(), bodies.iter().map(Vec::len).sum::<usize>());
+        let result = self.client.push(bodies).await;
         let url = &self.config().url;
         match &result {
             Ok(()) => {
@@ -77,7 +77,7 @@ impl Exporter {
                     tracing::info!(%url, after_failures = *n, "OTLP export works again");
                 }
                 *n = 0;
-                tracing::debug!(%url, bytes, "OTLP export sent");
+                tracing::debug!(%url, requests, bytes, "OTLP export sent");
             }
             Err(e) => {
                 self.metrics
