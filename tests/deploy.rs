@@ -347,11 +347,13 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         return;
     }
     let boards = dashboards();
+    let t0 = tokio::time::Instant::now();
     tokio::task::spawn_blocking(|| {
         bins();
     })
     .await
     .unwrap();
+    eprintln!("deploy: binaries ready after {:.0} s", t0.elapsed().as_secs_f64());
     let dir = tmpdir("deploy-dashboards");
 
     // The fleet: sandbox (Daraja failing 40 % of calls), aggregator (SLOs evaluated every 2 s,
@@ -410,6 +412,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         run_for(Duration::from_secs(2)).await;
     };
     let panels: usize = boards.iter().map(|d| d.panels.len()).sum();
+    eprintln!("deploy: fleet and Prometheus checked {:.0} s after the binaries were ready", t0.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),
         "{} panel queries returned no data ({panels} panels, each with All and with one value per variable):\n{}\n\nprometheus log:\n{}",
