@@ -366,6 +366,8 @@ mod tests {
         assert!("4/4".parse::<Shard>().is_err());
         assert!("1/0".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
+        assert!("999999/1000000".parse::<Shard>().is_ok());
+        assert!("0/1000001".parse::<Shard>().unwrap_err().contains("at most 1000000 shards"));
     }
 
     #[test]
