@@ -2,6 +2,7 @@
 //! trusted with `--ca-file`): HTTP/1.1 and HTTP/2 (ALPN `h2`), with keep-alive and with a new
 //! connection per iteration. The server counts what it really saw: TLS handshakes, the ALPN
 //! protocol of each, and requests by HTTP version; those counts must match the run's summary.
+//! Also `--http2` on plain `http://` (prior knowledge, h2c).
 
 use std::{
     convert::Infallible,
@@ -94,6 +95,36 @@ async fn tls_server(dir: &Path) -> TlsServer {
         }
     });
     TlsServer { addr, ca, seen }
+}
+
+/// A plain-TCP server speaking HTTP/1.1 and HTTP/2 with prior knowledge; counts connections and
+/// requests by version.
+async fn plain_server() -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let seen = s.clone();
+            seen.handshakes.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        match req.version() {
+                            Version::HTTP_2 => seen.requests_h2.fetch_add(1, Relaxed),
+                            _ => seen.requests_h1.fetch_add(1, Relaxed),
+                        };
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc).await;
+            });
+        }
+    });
+    (addr, seen)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -191,5 +222,30 @@ async fn an_untrusted_certificate_is_a_tls_error() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--ca-file") && text(&o).contains("empty.pem"), "{}", text(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--http2` on `http://`: HTTP/2 with prior knowledge (h2c), kept alive or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_on_plain_http() {
+    let dir = tmp("h2c");
+    let (addr, seen) = plain_server().await;
+    let url = format!("http://{addr}/");
+    for (name, flags, fresh) in
+        [("h2c-keepalive", &["--http2"][..], false), ("h2c-new-connection", &["--http2", "--new-connection"], true)]
+    {
+        let before = seen.get();
+        let s = run(&url, &dir, name, flags).await;
+        let after = seen.get();
+        let [connections, _, _, req_h1, req_h2] = std::array::from_fn(|i| after[i] - before[i]);
+        assert_eq!(s["series"][0]["count"], 60, "{name}: {s}");
+        assert_eq!(s["series"][0]["errors"], 0, "{name}: {s}");
+        assert_eq!((req_h2, req_h1), (60, 0), "{name}: requests by version");
+        if fresh {
+            assert_eq!(connections, 60, "{name}");
+        } else {
+            assert!((1..=3).contains(&connections), "{name}: {connections} connections");
+        }
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
