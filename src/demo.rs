@@ -328,7 +328,7 @@ fn skipped_runs(text: &str) -> BTreeMap<String, u64> {
     for line in text.lines().filter(|l| l.starts_with("prober_runs_skipped_total{")) {
         let Some((labels, value)) = line.rsplit_once('}') else { continue };
         let Some(journey) = labels.split("journey=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
-        let n = value.trim().split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let n = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         *out.entry(journey.to_owned()).or_insert(0) += n as u64;
     }
     out

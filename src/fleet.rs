@@ -167,7 +167,7 @@ impl Fleet {
 
         // One simulated clock for everybody.
         let anchor = Instant::now();
-        let origin_ms = opts.origin_ms.unwrap_or_else(|| chrono_now_ms());
+        let origin_ms = opts.origin_ms.unwrap_or_else(wall_now_ms);
         let agg_clock = Arc::new(aggregator::clock::ScaledClock::new(origin_ms, anchor, opts.speed));
         let prober_clock = Clock::scaled(origin_ms, anchor, opts.speed);
 
@@ -269,7 +269,7 @@ impl Fleet {
     }
 }
 
-fn chrono_now_ms() -> i64 {
+fn wall_now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
