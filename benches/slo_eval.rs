@@ -18,7 +18,8 @@
 //!
 //! Output: markdown on stdout. `--emit-openmetrics FILE --hours H` instead writes the same
 //! traffic's counters as OpenMetrics text (for `promtool tsdb create-blocks-from openmetrics`),
-//! and `--emit-slos FILE` the SLO file, so Prometheus can evaluate the same SLOs' Sloth rules.
+//! and `--emit-slos FILE` / `--emit-rules FILE` the SLO file and its Sloth-compatible rules (what
+//! `aggregator rules --slos FILE` prints), so Prometheus can evaluate the same SLOs.
 
 use std::{fmt::Write as _, io::Write as _, time::Duration};
 
@@ -40,27 +41,26 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// Two SLOs over every journey (an empty selection: the engine and the generated rules then match
 /// no journey list).
 fn slo_yaml() -> String {
-    format!(
-        "slos:
+    "slos:
   - name: bench-availability
     service: bench
     description: availability over every bench journey
     objective: 99.9
     period: 30d
-    sli: {{availability: {{}}}}
-    selection: {{}}
-    alerting: {{team: platform, runbook_url: https://runbooks.example/bench-availability}}
+    sli: {availability: {}}
+    selection: {}
+    alerting: {team: platform, runbook_url: https://runbooks.example/bench-availability}
   - name: bench-latency
     service: bench
     description: 95 % of runs under 2 s
     objective: 95
     period: 30d
     sli:
-      latency: {{threshold: 2s}}
-    selection: {{}}
-    alerting: {{team: platform, runbook_url: https://runbooks.example/bench-latency}}
+      latency: {threshold: 2s}
+    selection: {}
+    alerting: {team: platform, runbook_url: https://runbooks.example/bench-latency}
 "
-    )
+    .to_owned()
 }
 
 fn journey(j: usize) -> String {
@@ -87,12 +87,21 @@ struct Args {
     step_min: i64,
     emit_openmetrics: Option<String>,
     emit_slos: Option<String>,
+    emit_rules: Option<String>,
     hours: i64,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { journeys: 1000, regions: 4, reps: 7, step_min: 30, emit_openmetrics: None, emit_slos: None, hours: 6 };
+    let mut a = Args {
+        journeys: 1000,
+        regions: 4,
+        reps: 7,
+        step_min: 30,
+        emit_openmetrics: None,
+        emit_slos: None,
+        emit_rules: None,
+        hours: 2,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -103,6 +112,7 @@ fn args() -> Args {
             "--step-min" => a.step_min = val().parse().expect("--step-min N"),
             "--emit-openmetrics" => a.emit_openmetrics = Some(val()),
             "--emit-slos" => a.emit_slos = Some(val()),
+            "--emit-rules" => a.emit_rules = Some(val()),
             "--hours" => a.hours = val().parse().expect("--hours N"),
             // cargo bench passes --bench
             "--bench" => {}
@@ -126,10 +136,18 @@ fn main() {
     if let Some(path) = &a.emit_slos {
         std::fs::write(path, slo_yaml()).unwrap();
     }
+    if let Some(path) = &a.emit_rules {
+        // What `aggregator rules --slos FILE` prints for these SLOs.
+        std::fs::write(path, aggregator::slo::rules::rules_yaml(&slos)).unwrap();
+    }
+    if a.emit_slos.is_some() || a.emit_rules.is_some() {
+        return;
+    }
     if let Some(path) = &a.emit_openmetrics {
-        // Up to 10 minutes ahead of the wall clock, so Prometheus has data at every evaluation.
+        // Ending at the last whole minute: later samples would put Prometheus' head (where rule
+        // results are written) ahead of its evaluations, and discard every rule result.
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        emit_openmetrics(&a, path, wall - wall % MINUTE_MS + 10 * MINUTE_MS);
+        emit_openmetrics(&a, path, wall - wall % MINUTE_MS);
         return;
     }
     // A fixed instant on an hour boundary, so runs are repeatable.
