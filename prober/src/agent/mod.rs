@@ -262,8 +262,11 @@ struct Agent {
     wake: Arc<Notify>,
     /// Reports the outbox could not store (a full or failing disk), oldest first, retried at every
     /// boundary. Their journals stay on disk meanwhile, so a crash still loses none of their runs.
-    unwritten: Arc<Mutex<Vec<(u64, Vec<u8>)>>>,
+    unwritten: Arc<Mutex<Vec<Unwritten>>>,
 }
+
+/// An encoded report and its seq, waiting for the outbox to accept writes again.
+type Unwritten = (u64, Vec<u8>);
 
 impl Agent {
     /// Closes the interval at `end_ms` into a report in the outbox.
