@@ -367,3 +367,72 @@ async fn a_dead_or_silent_collector_is_counted_not_fatal() {
     }
     hold.abort();
 }
+
+/// `https` endpoints: the push goes over rustls, verified against the client's roots; a
+/// collector whose certificate is not trusted is a `connect` failure, and nothing is sent to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_collector_is_verified() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = CertificateDer::from(ck.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let server_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = mpsc::channel::<(String, usize)>(8);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(sock).await else { return };
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let auth = req.headers().get("authorization").map(|v| v.to_str().unwrap().to_owned());
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let n = ExportMetricsServiceRequest::decode(body.as_ref()).unwrap().resource_metrics.len();
+                        let _ = tx.send((auth.unwrap_or_default(), n)).await;
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+
+    let dir = temp_dir("otlp-tls");
+    let yaml = format!(
+        "otlp:\n  endpoint: https://localhost:{port}\n  timeout: 5s\n  headers:\n    authorization: env:OTLP_KEY\n"
+    );
+    let otlp = config(&dir, &yaml).otlp.unwrap();
+    let body = ExportMetricsServiceRequest::default().encode_to_vec();
+    let request = || {
+        let mut r = ExportMetricsServiceRequest::default();
+        r.resource_metrics.push(Default::default());
+        r.encode_to_vec()
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let trusting = aggregator::otlp::Client::with_roots(otlp.clone(), roots);
+    trusting.push(vec![request(), body.clone()]).await.expect("the push over TLS succeeds");
+    let first = rx.recv().await.unwrap();
+    assert_eq!(first, (OTLP_KEY.to_owned(), 1));
+    assert_eq!(rx.recv().await.unwrap().1, 0, "both requests of the push arrive, in order");
+
+    // The public roots do not know this self-signed certificate.
+    let public = aggregator::otlp::Client::new(otlp);
+    let err = public.push(vec![request()]).await.unwrap_err();
+    assert_eq!(err.reason(), "connect", "{err}");
+    assert!(!err.to_string().contains(OTLP_KEY));
+    assert!(rx.try_recv().is_err(), "nothing reached the untrusted collector");
+    task.abort();
+}
