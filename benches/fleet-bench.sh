@@ -75,7 +75,11 @@ fi
 cargo build --release -q -p aggregator -p prober -p sandbox
 bench=$(cargo bench --no-run --bench ingest 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
 [[ $bench = /* ]] || bench="$repo/$bench"
-agg="$CARGO_TARGET_DIR/release/aggregator"
+# Copies: other builds sharing the target dir must not swap a binary under a running benchmark.
+cp "$CARGO_TARGET_DIR/release/aggregator" "$work/aggregator"
+cp "$bench" "$work/ingest-bench"
+bench=$work/ingest-bench
+agg=$work/aggregator
 commit=$(git rev-parse --short HEAD)
 dirty=$(git status --porcelain -- aggregator benches Cargo.toml | wc -l)
 
@@ -90,7 +94,7 @@ start_aggregator() {
     RUST_LOG=warn "$bin" serve --config "$cfg" >"$cfg.log" 2>&1 &
     agg_pid=$!
     pids+=("$agg_pid")
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
         if curl -sfk --max-time 1 "$url/healthz" >/dev/null; then return 0; fi
         sleep 0.1
     done
