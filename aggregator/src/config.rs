@@ -2,7 +2,8 @@
 //!
 //! Tokens are given by reference only (`env:NAME` or `file:PATH`) and resolved at start; a token
 //! never appears in the file, in logs or in error messages. Plain HTTP is allowed only on a
-//! loopback address. See `aggregator/examples/aggregator.yaml`.
+//! loopback address. The optional `otlp:` section (OTLP/HTTP metric push) takes its header values
+//! (API keys) the same way. See `aggregator/examples/aggregator.yaml`.
 
 use std::{
     collections::HashSet,

@@ -61,8 +61,9 @@ pub struct Metrics {
     pub prober_outbox_backlog: Family<ProberLabels, Gauge>,
     pub prober_state: Family<StateLabels, Gauge>,
     pub relay_callbacks: Family<RelayLabels, Counter>,
-    /// OTLP pushes by result (`ok`, `error`) and reason (`connect`, `timeout`, `status`,
-    /// `rejected`, `encode`; empty for `ok`).
+    /// OTLP pushes by result (`ok`, `error`) and reason (`connect`: no connection, TLS or HTTP
+    /// exchange; `timeout`; `status`: a non-2xx answer; `rejected`: points refused in a partial
+    /// success; empty for `ok`).
     pub otlp_exports: Family<ResultLabels, Counter>,
 }
 
@@ -164,7 +165,7 @@ impl Metrics {
         registry.register("aggregator_relay_callbacks", "Daraja STK callbacks relayed", m.relay_callbacks.clone());
         registry.register(
             "aggregator_otlp_exports",
-            "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected, encode)",
+            "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)",
             m.otlp_exports.clone(),
         );
         Metrics { registry, ..m }
