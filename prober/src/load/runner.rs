@@ -18,8 +18,10 @@
 //! spin. The release thread parks with `thread::park_timeout` (a futex with a nanosecond
 //! timeout, within the kernel's 50 µs timer slack), never releases an arrival before it is due,
 //! and releases every arrival due at once in one batch; a worker it wakes starts within
-//! microseconds. The thread does no I/O and wakes at most once per arrival (fewer at high rates,
-//! where batches form), so it costs little CPU.
+//! microseconds. The thread does no I/O and wakes at most once per arrival and about once per
+//! millisecond of the run (`MIN_PARK`): arrivals alone in their millisecond go on time within the
+//! timer slack; above 1,000/s they go in batches, each send at most 1 ms late, for no more CPU
+//! than per-worker timers took.
 
 use std::{
     future::Future,
@@ -154,6 +156,14 @@ pub async fn run<I: Iteration>(
 
 /// Longest the release thread parks at once, so it sees [`Live::stop`] promptly.
 const MAX_PARK: Duration = Duration::from_millis(10);
+/// The release thread wakes at most about once per millisecond of the run (at an arrival's time,
+/// or at the next millisecond boundary when the next arrival falls in the current millisecond):
+/// above 1,000/s arrivals go in batches, each at most 1 ms late (never early; the lateness is
+/// recorded). Each wake costs two context switches (the thread's, and the runtime's when it was
+/// parked in `epoll_wait`): waking every 200 µs doubled the CPU of a 10k/s run on one core and
+/// made a 50k/s run fall behind; once a millisecond costs what tokio's own timer did
+/// (benches/RESULTS.md).
+const MIN_PARK: Duration = Duration::from_millis(1);
 /// Most arrivals released in one batch (after a long stall of the thread), so a stop is seen.
 const MAX_BATCH: u64 = 1 << 16;
 
@@ -176,7 +186,12 @@ pub fn release_arrivals(plan: &Plan, start: Instant, released: &Semaphore, live:
             continue;
         }
         let Some(next) = plan.at(k) else { break };
-        std::thread::park_timeout((start + next).saturating_duration_since(now).min(MAX_PARK));
+        // Until the arrival is due, but not before the next millisecond boundary of the run when
+        // it falls in the current one: then the batch of that millisecond goes at its end.
+        let tick = MIN_PARK.as_nanos();
+        let next_tick = start + Duration::from_nanos((((now - start).as_nanos() / tick + 1) * tick) as u64);
+        let wake = (start + next).max(next_tick);
+        std::thread::park_timeout(wake.saturating_duration_since(now).min(MAX_PARK));
     }
     released.add_permits(workers);
 }
