@@ -2,7 +2,8 @@
 //!
 //! - [`plan`]: the pure arrival plan (constant rate, ramping stages, shards) and admission
 //!   (`scheduled == started + dropped`), with a runtime-free simulation for tests.
-//! - [`runner`]: workers on absolute intended start times (`sleep_until`), open and closed models.
+//! - [`runner`]: a release thread lets each arrival go at its absolute intended start; workers run
+//!   iterations (open model), or back to back (closed model).
 //! - [`raw`] (`--url`) and [`journey`] (`JOURNEY.yaml`): what one iteration does.
 //! - [`stats`]: HDR histograms per series and outcome, corrected and uncorrected; memory bounded
 //!   by histograms, never by the number of requests.
