@@ -199,20 +199,38 @@ impl Fleet {
             std::fs::create_dir_all(&edge_dir).with_context(|| format!("creating {}", edge_dir.display()))?;
             let token_file = edge_dir.join("token");
             write_private(&token_file, &tokens[&token_env(e)])?;
-            let listen = free_loopback_port().context("finding a port for a prober's /metrics")?;
-            let yaml = edge_yaml(&opts, e, &journeys, sb.base_url(), &agg_url, listen);
-            let path = edge_dir.join("edge.yaml");
-            std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
-            let cfg = agent::config::parse(&yaml, &path.display().to_string(), &edge_dir, &path)
-                .with_context(|| format!("the {} edge config", e.region))?;
-            let (control, rx) = mpsc::channel(4);
             let agent_opts = agent::Options {
                 clock: prober_clock,
                 drain_limit: opts.journey_timeout + Duration::from_secs(3),
                 flush_limit: Duration::from_secs(5),
             };
-            let task = tokio::spawn(agent::run(cfg, agent_opts, rx));
-            probers.push(Prober { edge: *e, metrics_url: format!("http://{listen}/metrics"), control, task });
+            // The /metrics port is picked free, then bound by the agent: another socket (an
+            // outgoing connection of a running prober) may take it in between. Then the agent
+            // stops at once with `Listen`, and it is started again on another port.
+            let mut attempt = 0;
+            let prober = loop {
+                attempt += 1;
+                let listen = free_loopback_port().context("finding a port for a prober's /metrics")?;
+                let yaml = edge_yaml(&opts, e, &journeys, sb.base_url(), &agg_url, listen);
+                let path = edge_dir.join("edge.yaml");
+                std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+                let cfg = agent::config::parse(&yaml, &path.display().to_string(), &edge_dir, &path)
+                    .with_context(|| format!("the {} edge config", e.region))?;
+                let (control, rx) = mpsc::channel(4);
+                let task = tokio::spawn(agent::run(cfg, agent_opts, rx));
+                match agent_ready(listen, &task).await {
+                    Ok(()) => {
+                        break Prober { edge: *e, metrics_url: format!("http://{listen}/metrics"), control, task };
+                    }
+                    Err(()) => match task.await {
+                        Ok(Err(agent::AgentError::Listen { .. })) if attempt < 5 => continue,
+                        Ok(Err(err)) => bail!("the {} prober stopped at start: {err}", e.region),
+                        Ok(Ok(())) => bail!("the {} prober stopped at start", e.region),
+                        Err(err) => bail!("the {} prober's task failed at start: {err}", e.region),
+                    },
+                }
+            };
+            probers.push(prober);
         }
         Ok(Fleet { sandboxes, probers, aggregator, prober_clock, speed: opts.speed, data_dir: opts.data_dir })
     }
@@ -318,6 +336,21 @@ fn write_journeys(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// A free loopback port for a prober's `/metrics` (the agent does not hand back the port it got).
+/// Waits until the agent answers on its /metrics address (`Ok`), or its task ended (`Err`).
+async fn agent_ready<T>(listen: SocketAddr, task: &tokio::task::JoinHandle<T>) -> Result<(), ()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if task.is_finished() {
+            return Err(());
+        }
+        if tokio::net::TcpStream::connect(listen).await.is_ok() || Instant::now() >= deadline {
+            // Past the deadline the agent is slow, not dead: the caller goes on with it.
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn free_loopback_port() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
