@@ -155,6 +155,17 @@ fn journey_runs(r: &report::Report, journey: &str) -> u64 {
     r.series.iter().filter(|s| s.key.journey == journey && s.key.step.is_empty()).map(|s| s.count).sum()
 }
 
+/// Runs started (the heartbeats' count) and runs finished (journey-level counts of the config's
+/// three journeys), over `reports`.
+fn started_and_finished(reports: &[report::Report]) -> (u64, u64) {
+    let started = reports.iter().map(|r| r.heartbeat.runs_started).sum();
+    let finished = reports
+        .iter()
+        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
+        .sum();
+    (started, finished)
+}
+
 fn assert_clean(log: &str) {
     for secret in [TOKEN, "254700000100", "Bearer "] {
         assert!(!log.contains(secret), "the log leaks {secret:?}:\n{log}");
@@ -201,11 +212,7 @@ async fn sigterm_flushes_the_last_interval_and_every_run_is_counted_once() {
     assert!(agg.state.conflicts.lock().is_empty());
 
     // Every run started was reported once: started (heartbeats) == finished (journey-level counts).
-    let started: u64 = reports.iter().map(|r| r.heartbeat.runs_started).sum();
-    let finished: u64 = reports
-        .iter()
-        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
-        .sum();
+    let (started, finished) = started_and_finished(&reports);
     assert_eq!(started, finished, "runs started vs runs reported");
     assert!(finished >= 10, "a few seconds of three journeys: {finished}");
     // And the probe's own server saw as many requests as successful probe runs reported.
@@ -320,11 +327,7 @@ async fn sighup_adds_journeys_and_a_bad_reload_keeps_the_running_ones() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("journeys[2].timeout"), "the refusal names the field:\n{log}");
     let reports = agg.reports();
-    let started: u64 = reports.iter().map(|r| r.heartbeat.runs_started).sum();
-    let finished: u64 = reports
-        .iter()
-        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
-        .sum();
+    let (started, finished) = started_and_finished(&reports);
     assert_eq!(started, finished, "reloads lose no run");
     sb.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
@@ -455,11 +458,7 @@ async fn intervals_the_outbox_could_not_store_are_reported_once_it_can_again() {
     let mut seqs: Vec<u64> = reports.iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=reports.len() as u64).collect::<Vec<_>>(), "every interval reported once, no gaps");
-    let started: u64 = reports.iter().map(|r| r.heartbeat.runs_started).sum();
-    let finished: u64 = reports
-        .iter()
-        .map(|r| journey_runs(r, "probe") + journey_runs(r, "ussd-balance") + journey_runs(r, "mpesa-stk-push"))
-        .sum();
+    let (started, finished) = started_and_finished(&reports);
     assert_eq!(started, finished, "runs started vs runs reported");
     assert!(outbox_seqs(&dir).is_empty(), "everything acknowledged");
     sb.shutdown().await;

@@ -80,21 +80,29 @@ async fn tls_server(dir: &Path) -> TlsServer {
                     Some(b"http/1.1") => seen.alpn_http11.fetch_add(1, Relaxed),
                     _ => 0,
                 };
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        match req.version() {
-                            Version::HTTP_2 => seen.requests_h2.fetch_add(1, Relaxed),
-                            _ => seen.requests_h1.fetch_add(1, Relaxed),
-                        };
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
+                serve_counting(tls, seen).await;
             });
         }
     });
     TlsServer { addr, ca, seen }
+}
+
+/// Serves one connection (HTTP/1.1 or HTTP/2), counting its requests by version.
+async fn serve_counting<I>(io: I, seen: Arc<Seen>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let seen = seen.clone();
+        async move {
+            match req.version() {
+                Version::HTTP_2 => seen.requests_h2.fetch_add(1, Relaxed),
+                _ => seen.requests_h1.fetch_add(1, Relaxed),
+            };
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
+        }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), svc).await;
 }
 
 /// A plain-TCP server speaking HTTP/1.1 and HTTP/2 with prior knowledge; counts connections and
@@ -110,17 +118,7 @@ async fn plain_server() -> (SocketAddr, Arc<Seen>) {
             let seen = s.clone();
             seen.handshakes.fetch_add(1, Relaxed);
             tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        match req.version() {
-                            Version::HTTP_2 => seen.requests_h2.fetch_add(1, Relaxed),
-                            _ => seen.requests_h1.fetch_add(1, Relaxed),
-                        };
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc).await;
+                serve_counting(tcp, seen).await;
             });
         }
     });

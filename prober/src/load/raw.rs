@@ -148,13 +148,7 @@ impl RawWorker {
             Conn::H1 { tx, driver } => {
                 let exchange = async {
                     tx.ready().await.map_err(|_| Outcome::NetworkError)?;
-                    let resp = tx.send_request(req).await.map_err(|_| Outcome::NetworkError)?;
-                    let status = resp.status();
-                    let mut body = resp.into_body();
-                    while let Some(frame) = body.frame().await {
-                        frame.map_err(|_| Outcome::NetworkError)?;
-                    }
-                    Ok(status)
+                    read_response(tx.send_request(req).await).await
                 };
                 let mut exchange = pin!(exchange);
                 tokio::select! {
@@ -168,13 +162,7 @@ impl RawWorker {
             Conn::H2 { tx } => {
                 let r = async {
                     tx.ready().await.map_err(|_| Outcome::NetworkError)?;
-                    let resp = tx.send_request(req).await.map_err(|_| Outcome::NetworkError)?;
-                    let status = resp.status();
-                    let mut body = resp.into_body();
-                    while let Some(frame) = body.frame().await {
-                        frame.map_err(|_| Outcome::NetworkError)?;
-                    }
-                    Ok(status)
+                    read_response(tx.send_request(req).await).await
                 }
                 .await;
                 (r, true)
@@ -185,6 +173,19 @@ impl RawWorker {
         }
         result
     }
+}
+
+/// The response's status, after reading its whole body (HTTP/1.1 and HTTP/2 alike).
+async fn read_response(
+    resp: Result<http::Response<hyper::body::Incoming>, hyper::Error>,
+) -> Result<StatusCode, Outcome> {
+    let resp = resp.map_err(|_| Outcome::NetworkError)?;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|_| Outcome::NetworkError)?;
+    }
+    Ok(status)
 }
 
 /// The outcome class of an HTTP status: 5xx the server failed, 4xx the request was refused.
