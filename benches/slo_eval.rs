@@ -153,11 +153,11 @@ fn main() {
     // A fixed instant on an hour boundary, so runs are repeatable.
     let now = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS;
     let scopes = slos.len() * a.journeys * (a.regions + 1);
-    let mut fast = report::new_histogram();
-    fast.record(400_000).unwrap();
-    let mut slow = report::new_histogram();
-    slow.record(2_500_000).unwrap();
-    let empty = report::new_histogram();
+    let mut fast = report::SparseHistogram::new();
+    fast.record_n(400_000, 1);
+    let mut slow = report::SparseHistogram::new();
+    slow.record_n(2_500_000, 1);
+    let empty = report::SparseHistogram::new();
     let names: Vec<String> = (0..a.journeys).map(journey).collect();
     let regions: Vec<String> = (0..a.regions).map(region).collect();
 

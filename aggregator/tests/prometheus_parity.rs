@@ -104,7 +104,7 @@ fn burn_rates_and_alerts_match_prometheus() {
     let mut reg = Registry::default();
     reg.register_collector(Box::new(metrics.clone()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
-    let empty = report::new_histogram();
+    let empty = report::SparseHistogram::new();
 
     // Every counter exists, at zero, before the first scrape.
     for r in REGIONS {
@@ -135,6 +135,7 @@ fn burn_rates_and_alerts_match_prometheus() {
                         h.record(*d).unwrap();
                     }
                     let n = durations.len() as u64;
+                    let h = report::SparseHistogram::from(&h);
                     engine.record(&SeriesEvent { journey, step, outcome, region, count: n, histogram: &h, at_ms: at });
                     metrics.record(journey, step, region, outcome, n, &h);
                 }

@@ -7,10 +7,12 @@
 //! count and an HDR histogram of durations in microseconds.
 //!
 //! All histograms share one configuration fleet-wide ([`new_histogram`]: 1 µs … 1 h, 3 significant
-//! digits) so merges stay exact and on the fast path. They travel in the standard HdrHistogram V2
-//! compressed encoding (DEFLATE), base64 in the JSON envelope, so any HdrHistogram library can read
-//! them. [`decode`] checks everything before a report may be stored: sizes, identities, intervals,
-//! histogram configuration, and that each series' count equals its histogram's.
+//! digits) so merges stay exact. Probers record into dense `Histogram<u64>`s; a report carries each
+//! as a [`SparseHistogram`] (its non-empty buckets only, see [`sparse`]), which is what the
+//! aggregator merges and stores. They travel in the standard HdrHistogram V2 compressed encoding
+//! (DEFLATE), base64 in the JSON envelope, so any HdrHistogram library can read them. [`decode`]
+//! checks everything before a report may be stored: sizes, identities, intervals, histogram
+//! configuration, and that each series' count equals its histogram's.
 //!
 //! ```
 //! let mut h = report::new_histogram();
@@ -20,7 +22,7 @@
 //!     interval_start_ms: 1_700_000_000_000, interval_end_ms: 1_700_000_015_000, sent_at_ms: 1_700_000_015_020,
 //!     run: None, heartbeat: Default::default(),
 //!     series: vec![report::Series { key: report::SeriesKey { journey: "checkout-mpesa".into(), step: String::new(),
-//!         outcome: "ok".into(), region: "nairobi".into(), profile: "ea-4g-urban".into() }, count: 1, histogram: h }],
+//!         outcome: "ok".into(), region: "nairobi".into(), profile: "ea-4g-urban".into() }, count: 1, histogram: (&h).into() }],
 //! };
 //! let bytes = report::encode(&r);
 //! assert_eq!(report::decode(&bytes).unwrap(), r);
@@ -28,12 +30,13 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod sparse;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hdrhistogram::{
-    Histogram,
-    serialization::{Deserializer, Serializer, V2DeflateSerializer},
-};
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+pub use self::sparse::SparseHistogram;
 
 /// Lowest recordable value: 1 µs.
 pub const HIST_LOW_US: u64 = 1;
@@ -122,8 +125,8 @@ pub struct Series {
     pub key: SeriesKey,
     /// Runs (equals the histogram's total count).
     pub count: u64,
-    /// Durations in µs.
-    pub histogram: Histogram<u64>,
+    /// Durations in µs, in the fleet layout.
+    pub histogram: SparseHistogram,
 }
 
 // === wire form ===
@@ -159,11 +162,7 @@ pub fn encode(r: &Report) -> Vec<u8> {
     let series = r
         .series
         .iter()
-        .map(|s| WireSeries {
-            key: s.key.clone(),
-            count: s.count,
-            hist: STANDARD.encode(encode_histogram(&s.histogram)),
-        })
+        .map(|s| WireSeries { key: s.key.clone(), count: s.count, hist: STANDARD.encode(s.histogram.encode()) })
         .collect();
     let w = Wire {
         v: VERSION,
@@ -180,11 +179,10 @@ pub fn encode(r: &Report) -> Vec<u8> {
     serde_json::to_vec(&w).expect("reports always serialize")
 }
 
-/// One histogram in the standard V2 compressed encoding.
+/// One dense histogram in the standard V2 compressed encoding (what [`SparseHistogram::encode`]
+/// writes for the same counts).
 pub fn encode_histogram(h: &Histogram<u64>) -> Vec<u8> {
-    let mut out = Vec::new();
-    V2DeflateSerializer::new().serialize(h, &mut out).expect("writing to a Vec cannot fail");
-    out
+    SparseHistogram::from_histogram(h).encode()
 }
 
 /// Why a report was refused. Every variant names what is wrong, for the 4xx reply.
@@ -253,7 +251,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             return Err(invalid(at("journey"), "the same series appears twice"));
         }
         let raw = STANDARD.decode(&s.hist).map_err(|e| invalid(at("hist"), format!("not base64: {e}")))?;
-        let h = decode_histogram(&raw).map_err(|e| invalid(at("hist"), e))?;
+        let h = SparseHistogram::decode(&raw).map_err(|e| invalid(at("hist"), e))?;
         if h.len() != s.count {
             return Err(invalid(at("count"), format!("count {} differs from the histogram's {}", s.count, h.len())));
         }
@@ -272,26 +270,9 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
     })
 }
 
-/// Reads one V2 (plain or compressed) histogram and checks it has the fleet configuration.
+/// Reads one V2 (plain or compressed) histogram in the fleet layout, as a dense histogram.
 pub fn decode_histogram(raw: &[u8]) -> Result<Histogram<u64>, String> {
-    let h: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut std::io::Cursor::new(raw))
-        .map_err(|e| format!("not an HdrHistogram V2 encoding: {e:?}"))?;
-    if h.low() != HIST_LOW_US || h.high() < HIST_HIGH_US || h.sigfig() != HIST_SIGFIG {
-        return Err(format!(
-            "histogram configured {}..{} at {} digits; the fleet uses {HIST_LOW_US}..{HIST_HIGH_US} at {HIST_SIGFIG}",
-            h.low(),
-            h.high(),
-            h.sigfig()
-        ));
-    }
-    if h.low() == HIST_LOW_US && h.high() == HIST_HIGH_US && h.sigfig() == HIST_SIGFIG {
-        return Ok(h);
-    }
-    // Re-home into the canonical configuration so merges take the fast path.
-    let mut canonical = new_histogram();
-    canonical.add(&h).map_err(|e| format!("histogram does not fit the fleet configuration: {e:?}"))?;
-    Ok(canonical)
+    SparseHistogram::decode(raw).map(|h| h.to_histogram())
 }
 
 /// Journey and step names: printable text (spaces allowed), no quotes or backslashes.

@@ -55,7 +55,8 @@ pub fn recompute(slos: &serde_json::Value, series: &[report::Series]) -> Expecte
                 }
                 Some(_) if k.outcome != "ok" => continue,
                 Some(t) => {
-                    let h = &s.histogram;
+                    // Dense, through HdrHistogram itself: independent of the aggregator's sparse code.
+                    let h = s.histogram.to_histogram();
                     let fast: u64 = h
                         .iter_recorded()
                         .filter(|v| h.lowest_equivalent(v.value_iterated_to()) <= t)

@@ -128,7 +128,7 @@ mod tests {
             sent_at_ms: T0 + 15_000,
             run: None,
             heartbeat: Heartbeat::default(),
-            series: vec![Series { key, count: values_us.len() as u64, histogram: h }],
+            series: vec![Series { key, count: values_us.len() as u64, histogram: (&h).into() }],
         })
     }
 

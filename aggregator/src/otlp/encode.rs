@@ -324,6 +324,7 @@ mod tests {
         for v in [400_000u64, 1_900_000, 2_500_000] {
             h.record(v).unwrap();
         }
+        let h = report::SparseHistogram::from(&h);
         m.record("checkout-mpesa", "checkout", "nairobi", "ok", 3, &h);
         let mut e = Engine::new(slos);
         e.record(&SeriesEvent {
@@ -385,7 +386,7 @@ mod tests {
         let slos = bundled();
         let m = SloMetrics::new(&slos);
         let mut e = Engine::new(slos);
-        let h = report::new_histogram();
+        let h = report::SparseHistogram::new();
         for j in ["checkout-mpesa", "ussd-balance", "mpesa-stk-push"] {
             for r in ["nairobi", "kampala", "dar"] {
                 m.record(j, "", r, "gateway_error", 1, &h);

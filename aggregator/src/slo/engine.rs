@@ -11,7 +11,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use hdrhistogram::Histogram;
+use report::SparseHistogram;
 use serde::Serialize;
 
 use super::{
@@ -105,14 +105,14 @@ pub struct SeriesEvent<'a> {
     pub region: &'a str,
     pub count: u64,
     /// Durations in µs (the fleet histogram).
-    pub histogram: &'a Histogram<u64>,
+    pub histogram: &'a SparseHistogram,
     /// When the runs happened (the interval's end, corrected for clock skew).
     pub at_ms: i64,
 }
 
 impl<'a> SeriesEvent<'a> {
     /// The runs of one report series (or stored bucket) that happened at `at_ms`.
-    pub fn of(key: &'a report::SeriesKey, count: u64, histogram: &'a Histogram<u64>, at_ms: i64) -> SeriesEvent<'a> {
+    pub fn of(key: &'a report::SeriesKey, count: u64, histogram: &'a SparseHistogram, at_ms: i64) -> SeriesEvent<'a> {
         SeriesEvent {
             journey: &key.journey,
             step: &key.step,
@@ -133,20 +133,18 @@ pub fn is_good(outcome: &str) -> bool {
 /// Runs within `threshold`: the rule shared with the exported `le` buckets. A run counts as fast
 /// when its HDR bucket starts at or below the threshold (values up to the bucket's highest
 /// equivalent value, at most 0.1 % above it) — what `count_between(1, threshold)` counts.
-pub fn count_within(h: &Histogram<u64>, threshold: Duration) -> u64 {
+pub fn count_within(h: &SparseHistogram, threshold: Duration) -> u64 {
     counts_within(h, &[threshold.as_micros() as u64])[0]
 }
 
-/// [`count_within`] for several thresholds (µs) in one pass over the recorded values: the cost
-/// follows the values recorded, not the size of the histogram, once per report series.
-pub fn counts_within(h: &Histogram<u64>, thresholds_us: &[u64]) -> Vec<u64> {
+/// [`count_within`] for several thresholds (µs) in one pass over the non-empty buckets: the cost
+/// follows the values recorded, not the size of the fleet layout, once per report series.
+pub fn counts_within(h: &SparseHistogram, thresholds_us: &[u64]) -> Vec<u64> {
     let mut out = vec![0; thresholds_us.len()];
-    for v in h.iter_recorded() {
-        let bucket_low = h.lowest_equivalent(v.value_iterated_to());
-        let n = v.count_at_value();
+    for b in h.iter() {
         for (i, t) in thresholds_us.iter().enumerate() {
-            if *t >= report::HIST_LOW_US && bucket_low <= *t {
-                out[i] += n;
+            if *t >= report::HIST_LOW_US && b.low <= *t {
+                out[i] += b.count;
             }
         }
     }

@@ -11,13 +11,13 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use hdrhistogram::Histogram;
 use parking_lot::RwLock;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
+use report::SparseHistogram;
 
 use super::{
     engine::{ScopeStatus, counts_within},
@@ -91,31 +91,27 @@ impl SloMetrics {
     }
 
     /// Counts one report series.
-    pub fn record(&self, journey: &str, step: &str, region: &str, outcome: &str, count: u64, h: &Histogram<u64>) {
-        let mut st = self.state.write();
-        let key = |outcome: &str| RunKey {
-            journey: journey.into(),
-            step: step.into(),
-            region: region.into(),
+    pub fn record(&self, journey: &str, step: &str, region: &str, outcome: &str, count: u64, h: &SparseHistogram) {
+        let dk = DurKey { journey: journey.into(), step: step.into(), region: region.into() };
+        let run_key = |outcome: &str| RunKey {
+            journey: dk.journey.clone(),
+            step: dk.step.clone(),
+            region: dk.region.clone(),
             outcome: outcome.into(),
         };
-        if !st.runs.contains_key(&key("ok")) {
+        let rk = run_key(outcome);
+        let mut st = self.state.write();
+        if !st.durations.contains_key(&dk) {
             // Every outcome of a new (journey, step, region) starts at 0 together, so Prometheus'
             // rate() extrapolates numerator and denominator alike (reference/slo.md §6.4).
             for o in report::OUTCOMES {
-                st.runs.insert(key(o), 0);
+                st.runs.insert(run_key(o), 0);
             }
+            st.durations.insert(dk.clone(), Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
         }
-        *st.runs.entry(key(outcome)).or_default() += count;
-        let edges = self.edges.len();
-        st.durations
-            .entry(DurKey { journey: journey.into(), step: step.into(), region: region.into() })
-            .or_insert_with(|| Buckets { le: vec![0; edges], ..Buckets::default() });
+        *st.runs.entry(rk).or_default() += count;
         if outcome == "ok" {
-            let b = st
-                .durations
-                .entry(DurKey { journey: journey.into(), step: step.into(), region: region.into() })
-                .or_insert_with(|| Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
+            let b = st.durations.get_mut(&dk).expect("inserted above");
             for (i, n) in counts_within(h, &self.edges_us).into_iter().enumerate() {
                 b.le[i] += n.min(count);
             }
@@ -339,8 +335,9 @@ mod tests {
         for v in [400_000u64, 1_900_000, 2_500_000] {
             h.record(v).unwrap();
         }
+        let h = report::SparseHistogram::from(&h);
         m.record("checkout-mpesa", "checkout", "nairobi", "ok", 3, &h);
-        m.record("checkout-mpesa", "", "nairobi", "gateway_error", 1, &report::new_histogram());
+        m.record("checkout-mpesa", "", "nairobi", "gateway_error", 1, &report::SparseHistogram::new());
         let mut e = Engine::new(slos);
         e.record(&SeriesEvent {
             journey: "checkout-mpesa",

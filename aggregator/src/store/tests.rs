@@ -32,7 +32,7 @@ fn series(k: SeriesKey, values_us: &[u64]) -> Series {
     for v in values_us {
         h.record(*v).unwrap();
     }
-    Series { key: k, count: values_us.len() as u64, histogram: h }
+    Series { key: k, count: values_us.len() as u64, histogram: (&h).into() }
 }
 
 fn report(prober: &str, seq: u64, end_ms: i64, series: Vec<Series>) -> Report {
@@ -285,7 +285,7 @@ fn a_batch_is_one_transaction_and_a_replay_within_it_counts_once() {
     for v in [10, 20, 30, 40_000] {
         by_hand.record(v).unwrap();
     }
-    assert_eq!(b[0].histogram, by_hand);
+    assert_eq!(b[0].histogram.to_histogram(), by_hand);
     // The stored record of nbo-1 counts its two reports, not the replay.
     let p = store.probers().unwrap();
     assert_eq!((p[0].prober.as_str(), p[0].stored_total), ("nbo-1", 2));

@@ -58,9 +58,9 @@ pub fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey 
 }
 
 pub fn series(k: SeriesKey, values_us: &[u64]) -> Series {
-    let mut h = report::new_histogram();
+    let mut h = report::SparseHistogram::new();
     for v in values_us {
-        h.record(*v).unwrap();
+        h.record_n(*v, 1);
     }
     Series { key: k, count: values_us.len() as u64, histogram: h }
 }

@@ -94,7 +94,7 @@ impl Reporter {
                     region: label(&self.cfg.region),
                     profile: label(&self.cfg.profile),
                 };
-                series.push(report::Series { key, count: pair.corrected.len(), histogram: pair.corrected.clone() });
+                series.push(report::Series { key, count: pair.corrected.len(), histogram: (&pair.corrected).into() });
                 pair.corrected.reset();
                 pair.uncorrected.reset();
             }

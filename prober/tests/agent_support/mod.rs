@@ -224,7 +224,7 @@ pub fn sample_report(seq: u64) -> report::Report {
                 profile: "ea-3g".into(),
             },
             count: 1,
-            histogram: h,
+            histogram: (&h).into(),
         }],
     }
 }
