@@ -98,9 +98,15 @@ pub struct ProberLive {
     pub rejected: u64,
 }
 
+fn token_digest(token: &str) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
 /// The ingest pipeline, shared by every connection.
 pub struct Ingestor {
     probers: Vec<ProberBinding>,
+    /// SHA-256 of each prober's token → its index in `probers`.
+    by_token: HashMap<[u8; 32], usize>,
     store: Arc<Store>,
     writer: Writer,
     clock: SharedClock,
@@ -144,8 +150,10 @@ impl Ingestor {
             }
         }
         let writer = Writer::spawn(store.clone(), metrics.clone(), self::writer::MAX_BATCH);
+        let by_token = probers.iter().enumerate().map(|(i, p)| (token_digest(p.token.expose()), i)).collect();
         Ok(Ingestor {
             probers,
+            by_token,
             writer,
             store,
             clock,
@@ -174,8 +182,8 @@ impl Ingestor {
         self.live.lock().get(prober).cloned()
     }
 
-    /// The prober whose token is presented in `Authorization: Bearer <token>`. Every token is
-    /// compared (no early exit), so timing does not tell which prefix matched.
+    /// The prober whose token is presented in `Authorization: Bearer <token>` (see
+    /// [`Ingestor::prober_with_token`]).
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<&ProberBinding, Reply> {
         let presented = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
         let Some(presented) = presented.filter(|t| !t.is_empty()) else {
@@ -184,16 +192,13 @@ impl Ingestor {
         self.prober_with_token(presented).ok_or_else(|| self.refuse(None, Reason::Unauthenticated, "unknown token"))
     }
 
-    /// The prober a bearer token belongs to, counting nothing. Every token is compared (no early
-    /// exit), so timing does not tell which prefix matched.
+    /// The prober a bearer token belongs to, counting nothing. Looked up by the token's SHA-256,
+    /// so the cost does not grow with the fleet, and timing can tell at most how much of a
+    /// presented token's digest matches a stored one — which says nothing about any token's
+    /// characters. The binding's own token is then compared in constant time.
     pub fn prober_with_token(&self, presented: &str) -> Option<&ProberBinding> {
-        let mut found = None;
-        for p in &self.probers {
-            if p.token.matches(presented) {
-                found = Some(p);
-            }
-        }
-        found
+        let p = &self.probers[*self.by_token.get(&token_digest(presented))?];
+        p.token.matches(presented).then_some(p)
     }
 
     /// Counts a refusal (against the prober, when known) and builds its reply.
