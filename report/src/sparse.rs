@@ -242,24 +242,17 @@ impl SparseHistogram {
     pub fn encode(&self) -> Vec<u8> {
         let mut plain = Vec::with_capacity(V2_HEADER + self.buckets.len() * 4 + 8);
         self.encode_plain(&mut plain);
-        let mut out = Vec::with_capacity(plain.len() / 2 + 64);
-        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        COMPRESSOR.with_borrow_mut(|c| {
-            c.reset();
-            loop {
-                out.reserve(plain.len() / 2 + 64);
-                let read = c.total_in() as usize;
-                match c.compress_vec(&plain[read..], &mut out, FlushCompress::Finish) {
-                    Ok(Status::StreamEnd) => break,
-                    Ok(_) => continue,
-                    Err(e) => unreachable!("DEFLATE into a growing Vec cannot fail: {e}"),
-                }
-            }
-        });
-        let len = (out.len() - 8) as u32;
-        out[4..8].copy_from_slice(&len.to_be_bytes());
-        out
+        deflated(&plain)
+    }
+
+    /// The plain V2 encoding while it is at most `compress_above` bytes, DEFLATE above. Small
+    /// histograms gain almost nothing from DEFLATE (a 24-run minute bucket: 102 bytes plain, 102
+    /// compressed with its wrapper) and it is most of their encoding cost; wide ones halve.
+    /// [`SparseHistogram::decode`] reads either.
+    pub fn encode_compact(&self, compress_above: usize) -> Vec<u8> {
+        let mut plain = Vec::with_capacity(V2_HEADER + self.buckets.len() * 4 + 8);
+        self.encode_plain(&mut plain);
+        if plain.len() <= compress_above { plain } else { deflated(&plain) }
     }
 
     /// The standard HdrHistogram V2 encoding, uncompressed ("HISTE…" in base64).
@@ -349,6 +342,28 @@ thread_local! {
     // DEFLATE state is hundreds of KB; one per thread, reset per use.
     static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), true));
     static DECOMPRESSOR: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+}
+
+/// The V2 compressed form of a plain V2 encoding: cookie, length, zlib stream.
+fn deflated(plain: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plain.len() / 2 + 64);
+    out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    COMPRESSOR.with_borrow_mut(|c| {
+        c.reset();
+        loop {
+            out.reserve(plain.len() / 2 + 64);
+            let read = c.total_in() as usize;
+            match c.compress_vec(&plain[read..], &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => break,
+                Ok(_) => continue,
+                Err(e) => unreachable!("DEFLATE into a growing Vec cannot fail: {e}"),
+            }
+        }
+    });
+    let len = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&len.to_be_bytes());
+    out
 }
 
 fn decode_plain(raw: &[u8]) -> Result<SparseHistogram, String> {

@@ -735,11 +735,14 @@ fn merge_into(
     let (total, blob) = match (existing, hs) {
         (None, []) => return Ok(()),
         // The common case of a new bucket with one histogram: no copy, no merge.
-        (None, [only]) => (count, only.encode()),
-        (None, hs) => (count, SparseHistogram::sum(hs.iter().copied()).encode()),
+        (None, [only]) => (count, hist::encode(only)),
+        (None, hs) => (count, hist::encode(&SparseHistogram::sum(hs.iter().copied()))),
         (Some((old, blob)), hs) => {
             let stored = hist::decode(&blob)?;
-            (old as u64 + count, SparseHistogram::sum(std::iter::once(&stored).chain(hs.iter().copied())).encode())
+            (
+                old as u64 + count,
+                hist::encode(&SparseHistogram::sum(std::iter::once(&stored).chain(hs.iter().copied()))),
+            )
         }
     };
     let mut st = tx.prepare_cached(upsert)?;

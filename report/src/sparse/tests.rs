@@ -127,6 +127,18 @@ fn a_histogram_with_every_bucket_filled_round_trips() {
 }
 
 #[test]
+fn compact_encodings_are_plain_when_small_and_deflated_when_large() {
+    let small = SparseHistogram::from(&dense(&[300_000, 1_250_000]));
+    let raw = small.encode_compact(256);
+    assert_eq!(read_u32(&raw, 0), Some(V2_COOKIE));
+    assert_eq!(SparseHistogram::decode(&raw).unwrap(), small);
+    let wide = SparseHistogram::from(&dense(&(1..400).map(|i| i * 9_973).collect::<Vec<_>>()));
+    let raw = wide.encode_compact(256);
+    assert_eq!(raw, wide.encode());
+    assert_eq!(SparseHistogram::decode(&raw).unwrap(), wide);
+}
+
+#[test]
 fn records_clamp_to_the_fleet_range() {
     let mut s = SparseHistogram::new();
     s.record_n(0, 2);
