@@ -138,7 +138,7 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
     let svc = SloService::new(bundled(), shared);
     // Ten minutes of Kampala checkouts failing completely.
     for (i, m) in (0..10).rev().enumerate() {
-        svc.observe(&checkout_report(i as u64 + 1, now - m * 60_000, 0, 4), 0);
+        svc.observe(&Arc::new(checkout_report(i as u64 + 1, now - m * 60_000, 0, 4)), 0);
     }
     let transitions = svc.evaluate();
     assert!(transitions.iter().any(|t| t.firing && t.severity == Severity::Page && t.scope.region == "kampala"));

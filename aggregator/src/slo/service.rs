@@ -44,6 +44,9 @@ pub const HISTORY_SAMPLES: usize = 24 * 60;
 /// The engine, its exporter and its latest results.
 pub struct SloService {
     engine: Mutex<Engine>,
+    /// Reports stored while an evaluation held the engine: ingest never waits for an evaluation
+    /// (hundreds of ms at 10,000 scopes); the next observation or evaluation records them first.
+    backlog: Mutex<Vec<(Arc<report::Report>, i64)>>,
     metrics: SloMetrics,
     clock: SharedClock,
     latest: RwLock<Evaluation>,
@@ -55,6 +58,7 @@ impl SloService {
         let metrics = SloMetrics::new(&slos);
         Arc::new(SloService {
             engine: Mutex::new(Engine::new(slos)),
+            backlog: Mutex::default(),
             metrics,
             clock,
             latest: RwLock::default(),
@@ -84,16 +88,39 @@ impl SloService {
         Ok(buckets.len())
     }
 
-    /// Counts a freshly stored report. Load runs are kept apart from SLO data.
-    pub fn observe(&self, r: &report::Report, correction_ms: i64) {
+    /// Counts a freshly stored report. Load runs are kept apart from SLO data. Never waits for an
+    /// evaluation: while one holds the engine, the report joins the backlog.
+    pub fn observe(&self, r: &Arc<report::Report>, correction_ms: i64) {
         if r.run.is_some() {
             return;
         }
-        let at_ms = r.interval_end_ms - correction_ms;
-        let mut engine = self.engine.lock();
         for s in &r.series {
-            engine.record(&SeriesEvent::of(&s.key, s.count, &s.histogram, at_ms));
             self.metrics.record(&s.key.journey, &s.key.step, &s.key.region, &s.key.outcome, s.count, &s.histogram);
+        }
+        match self.engine.try_lock() {
+            Some(mut engine) => {
+                self.drain_backlog(&mut engine);
+                record(&mut engine, r, correction_ms);
+            }
+            None => {
+                self.backlog.lock().push((r.clone(), correction_ms));
+                // The evaluation may have finished in between.
+                if let Some(mut engine) = self.engine.try_lock() {
+                    self.drain_backlog(&mut engine);
+                }
+            }
+        }
+    }
+
+    /// Reports waiting to be recorded (for tests and the status of a busy engine).
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.lock().len()
+    }
+
+    fn drain_backlog(&self, engine: &mut Engine) {
+        let waiting = std::mem::take(&mut *self.backlog.lock());
+        for (r, correction_ms) in &waiting {
+            record(engine, r, *correction_ms);
         }
     }
 
@@ -102,7 +129,9 @@ impl SloService {
         let now = self.clock.now_ms();
         let (statuses, transitions, firing) = {
             let mut engine = self.engine.lock();
+            self.drain_backlog(&mut engine);
             let (s, t) = engine.evaluate(now);
+            self.drain_backlog(&mut engine);
             (s, t, engine.firing())
         };
         for t in &transitions {
@@ -174,5 +203,76 @@ pub fn describe_sli(slo: &Slo) -> String {
         Sli::Latency { threshold } => {
             format!("latency of {what}: bad = successful runs slower than {} ms", threshold.as_millis())
         }
+    }
+}
+
+/// Adds a report's series to the engine at the end of its (corrected) interval.
+fn record(engine: &mut Engine, r: &report::Report, correction_ms: i64) {
+    let at_ms = r.interval_end_ms - correction_ms;
+    for s in &r.series {
+        engine.record(&SeriesEvent::of(&s.key, s.count, &s.histogram, at_ms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use report::{Heartbeat, Report, Series, SeriesKey, SparseHistogram};
+
+    use super::*;
+    use crate::{clock::ManualClock, slo::spec::bundled};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn failing_checkouts(seq: u64, end_ms: i64) -> Arc<Report> {
+        let mut h = SparseHistogram::new();
+        h.record_n(3_000_000, 4);
+        let key = SeriesKey {
+            journey: "checkout-mpesa".into(),
+            step: String::new(),
+            outcome: "gateway_error".into(),
+            region: "kampala".into(),
+            profile: "ea-3g".into(),
+        };
+        Arc::new(Report {
+            prober: "kla-1".into(),
+            region: "kampala".into(),
+            seq,
+            interval_start_ms: end_ms - 15_000,
+            interval_end_ms: end_ms,
+            sent_at_ms: end_ms,
+            run: None,
+            heartbeat: Heartbeat::default(),
+            series: vec![Series { key, count: 4, histogram: h }],
+        })
+    }
+
+    fn kampala_checkout_events(e: &Evaluation) -> u64 {
+        e.statuses
+            .iter()
+            .find(|s| s.scope.slo == "checkout-availability" && s.scope.region == "kampala")
+            .map_or(0, |s| s.period.events)
+    }
+
+    #[test]
+    fn a_report_stored_during_an_evaluation_waits_and_is_counted_once() {
+        let svc = SloService::new(bundled(), Arc::new(ManualClock::new(NOW)));
+        svc.observe(&failing_checkouts(1, NOW - 60_000), 0);
+        {
+            // An evaluation holds the engine: ingest must not wait for it.
+            let _evaluating = svc.engine.lock();
+            svc.observe(&failing_checkouts(2, NOW - 45_000), 0);
+            svc.observe(&failing_checkouts(3, NOW - 30_000), 0);
+            assert_eq!(svc.backlog_len(), 2);
+        }
+        // /metrics counted them at once.
+        let runs: u64 = svc.metrics().journey_snapshot().runs.iter().map(|r| r.count).sum();
+        assert_eq!(runs, 12);
+        svc.evaluate();
+        assert_eq!(svc.backlog_len(), 0);
+        assert_eq!(kampala_checkout_events(&svc.latest()), 12, "every report once");
+        // The next observation with the engine free drains nothing twice.
+        svc.observe(&failing_checkouts(4, NOW - 15_000), 0);
+        svc.evaluate();
+        assert_eq!(kampala_checkout_events(&svc.latest()), 16);
     }
 }
