@@ -179,7 +179,7 @@ async fn two_shards_merge_in_the_aggregator_and_stay_out_of_slo_data() {
     std::fs::write(dir.join("agg.key"), ck.signing_key.serialize_pem()).unwrap();
     let yaml = "listen: 127.0.0.1:0\ndata_dir: data\ntls:\n  cert_file: agg.crt\n  key_file: agg.key\n\
                 probers:\n  - id: nbo-1\n    region: nairobi\n    token: env:NBO\n  \
-                - id: load-1\n    region: load\n    token: env:LOAD\nslo:\n  evaluation_interval: 1s\n";
+                - id: load-1\n    region: load\n    token: env:LOAD\n    kind: load\nslo:\n  evaluation_interval: 1s\n";
     let env = |name: &str| match name {
         "NBO" => Some(EDGE_TOKEN.to_owned()),
         "LOAD" => Some(LOAD_TOKEN.to_owned()),
@@ -227,6 +227,11 @@ async fn two_shards_merge_in_the_aggregator_and_stay_out_of_slo_data() {
     };
     let (status, body) = api.request("POST", "/api/v1/reports", Some(EDGE_TOKEN), report::encode(&edge)).await;
     assert_eq!(status, 200, "{body}");
+    // The load identity may not send scheduled (SLO) data.
+    let as_load = report::Report { prober: "load-1".into(), region: "load".into(), series: vec![], ..edge.clone() };
+    let (status, body) = api.request("POST", "/api/v1/reports", Some(LOAD_TOKEN), report::encode(&as_load)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("kind: load") && body.contains("load runs"), "{body}");
 
     // The load run: a journey named like the one the bundled SLOs select.
     let target = target().await;
@@ -307,6 +312,13 @@ async fn two_shards_merge_in_the_aggregator_and_stay_out_of_slo_data() {
     let leaked: Vec<&str> =
         metrics.lines().filter(|l| l.starts_with("synthetic_journey") && l.contains("region=\"load\"")).collect();
     assert!(leaked.is_empty(), "load-run data in the journey metrics: {leaked:?}");
+
+    // The status lists the load identity as such: not a site, so never late or down.
+    let probers = api.json("/api/v1/probers").await;
+    let load = probers["probers"].as_array().unwrap().iter().find(|p| p["id"] == "load-1").unwrap();
+    assert_eq!(load["kind"], "load", "{probers}");
+    assert!(load["state"] == "up" || load["state"] == "idle", "{probers}");
+    assert!(!metrics.contains("prober=\"load-1\""), "a load identity has no per-site gauges");
 
     server.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();

@@ -106,6 +106,29 @@ pub struct ProberBinding {
     pub id: String,
     pub region: String,
     pub token: Token,
+    pub kind: ProberKind,
+}
+
+/// What a configured identity reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProberKind {
+    /// A site running scheduled journeys (`prober run`): its reports feed the SLOs, and its silence
+    /// means the site is late or down.
+    #[default]
+    Edge,
+    /// On-demand load runs only (`prober load --report-to`): every report must name its run, and
+    /// between runs the identity is idle, not down.
+    Load,
+}
+
+impl ProberKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProberKind::Edge => "edge",
+            ProberKind::Load => "load",
+        }
+    }
 }
 
 /// The Daraja callback relay's bounds.
@@ -241,6 +264,9 @@ struct ProberDoc {
     region: String,
     /// `env:NAME` or `file:PATH`: never the token itself.
     token: String,
+    /// `edge` (default: a site running scheduled journeys) or `load` (only `prober load
+    /// --report-to` runs).
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -333,7 +359,22 @@ impl Config {
                     ),
                 ));
             }
-            probers.push(ProberBinding { id: p.id, region: p.region, token });
+            let kind = match p.kind.as_deref() {
+                None | Some("edge") => ProberKind::Edge,
+                Some("load") => ProberKind::Load,
+                Some(other) => {
+                    return Err(invalid(
+                        pat("kind"),
+                        format!(
+                            "probers.kind ({}): `{}` is not a kind; use `edge` (a site running scheduled journeys, \
+                             the default) or `load` (only `prober load --report-to` runs)",
+                            p.id,
+                            other.escape_default()
+                        ),
+                    ));
+                }
+            };
+            probers.push(ProberBinding { id: p.id, region: p.region, token, kind });
         }
 
         let dur = |key: &str, v: &Option<String>, default: Duration| match v {
@@ -707,6 +748,15 @@ mod tests {
         assert!(m.contains(":4:") && m.contains("probers.id"), "{m}");
         let m = message(&MIN.replace("127.0.0.1:8080", "localhost"));
         assert!(m.contains(":1:") && m.contains("IP:PORT"), "{m}");
+    }
+
+    #[test]
+    fn a_load_identity_is_declared_by_kind() {
+        let load = format!("{MIN}  - id: load\n    region: load\n    token: env:KLA_TOKEN\n    kind: load\n");
+        let c = parse(&load).unwrap();
+        assert_eq!((c.probers[0].kind, c.probers[1].kind), (ProberKind::Edge, ProberKind::Load));
+        let m = message(&load.replace("kind: load", "kind: loader"));
+        assert!(m.contains(":10:") && m.contains("probers.kind (load)") && m.contains("`edge`"), "{m}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! per batch of concurrent reports, each request still answered with its own outcome.
 //!
 //! Order of checks (each refusal changes nothing and is counted by reason): bearer token (401),
-//! body size (413), decoding (400), identity bound to the token (403), then the store (503 when it
+//! body size (413), decoding (400), identity bound to the token, and a `kind: load` identity
+//! sending anything but a load run (403), then the store (503 when it
 //! cannot commit: the prober keeps the report in its outbox and retries).
 
 mod http;
@@ -22,7 +23,7 @@ pub use self::http::post_report;
 use self::{skew::OffsetEstimator, writer::Writer};
 use crate::{
     clock::SharedClock,
-    config::ProberBinding,
+    config::{ProberBinding, ProberKind},
     metrics::Metrics,
     store::{Ingested, Receipt, Store},
 };
@@ -234,6 +235,17 @@ impl Ingestor {
                 format!(
                     "this token may report only as prober `{}` in region `{}`, not `{}` in `{}`",
                     who.id, who.region, report.prober, report.region
+                ),
+            );
+        }
+        if who.kind == ProberKind::Load && report.run.is_none() {
+            return self.refuse(
+                Some(who),
+                Reason::Forbidden,
+                format!(
+                    "prober `{}` is configured `kind: load`: it may report only load runs (`prober load --report-to`), \
+                     whose reports name their run",
+                    who.id
                 ),
             );
         }

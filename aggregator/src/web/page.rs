@@ -74,7 +74,7 @@ pub async fn page(State(app): State<AppState>) -> Response {
         "th{background:#f1ecdf}td.l,th.l{text-align:left}.bad{color:#b3261e;font-weight:600}.ok{color:#1e7d32}",
         ".warn{color:#9a6700;font-weight:600}.muted{color:#6b6b6b}svg .bg{fill:#f4f1e8}svg .ln{fill:none;stroke:#2b6cb0;stroke-width:1.5}",
         "svg .thr{stroke:#b3261e;stroke-dasharray:3 2}.pill{padding:.1em .5em;border-radius:.8em;color:#fff}",
-        ".page{background:#b3261e}.ticket{background:#9a6700}.up{background:#1e7d32}.late{background:#9a6700}.down{background:#b3261e}.never{background:#6b6b6b}",
+        ".page{background:#b3261e}.ticket{background:#9a6700}.up{background:#1e7d32}.late{background:#9a6700}.down{background:#b3261e}.never{background:#6b6b6b}.idle{background:#6b6b6b}",
         "</style></head><body>"
     ));
     let _ = write!(
@@ -246,7 +246,9 @@ pub async fn page(State(app): State<AppState>) -> Response {
 
     // Edge sites.
     h.push_str("<h2>Edge sites</h2><table><tr><th class=l>prober</th><th class=l>region</th><th class=l>state</th><th>last report</th><th>lag</th><th>outbox</th><th>dropped</th><th>clock offset</th></tr>");
-    for p in status::statuses(&app) {
+    let (sites, load): (Vec<_>, Vec<_>) =
+        status::statuses(&app).into_iter().partition(|p| p.kind == crate::config::ProberKind::Edge);
+    for p in sites {
         let state = p.state.name();
         let _ = write!(
             h,
@@ -261,7 +263,22 @@ pub async fn page(State(app): State<AppState>) -> Response {
             off = p.clock_offset_ms.map_or("–".to_owned(), |o| format!("{o} ms")),
         );
     }
-    h.push_str("</table><p class=muted>JSON: <a href=\"/api/v1/slos\">/api/v1/slos</a> · <a href=\"/api/v1/alerts\">/api/v1/alerts</a> · <a href=\"/api/v1/probers\">/api/v1/probers</a> · <a href=\"/metrics\">/metrics</a></p></body></html>");
+    h.push_str("</table>");
+    if !load.is_empty() {
+        h.push_str("<p class=muted>Load-run identities (<code>prober load --report-to</code>; their runs are at <code>/api/v1/runs/{id}</code>, not in the SLOs): ");
+        for (i, p) in load.iter().enumerate() {
+            let _ = write!(
+                h,
+                "{sep}<span data-prober=\"{id}\" data-field=\"load\">{id} <span class=\"pill {state}\">{state}</span>{age}</span>",
+                sep = if i == 0 { "" } else { " · " },
+                id = esc(&p.id),
+                state = p.state.name(),
+                age = p.last_report_age_s.map_or(String::new(), |s| format!(", last report {s:.0} s ago")),
+            );
+        }
+        h.push_str("</p>");
+    }
+    h.push_str("<p class=muted>JSON: <a href=\"/api/v1/slos\">/api/v1/slos</a> · <a href=\"/api/v1/alerts\">/api/v1/alerts</a> · <a href=\"/api/v1/probers\">/api/v1/probers</a> · <a href=\"/metrics\">/metrics</a></p></body></html>");
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], h).into_response()
 }
 

@@ -1,12 +1,15 @@
 //! `GET /api/v1/probers`: is each configured site reporting? This separates "the Kampala site is
 //! down" (its prober is `down`: nothing received) from "checkout is down in Kampala" (the prober is
-//! `up` and its reports say checkout fails).
+//! `up` and its reports say checkout fails). Identities configured `kind: load` (on-demand load
+//! runs) are listed too, `up` while a run reports and `idle` otherwise: never late or down, and
+//! without the per-site gauges.
 
 use axum::{Json, extract::State};
 use serde::Serialize;
 
 use super::AppState;
 use crate::{
+    config::ProberKind,
     ingest::ProberLive,
     metrics::{ProberLabels, StateLabels},
 };
@@ -24,6 +27,8 @@ pub enum ProberState {
     Down,
     /// Never reported.
     Never,
+    /// A load-run identity with no run reporting now.
+    Idle,
 }
 
 impl ProberState {
@@ -35,6 +40,7 @@ impl ProberState {
             ProberState::Late => "late",
             ProberState::Down => "down",
             ProberState::Never => "never",
+            ProberState::Idle => "idle",
         }
     }
 }
@@ -63,11 +69,22 @@ pub fn derive_state(
     }
 }
 
+/// A load-run identity's state: `up` while a run reports (a report within 2 intervals), else idle.
+pub fn derive_load_state(now_ms: i64, last_received_ms: Option<i64>, interval_ms: Option<i64>) -> ProberState {
+    let interval = interval_ms.unwrap_or(DEFAULT_INTERVAL_MS).max(1_000);
+    match last_received_ms {
+        Some(received) if now_ms - received <= 2 * interval => ProberState::Up,
+        _ => ProberState::Idle,
+    }
+}
+
 /// One prober's status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProberStatus {
     pub id: String,
     pub region: String,
+    /// `edge` (a site) or `load` (on-demand load runs).
+    pub kind: ProberKind,
     pub state: ProberState,
     /// Aggregator wall time of the last report stored or acknowledged (ms).
     pub last_report_ms: Option<i64>,
@@ -103,16 +120,21 @@ pub fn statuses(app: &AppState) -> Vec<ProberStatus> {
         .iter()
         .map(|p| {
             let l: ProberLive = app.ingest.live(&p.id).unwrap_or_default();
-            ProberStatus {
-                id: p.id.clone(),
-                region: p.region.clone(),
-                state: derive_state(
+            let state = match p.kind {
+                ProberKind::Edge => derive_state(
                     now,
                     l.last_received_ms,
                     l.last_interval_end_ms,
                     l.interval_ms,
                     app.down_after_intervals,
                 ),
+                ProberKind::Load => derive_load_state(now, l.last_received_ms, l.interval_ms),
+            };
+            ProberStatus {
+                id: p.id.clone(),
+                region: p.region.clone(),
+                kind: p.kind,
+                state,
                 last_report_ms: l.last_received_ms,
                 last_report_age_s: l.last_received_ms.map(|t| (now - t) as f64 / 1000.0),
                 last_interval_end_ms: l.last_interval_end_ms,
@@ -129,10 +151,11 @@ pub fn statuses(app: &AppState) -> Vec<ProberStatus> {
         .collect()
 }
 
-/// Per-prober gauges, computed at scrape time (ages move with the clock, not with reports).
+/// Per-site gauges, computed at scrape time (ages move with the clock, not with reports). Load-run
+/// identities are not sites and get none.
 pub fn refresh_gauges(app: &AppState) {
     let m = &app.metrics;
-    for s in statuses(app) {
+    for s in statuses(app).into_iter().filter(|s| s.kind == ProberKind::Edge) {
         let labels = ProberLabels { prober: s.id.clone(), region: s.region.clone() };
         if let Some(age) = s.last_report_age_s {
             m.prober_last_report_age.get_or_create(&labels).set(age);
@@ -163,6 +186,13 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_load_identity_is_up_while_a_run_reports_and_idle_otherwise() {
+        assert_eq!(derive_load_state(NOW, None, None), ProberState::Idle);
+        assert_eq!(derive_load_state(NOW, Some(NOW - 5_000), Some(10_000)), ProberState::Up);
+        assert_eq!(derive_load_state(NOW, Some(NOW - 3_600_000), Some(10_000)), ProberState::Idle);
+    }
 
     #[test]
     fn states_follow_silence_and_lag() {
