@@ -270,11 +270,6 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
     })
 }
 
-/// Reads one V2 (plain or compressed) histogram in the fleet layout, as a dense histogram.
-pub fn decode_histogram(raw: &[u8]) -> Result<Histogram<u64>, String> {
-    SparseHistogram::decode(raw).map(|h| h.to_histogram())
-}
-
 /// Journey and step names: printable text (spaces allowed), no quotes or backslashes.
 fn name(field: &str, v: &str) -> Result<(), DecodeError> {
     if v.is_empty() || v.len() > MAX_LABEL {

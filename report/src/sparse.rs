@@ -148,39 +148,7 @@ impl SparseHistogram {
 
     /// Adds `other`'s counts (saturating).
     pub fn add(&mut self, other: &SparseHistogram) {
-        if other.buckets.is_empty() {
-            return;
-        }
-        if self.buckets.is_empty() {
-            self.clone_from(other);
-            return;
-        }
-        let mut out = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (self.buckets.iter().peekable(), other.buckets.iter().peekable());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x.0 == y.0 => {
-                    out.push((x.0, x.1.saturating_add(y.1)));
-                    a.next();
-                    b.next();
-                }
-                (Some(&&x), Some(&&y)) if x.0 < y.0 => {
-                    out.push(x);
-                    a.next();
-                }
-                (_, Some(&&y)) => {
-                    out.push(y);
-                    b.next();
-                }
-                (Some(&&x), None) => {
-                    out.push(x);
-                    a.next();
-                }
-                (None, None) => break,
-            }
-        }
-        self.buckets = out;
-        self.total = self.total.saturating_add(other.total);
+        *self = SparseHistogram::sum([&*self, other]);
     }
 
     /// The sum of many histograms, in one sort rather than one merge per histogram.
@@ -206,22 +174,17 @@ impl SparseHistogram {
     /// any other is re-bucketed by each bucket's highest value (values past the fleet layout land
     /// in its last bucket).
     pub fn from_histogram(h: &Histogram<u64>) -> SparseHistogram {
+        // Values come in increasing order and `index_of` is monotonic: the pairs come out sorted.
         let mut buckets: Vec<(u32, u64)> = Vec::new();
-        let mut sorted = true;
         for v in h.iter_recorded() {
             let index = index_of(v.value_iterated_to()).unwrap_or(FLEET_COUNTERS - 1) as u32;
             match buckets.last_mut() {
                 Some(last) if last.0 == index => last.1 = last.1.saturating_add(v.count_at_value()),
-                Some(last) if last.0 > index => {
-                    sorted = false;
-                    buckets.push((index, v.count_at_value()));
-                }
                 _ => buckets.push((index, v.count_at_value())),
             }
         }
         let total = buckets.iter().fold(0u64, |t, b| t.saturating_add(b.1));
-        let sparse = SparseHistogram { buckets, total };
-        if sorted { sparse } else { SparseHistogram::sum([&sparse]) }
+        SparseHistogram { buckets, total }
     }
 
     /// A dense histogram in the fleet configuration with the same counts (for percentiles).

@@ -381,35 +381,12 @@ pub fn states(reply: &serde_json::Value) -> BTreeMap<String, String> {
 
 /// Plain HTTP/1.1 GET on loopback: (status, JSON body). `None` when the server is not answering.
 pub async fn http_get(base: &str, path: &str) -> Option<(u16, serde_json::Value)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.strip_prefix("http://").expect("an http:// base URL");
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await.ok()?.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await.ok()?.ok()?;
-    parse_response(&raw)
+    let (status, body) = savanna_pulse::http::get(base, path).await.ok()?;
+    Some((status, serde_json::from_str(&body).ok()?))
 }
 
 /// (status, JSON body) of a raw HTTP/1.1 response (plain or chunked body).
 pub fn parse_response(raw: &[u8]) -> Option<(u16, serde_json::Value)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = body;
-        loop {
-            let (size, after) = rest.split_once("\r\n")?;
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            if n == 0 {
-                break;
-            }
-            out.push_str(after.get(..n)?);
-            rest = after.get(n + 2..)?;
-        }
-        out
-    } else {
-        body.to_owned()
-    };
+    let (status, body) = savanna_pulse::http::parse_response(raw)?;
     Some((status, serde_json::from_str(&body).ok()?))
 }

@@ -112,7 +112,7 @@ impl SloService {
         }
     }
 
-    /// Reports waiting to be recorded (for tests and the status of a busy engine).
+    /// Reports waiting to be recorded.
     pub fn backlog_len(&self) -> usize {
         self.backlog.lock().len()
     }
