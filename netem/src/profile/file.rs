@@ -5,86 +5,43 @@
 
 use std::{fmt, path::Path, time::Duration};
 
+use conf::Source;
 use serde::{Deserialize, Deserializer, de};
 
 use super::{GilbertElliott, Jitter, JitterDistribution, Loss, Profile, RadioPromotion, Rate, bundled};
 
-/// A profile file that could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error("{file}: cannot read the profile file: {source}")]
-    Read { file: String, source: std::io::Error },
-    /// `line` is 1-based; 0 when the problem has no single line.
-    #[error("{file}:{line}: {message}")]
-    Invalid { file: String, line: usize, message: String },
-}
+/// A profile file that could not be read or is not valid: `file:line:column: field: message`.
+pub type ProfileError = conf::Error;
 
 /// Reads every profile in a YAML file.
 pub fn load_file(path: &Path) -> Result<Vec<Profile>, ProfileError> {
-    let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { file: file.clone(), source })?;
-    parse_yaml(&src, &file)
+    parse_source(&Source::read(path)?)
 }
 
 /// Parses the profiles in `src`; `file` names the source in error messages.
 pub fn parse_yaml(src: &str, file: &str) -> Result<Vec<Profile>, ProfileError> {
-    let invalid = |line: usize, message: String| ProfileError::Invalid { file: file.to_owned(), line, message };
-    let top: serde_yaml_ng::Value = serde_yaml_ng::from_str(src).map_err(|e| yaml_error(file, &e))?;
-    let docs = match &top {
-        serde_yaml_ng::Value::Mapping(m) if m.contains_key("profiles") => {
-            serde_yaml_ng::from_str::<ProfilesDoc>(src).map_err(|e| yaml_error(file, &e))?.profiles
-        }
-        serde_yaml_ng::Value::Mapping(_) => {
-            vec![serde_yaml_ng::from_str::<ProfileDoc>(src).map_err(|e| yaml_error(file, &e))?]
-        }
-        _ => {
-            return Err(invalid(1, "expected a profile (a mapping with `name:`) or a list under `profiles:`".into()));
-        }
+    parse_source(&Source::new(file, src))
+}
+
+fn parse_source(src: &Source) -> Result<Vec<Profile>, ProfileError> {
+    let (docs, listed) = match src.value()? {
+        serde_yaml_ng::Value::Mapping(m) if m.contains_key("profiles") => (src.parse::<ProfilesDoc>()?.profiles, true),
+        serde_yaml_ng::Value::Mapping(_) => (vec![src.parse::<ProfileDoc>()?], false),
+        _ => return Err(src.error("", "expected a profile (a mapping with `name:`) or a list under `profiles:`")),
     };
     if docs.is_empty() {
-        return Err(invalid(line_of(src, None, "profiles"), "profiles: the list is empty".into()));
+        return Err(src.error("profiles", "the list is empty"));
     }
     let mut out: Vec<Profile> = Vec::with_capacity(docs.len());
-    for doc in docs {
-        let name = doc.name.clone();
-        let at = |key: &str| line_of(src, Some(&name), key);
-        if out.iter().any(|p| p.name == name) {
-            return Err(invalid(at("name"), format!("name: profile `{name}` is defined twice in this file")));
+    for (i, doc) in docs.into_iter().enumerate() {
+        let at = |key: &str| if listed { format!("profiles[{i}].{key}") } else { key.to_owned() };
+        if out.iter().any(|p| p.name == doc.name) {
+            return Err(src.error(at("name"), format!("profile `{}` is defined twice in this file", doc.name)));
         }
-        let profile = doc.resolve().map_err(|(key, message)| invalid(at(key), message))?;
+        let profile = doc.resolve().map_err(|(key, message)| src.error(at(key), message))?;
         out.push(profile);
     }
     Ok(out)
-}
-
-fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> ProfileError {
-    let line = e.location().map_or(0, |l| l.line());
-    let mut message = e.to_string();
-    // The location is in our prefix already; keep the message about the field.
-    if let Some(i) = message.rfind(" at line ") {
-        message.truncate(i);
-    }
-    ProfileError::Invalid { file: file.to_owned(), line, message }
-}
-
-/// 1-based line of `key:` inside the profile called `name` (or anywhere), 0 when not found.
-fn line_of(src: &str, name: Option<&str>, key: &str) -> usize {
-    let is_key = |line: &str, key: &str| {
-        let t = line.trim_start().trim_start_matches("- ").trim_start();
-        t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
-    };
-    let start = name
-        .and_then(|n| {
-            src.lines().position(|l| {
-                is_key(l, "name") && l.split_once(':').is_some_and(|(_, v)| v.trim().trim_matches(['"', '\'']) == n)
-            })
-        })
-        .unwrap_or(0);
-    // The key's own line, searching from the profile's `name:` line, first forwards then backwards
-    // (a key may come before `name:` in the same mapping).
-    let lines: Vec<&str> = src.lines().collect();
-    let leaf = key.rsplit('.').next().unwrap_or(key);
-    (start..lines.len()).chain((0..start).rev()).find(|&i| is_key(lines[i], leaf)).map_or(start + 1, |i| i + 1)
 }
 
 #[derive(Deserialize)]
@@ -160,19 +117,19 @@ impl ProfileDoc {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err((
                 "name",
-                format!("name: `{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"),
+                format!("`{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"),
             ));
         }
         if bundled(&name).is_some() {
             return Err((
                 "name",
-                format!("name: `{name}` is a bundled profile; give yours a new name and write `base: {name}`"),
+                format!("`{name}` is a bundled profile; give yours a new name and write `base: {name}`"),
             ));
         }
         let mut p = match &self.base {
             Some(base) => {
                 let mut p = bundled(base).ok_or_else(|| {
-                    ("base", format!("base: `{base}` is not a bundled profile (see `prober profiles`)"))
+                    ("base", format!("`{base}` is not a bundled profile (see `prober profiles`)"))
                 })?;
                 p.name = name.clone();
                 p
@@ -192,7 +149,7 @@ impl ProfileDoc {
             (Some(_), Some(_)) => {
                 return Err((
                     "one_way_delay_ms",
-                    "one_way_delay_ms: give either rtt_ms or one_way_delay_ms, not both".into(),
+                    "give either rtt_ms or one_way_delay_ms, not both".into(),
                 ));
             }
             (Some(rtt), None) => p.one_way_delay = rtt.0 / 2,
@@ -209,7 +166,7 @@ impl ProfileDoc {
             (Some(_), Some(_)) => {
                 return Err((
                     "gilbert_elliott",
-                    "gilbert_elliott: give either loss_pct or gilbert_elliott, not both".into(),
+                    "give either loss_pct or gilbert_elliott, not both".into(),
                 ));
             }
             (Some(l), None) => p.loss = if l.0 > 0.0 { Loss::Random { pct: l.0 } } else { Loss::None },
@@ -234,11 +191,11 @@ impl ProfileDoc {
         }
         p.dns_rtt = self.dns_rtt.unwrap_or(!p.one_way_delay.is_zero());
         p.validate().map_err(|message| {
-            let field = ["mtu", "overhead_bytes", "down_kbps", "up_kbps", "loss_pct"]
+            // `validate` names the field first (`mtu: must be …`): point there and say the rest.
+            ["mtu", "overhead_bytes", "down_kbps", "up_kbps", "loss_pct"]
                 .into_iter()
-                .find(|f| message.starts_with(f))
-                .unwrap_or("name");
-            (field, message)
+                .find_map(|f| message.strip_prefix(f).and_then(|m| m.strip_prefix(": ")).map(|m| (f, m.to_owned())))
+                .unwrap_or(("name", message))
         })?;
         Ok(p)
     }
@@ -389,19 +346,19 @@ mod tests {
     #[test]
     fn errors_name_the_file_line_and_field() {
         let e = err("name: x\ndown_kbps: -5\n");
-        assert!(e.starts_with("p.yaml:2: down_kbps: must be a positive number"), "{e}");
+        assert!(e.starts_with("p.yaml:2:12: down_kbps: must be a positive number"), "{e}");
 
         let e = err("name: x\nup_kbps: 10\nloss_pct: 150\n");
-        assert!(e.starts_with("p.yaml:3: loss_pct: must be a percentage between 0 and 100, got 150"), "{e}");
+        assert!(e.starts_with("p.yaml:3:11: loss_pct: must be a percentage between 0 and 100, got 150"), "{e}");
 
         let e = err("name: x\nrtt_ms: 10\nrate_kbps: 5\n");
-        assert!(e.starts_with("p.yaml:3:") && e.contains("unknown field `rate_kbps`"), "{e}");
+        assert!(e.starts_with("p.yaml:3:1: rate_kbps: ") && e.contains("unknown field `rate_kbps`"), "{e}");
 
         let e = err("profiles:\n  - name: a\n  - name: b\n    gilbert_elliott: {p_pct: 1, r_pct: 101}\n");
-        assert!(e.starts_with("p.yaml:4: profiles[1].gilbert_elliott.r_pct: must be a percentage"), "{e}");
+        assert!(e.starts_with("p.yaml:4:") && e.contains(": profiles[1].gilbert_elliott.r_pct: must be a percentage"), "{e}");
 
         let e = err("name: x\nrtt_ms: -1\n");
-        assert!(e.starts_with("p.yaml:2: rtt_ms: must be between 0"), "{e}");
+        assert!(e.starts_with("p.yaml:2:9: rtt_ms: must be between 0"), "{e}");
 
         let e = err("name: x\ndown_kbps: fast\n");
         assert!(e.contains("down_kbps") && e.contains("`fast`"), "{e}");
@@ -410,16 +367,16 @@ mod tests {
     #[test]
     fn cross_field_errors_point_at_the_offending_key() {
         let e = err("profiles:\n  - name: a\n    rtt_ms: 5\n  - name: b\n    rtt_ms: 10\n    one_way_delay_ms: 5\n");
-        assert_eq!(e, "p.yaml:6: one_way_delay_ms: give either rtt_ms or one_way_delay_ms, not both");
+        assert_eq!(e, "p.yaml:6:23: profiles[1].one_way_delay_ms: give either rtt_ms or one_way_delay_ms, not both");
 
         let e = err("name: x\nloss_pct: 1\ngilbert_elliott: {p_pct: 1, r_pct: 2}\n");
-        assert!(e.starts_with("p.yaml:3: gilbert_elliott: give either"), "{e}");
+        assert!(e.starts_with("p.yaml:3:19: gilbert_elliott: give either"), "{e}");
 
         let e = err("name: x\nmtu: 100\n");
-        assert!(e.starts_with("p.yaml:2: mtu: must be between 576"), "{e}");
+        assert!(e.starts_with("p.yaml:2:6: mtu: must be between 576"), "{e}");
 
         let e = err("name: x\nbase: ea-5g\n");
-        assert!(e.starts_with("p.yaml:2: base: `ea-5g` is not a bundled profile"), "{e}");
+        assert!(e.starts_with("p.yaml:2:7: base: `ea-5g` is not a bundled profile"), "{e}");
 
         let e = err("name: ea-3g\n");
         assert!(e.contains("is a bundled profile"), "{e}");
@@ -428,7 +385,7 @@ mod tests {
         assert!(e.contains("defined twice"), "{e}");
 
         let e = err("- 1\n- 2\n");
-        assert!(e.starts_with("p.yaml:1: expected a profile"), "{e}");
+        assert!(e.starts_with("p.yaml:1:3: expected a profile"), "{e}");
     }
 
     #[test]
@@ -443,7 +400,7 @@ mod tests {
     #[test]
     fn a_missing_file_says_so() {
         let e = load_file(std::path::Path::new("/nonexistent/p.yaml")).unwrap_err().to_string();
-        assert!(e.starts_with("/nonexistent/p.yaml: cannot read the profile file"), "{e}");
+        assert!(e.starts_with("/nonexistent/p.yaml: cannot read the file"), "{e}");
     }
 
     proptest::proptest! {

@@ -6,7 +6,6 @@
 //! `{{ var }}` templates, rendered when the step runs. [`load_file`] checks everything it can
 //! before anything is sent: unknown keys, impossible values, unknown variables, money limits.
 
-mod duration;
 mod load;
 mod matcher;
 mod secrets;
@@ -14,8 +13,8 @@ pub mod template;
 
 use std::{collections::BTreeMap, time::Duration};
 
-pub use duration::Dur;
-pub(crate) use load::yaml_error as load_yaml_error;
+/// A duration in a journey file (the `conf` grammar: `250ms`, `15s`, `2m`, `1h30m`), at most 24 h.
+pub type Dur = conf::Dur<0, 86_400_000>;
 pub use load::{HARD_AMOUNT_CAP, LoadError, is_msisdn, load_file, parse_journey};
 pub use matcher::{JsonCheck, Matcher, Path as JsonPath};
 pub use secrets::{Secret, SecretRef, Secrets};

@@ -16,7 +16,7 @@ use crate::{
 pub async fn run(h: &HttpStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
     let spec = request(h, ctx)?;
     let label = format!("{} {}", spec.method, spec.url.path());
-    let mut wait = h.poll.as_ref().map(|p| p.interval.0);
+    let mut wait = h.poll.as_ref().map(|p| p.interval.get());
     let mut attempt = 1u32;
     loop {
         let resp = exchange(
@@ -39,7 +39,7 @@ pub async fn run(h: &HttpStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
         rec.last_problem = Some(format!("after {attempt} attempts, the last: {}", problem.message));
         sleep_until(Instant::now() + w).await;
         let grown = w.mul_f64(p.backoff);
-        wait = Some(p.max_interval.map_or(grown, |m| grown.min(m.0)));
+        wait = Some(p.max_interval.map_or(grown, |m| grown.min(m.get())));
         attempt += 1;
     }
 }

@@ -146,8 +146,8 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
             relay_wait(ctx, rec, relay.trim_end_matches('/'), token.as_deref(), &id).await?
         }
         StkResultMode::Poll(p) => {
-            let first = p.interval.map_or(Duration::from_secs(2), |x| x.0);
-            let max = p.max_interval.map_or(Duration::from_secs(10), |x| x.0);
+            let first = p.interval.map_or(Duration::from_secs(2), |x| x.get());
+            let max = p.max_interval.map_or(Duration::from_secs(10), |x| x.get());
             d.query_until_done(ctx, rec, &id, first, max).await?
         }
     };

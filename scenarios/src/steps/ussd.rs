@@ -33,9 +33,9 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
         inputs: Vec::new(),
         client_state: None,
     };
-    let hop_timeout = u.hop_timeout.map_or(USSD_HOP_TIMEOUT, |x| x.0);
+    let hop_timeout = u.hop_timeout.map_or(USSD_HOP_TIMEOUT, |x| x.get());
     let started = Instant::now();
-    let session_deadline = started + u.session_timeout.map_or(USSD_SESSION_TIMEOUT, |x| x.0);
+    let session_deadline = started + u.session_timeout.map_or(USSD_SESSION_TIMEOUT, |x| x.get());
     let mut last_text = String::new();
     let last_turn = u.dialogue.len() - 1;
 
@@ -99,9 +99,9 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
             )));
         }
         if let Some(max) = turn.max_latency
-            && took > max.0
+            && took > max.get()
         {
-            return Err(fail(format!("the app took {}, above max_latency {}", human(took), human(max.0))));
+            return Err(fail(format!("the app took {}, above max_latency {}", human(took), human(max.get()))));
         }
         if let Some(m) = &turn.expect
             && !m.matches(&screen.text)

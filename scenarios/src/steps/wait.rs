@@ -8,9 +8,9 @@ use crate::{journey::WaitStep, outcome::Failure};
 
 pub async fn run(w: &WaitStep, ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
     let d = match (w.fixed, w.min, w.max) {
-        (Some(f), _, _) => f.0,
-        (None, Some(a), Some(b)) if b > a => ctx.rng.random_range(a.0..=b.0),
-        (None, Some(a), _) => a.0,
+        (Some(f), _, _) => f.get(),
+        (None, Some(a), Some(b)) if b > a => ctx.rng.random_range(a.get()..=b.get()),
+        (None, Some(a), _) => a.get(),
         _ => unreachable!("validated at load"),
     };
     sleep(d).await;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use conf::Source;
 use serde::Deserialize;
 
 use crate::journey::{
@@ -53,16 +54,15 @@ impl Scalar {
 }
 
 /// Converts a dialoguss file into a journey.
-pub fn import(src: &str, file: &str) -> Result<Journey, LoadError> {
-    let f: File = serde_yaml_ng::from_str(src).map_err(|e| crate::journey::load_yaml_error(file, &e))?;
-    let err = |line, message: String| LoadError { file: file.to_owned(), line, message };
+pub fn import(src: &Source) -> Result<Journey, LoadError> {
+    let f: File = src.parse()?;
     if f.sessions.is_empty() {
-        return Err(err(0, "dialoguss: `sessions` is empty".into()));
+        return Err(src.error("sessions", "dialoguss: `sessions` is empty"));
     }
     let mut steps = Vec::new();
     for (i, s) in f.sessions.into_iter().enumerate() {
         let phone = s.phone_number.as_ref().or(f.phone_number.as_ref()).map(Scalar::text).ok_or_else(|| {
-            err(0, format!("dialoguss: session {} has no phoneNumber (and the file has none)", i + 1))
+            src.error(format!("sessions[{i}]"), "dialoguss: this session has no phoneNumber (and the file has none)")
         })?;
         let phone = if phone.starts_with('+') { phone } else { format!("+{phone}") };
         let mut dialogue = Vec::new();
@@ -73,7 +73,7 @@ pub fn import(src: &str, file: &str) -> Result<Journey, LoadError> {
                 dialogue.push(UssdTurn { input: None, expect: None, end: None, max_latency: None });
             }
             if j > 0 && input.is_none() {
-                return Err(err(0, format!("dialoguss: session {}, step {}: missing userInput", i + 1, j + 1)));
+                return Err(src.error(format!("sessions[{i}].steps[{j}]"), "dialoguss: missing userInput"));
             }
             dialogue.push(UssdTurn { input, expect: st.expect.map(Matcher::Exact), end: None, max_latency: None });
         }
@@ -100,10 +100,10 @@ pub fn import(src: &str, file: &str) -> Result<Journey, LoadError> {
             line: 0,
         });
     }
-    let stem = std::path::Path::new(file).file_stem().map_or("dialoguss".into(), |s| s.to_string_lossy().into_owned());
+    let stem = std::path::Path::new(src.file()).file_stem().map_or("dialoguss".into(), |s| s.to_string_lossy().into_owned());
     Ok(Journey {
         name: format!("dialoguss-{stem}"),
-        description: format!("imported from dialoguss file {file}"),
+        description: format!("imported from dialoguss file {}", src.file()),
         labels: BTreeMap::from([("imported_from".to_owned(), "dialoguss".to_owned())]),
         profile: None,
         timeout: steps.iter().map(|s| s.timeout).sum(),
@@ -111,6 +111,6 @@ pub fn import(src: &str, file: &str) -> Result<Journey, LoadError> {
         secrets: Secrets::default(),
         msisdn_pool: Vec::new(),
         steps,
-        source: file.to_owned(),
+        source: src.file().to_owned(),
     })
 }

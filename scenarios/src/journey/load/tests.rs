@@ -54,19 +54,19 @@ fn a_journey_loads_with_defaults_filled_in() {
 #[test]
 fn errors_name_file_line_and_field() {
     let e = parse(&SHOP.replace("    timeout: 10s", "    timeout: 10 parsecs")).unwrap_err();
-    assert!(e.starts_with("j.yaml:26: steps[2].timeout: `10 parsecs`: unknown unit"), "{e}");
+    assert!(e.starts_with("j.yaml:26:14: steps[2].timeout: `10 parsecs`: unknown unit"), "{e}");
 
     let e = parse(&SHOP.replace("      method: POST", "      methd: POST")).unwrap_err();
-    assert!(e.starts_with("j.yaml:22: steps[2].http: unknown field `methd`"), "{e}");
+    assert!(e.starts_with("j.yaml:22:7: steps[2].http.methd: unknown field `methd`"), "{e}");
 
     let e = parse(&SHOP.replace("{{ product }}", "{{ prodcut }}")).unwrap_err();
-    assert!(e.starts_with("j.yaml:24: step `cart`: `{{ prodcut }}` is not defined here"), "{e}");
+    assert!(e.starts_with("j.yaml:24:") && e.contains(": steps[2].http.json.product: step `cart`: `{{ prodcut }}` is not defined here"), "{e}");
 
     let e = parse(&SHOP.replace("method: POST", "method: FETCH")).unwrap_err();
-    assert!(e.starts_with("j.yaml:22: step `cart`: http.method: `FETCH`"), "{e}");
+    assert!(e.starts_with("j.yaml:22:15: steps[2].http.method: step `cart`: `FETCH`"), "{e}");
 
     let e = parse(&SHOP.replace("wait: {min: 1s, max: 3s}", "wait: {min: 3s, max: 1s}")).unwrap_err();
-    assert!(e.contains("step `think`: wait: min must not exceed max"), "{e}");
+    assert!(e.contains("steps[1].wait.min: step `think`: min must not exceed max"), "{e}");
 
     let e = parse(&SHOP.replace("$[0].id\", exists", "$[0.id\", exists")).unwrap_err();
     assert!(e.contains("invalid JSON path"), "{e}");
@@ -81,11 +81,11 @@ fn errors_name_file_line_and_field() {
 #[test]
 fn a_step_needs_exactly_one_kind() {
     let e = parse("name: x\nsteps:\n  - name: a\n    wait: {fixed: 1s}\n    http: {url: http://x}\n").unwrap_err();
-    assert!(e.starts_with("j.yaml:3: step `a`: give exactly one of http, ussd, mpesa_stk or wait"), "{e}");
+    assert!(e.starts_with("j.yaml:3:5: steps[0]: step `a`: give exactly one of http, ussd, mpesa_stk or wait"), "{e}");
     let e = parse("name: x\nsteps:\n  - name: a\n").unwrap_err();
     assert!(e.contains("give exactly one of"), "{e}");
     let e = parse("name: x\nsteps: []\n").unwrap_err();
-    assert!(e.starts_with("j.yaml:2: steps: a journey needs at least one step"), "{e}");
+    assert!(e.starts_with("j.yaml:2:8: steps: a journey needs at least one step"), "{e}");
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn secrets_are_references_and_must_resolve() {
     let e =
         parse("name: x\nsecrets:\n  pin: env:SAVANNA_TEST_SURELY_UNSET\nsteps:\n  - name: a\n    wait: {fixed: 1s}\n")
             .unwrap_err();
-    assert!(e.starts_with("j.yaml:3: secrets.pin: environment variable `SAVANNA_TEST_SURELY_UNSET` is not set"), "{e}");
+    assert!(e.starts_with("j.yaml:3:8: secrets.pin: environment variable `SAVANNA_TEST_SURELY_UNSET` is not set"), "{e}");
 
     let dir = std::env::temp_dir().join(format!("scn-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -134,13 +134,13 @@ fn payment_steps_respect_the_money_limits() {
     assert!(matches!(k.result.mode(), Some(StkResultMode::Poll(_))));
 
     let e = parse(&STK.replace("amount: 1", "amount: 50")).unwrap_err();
-    assert!(e.contains("mpesa_stk.amount: 50 KES must be between 1 and max_amount (10 KES)"), "{e}");
+    assert!(e.contains("steps[0].mpesa_stk.amount: step `push`: 50 KES must be between 1 and max_amount (10 KES)"), "{e}");
     let e = parse(&STK.replace("amount: 1", "amount: 1\n      max_amount: 5000")).unwrap_err();
     assert!(e.contains("above the hard cap of 100 KES"), "{e}");
     let e = parse(&STK.replace("msisdn_pool: [\"254700000100\", \"254700000200\"]", "msisdn_pool: []")).unwrap_err();
     assert!(e.contains("`pool` needs a non-empty msisdn_pool"), "{e}");
     let e = parse(&STK.replace("\"254700000200\"", "\"07-bad\"")).unwrap_err();
-    assert!(e.contains("msisdn_pool: every entry"), "{e}");
+    assert!(e.contains("msisdn_pool[1]: every entry"), "{e}");
 }
 
 const USSD: &str = r#"
