@@ -73,7 +73,7 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = aggregator::config::parse_duration(s)?;
+    let d = conf::duration::parse(s)?;
     if d.is_zero() {
         return Err("must be above zero".into());
     }
@@ -168,19 +168,14 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
     let mut story = Story::new(!args.no_story);
     let mut firing: BTreeMap<String, Value> = BTreeMap::new();
     let mut seen_page = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = conf::shutdown::signal();
+    tokio::pin!(stop);
     let mut tick = started;
     let why = loop {
         tick += Duration::from_secs(1);
         let wake = deadline.map_or(tick, |d| d.min(tick));
         tokio::select! {
-            r = &mut ctrl_c => {
-                if let Err(e) = r {
-                    tracing::warn!("cannot listen for Ctrl-C: {e}");
-                }
-                break "Ctrl-C";
-            }
+            _ = &mut stop => break "stop signal (SIGINT or SIGTERM)",
             () = sleep_until(wake) => {}
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -110,26 +110,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Scripts and tests read this line to learn the bound address.
     println!("aggregator listening on {}", server.base_url());
     tracing::info!(url = %server.base_url(), probers = config.probers.len(), data_dir = %config.data_dir.display(), "listening");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let signal = conf::shutdown::signal().await;
+    tracing::info!(%signal, "shutting down");
     server.shutdown().await.context("closing the store")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -103,7 +103,7 @@ pub fn format(d: Duration) -> String {
     if nanos == 0 {
         return "0s".to_owned();
     }
-    if nanos < 1_000_000_000 || nanos % 1_000_000_000 != 0 {
+    if nanos < 1_000_000_000 || !nanos.is_multiple_of(1_000_000_000) {
         // Below a second, or not whole seconds: one unit with a fraction.
         let (per, unit) = if nanos < 1_000 {
             (1, "ns")

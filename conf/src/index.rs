@@ -53,6 +53,16 @@ impl Index {
         }
     }
 
+    /// Where `path`'s value (else its key) is, if the path itself is written in the document.
+    pub fn exact(&self, path: &str) -> Option<Pos> {
+        self.values.get(path).or_else(|| self.keys.get(path)).copied()
+    }
+
+    /// Where `path`'s key is, if it is a mapping entry written in the document.
+    pub fn exact_key(&self, path: &str) -> Option<Pos> {
+        self.keys.get(path).copied()
+    }
+
     /// Where `path`'s key is written (for "this field is not allowed here").
     pub fn find_key(&self, path: &str) -> Option<Pos> {
         self.keys.get(path).copied().or_else(|| self.find(path))
@@ -183,7 +193,8 @@ mod tests {
 
     #[test]
     fn block_style_paths() {
-        let src = "listen: 127.0.0.1:8080\nprobers:\n  - id: nbo-1\n    token: env:A\n  - id: kla-1\n    token: env:B\n";
+        let src =
+            "listen: 127.0.0.1:8080\nprobers:\n  - id: nbo-1\n    token: env:A\n  - id: kla-1\n    token: env:B\n";
         let i = Index::build(src);
         assert_eq!(i.find("listen"), at(1, 9));
         assert_eq!(i.find_key("listen"), at(1, 1));

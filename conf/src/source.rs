@@ -178,10 +178,16 @@ impl Source {
         {
             message = rest.to_owned();
         }
-        let at = match inner.location() {
-            Some(l) => Some(Pos { line: l.line(), column: l.column() }),
-            None => self.index().find(&path),
-        };
+        // The path is exact (serde_path_to_error tracks it through every visitor), while the
+        // deserializer's own mark is where it was reading, which for an error raised by a field's
+        // `Deserialize` may be the enclosing mapping. So: the path's position when the path is
+        // written; else the parser's (a syntax error); else the nearest written parent.
+        // An unknown field is its key's fault, not its value's.
+        let key = if message.starts_with("unknown field") { self.index().exact_key(&path) } else { None };
+        let at = key
+            .or_else(|| self.index().exact(&path))
+            .or_else(|| inner.location().map(|l| Pos { line: l.line(), column: l.column() }))
+            .or_else(|| self.index().find(&path));
         self.at(at, &path, message)
     }
 }
@@ -196,8 +202,8 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
     struct Agg {
-        #[allow(dead_code)]
         listen: String,
         probers: Vec<Prober>,
     }
@@ -223,7 +229,8 @@ mod tests {
 
     #[test]
     fn a_nested_unknown_field_names_its_path_and_position() {
-        let src = Source::new("agg.yaml", "listen: x\nprobers:\n  - id: a\n    every: 15s\n  - id: b\n    evrey: 15s\n");
+        let src =
+            Source::new("agg.yaml", "listen: x\nprobers:\n  - id: a\n    every: 15s\n  - id: b\n    evrey: 15s\n");
         let e = invalid(src.parse::<Agg>().unwrap_err());
         assert_eq!(e.path, "probers[1].evrey");
         assert_eq!((e.line, e.column), (6, 5));
@@ -232,7 +239,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_in_flow_style_points_at_the_value() {
-        let src = Source::new("agg.yaml", "listen: x\nprobers:\n  - {id: a, every: 15s}\n  - {id: b, every: 15 parsecs}\n");
+        let src =
+            Source::new("agg.yaml", "listen: x\nprobers:\n  - {id: a, every: 15s}\n  - {id: b, every: 15 parsecs}\n");
         let e = invalid(src.parse::<Agg>().unwrap_err());
         assert_eq!(e.path, "probers[1].every");
         assert_eq!(e.line, 4);
@@ -259,6 +267,26 @@ mod tests {
         let e = src.key_error("probers[1].every", "not with `cron`");
         assert_eq!(e.line(), 4);
         assert_eq!(src.error("", "empty fleet").to_string(), "agg.yaml:1:1: empty fleet");
+    }
+
+    #[test]
+    fn an_error_from_a_fields_own_deserializer_points_at_that_field() {
+        #[derive(Debug, Deserialize)]
+        struct Agg {
+            #[allow(dead_code)]
+            url: String,
+            #[allow(dead_code)]
+            token: crate::SecretRef,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Doc {
+            #[allow(dead_code)]
+            aggregator: Agg,
+        }
+        let src = Source::new("edge.yaml", "aggregator:\n  url: http://x\n  token: hunter2-inline\n");
+        let e = invalid(src.parse::<Doc>().unwrap_err());
+        assert_eq!((e.path.as_str(), e.line, e.column), ("aggregator.token", 3, 10), "{e}");
+        assert!(!e.message.contains("hunter2"), "{e}");
     }
 
     #[test]

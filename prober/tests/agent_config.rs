@@ -171,5 +171,5 @@ fn the_cli_exits_2_on_a_bad_config() {
     let out = Command::new(PROBER).args(["run", "--config", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("edge.yaml:14: journeys[1].timeout"), "{stderr}");
+    assert!(stderr.contains("edge.yaml:14:14: journeys[1].timeout"), "{stderr}");
 }

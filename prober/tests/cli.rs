@@ -1,5 +1,5 @@
 //! The `prober` binary as a user runs it: tables, errors and exit codes, and the proxy from start
-//! to Ctrl-C.
+//! to SIGTERM.
 
 use std::{
     process::{Command, Stdio},
@@ -69,7 +69,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     std::fs::write(&bad, "name: x\ndown_kbps: 100\nloss_pct: 101\n").unwrap();
     let (code, _, err) = prober(&["profiles", "--profile-file", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.yaml:3: loss_pct: must be a percentage between 0 and 100, got 101"), "{err}");
+    assert!(err.contains("bad.yaml:3:11: loss_pct: must be a percentage between 0 and 100, got 101"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -83,7 +83,7 @@ fn help_teaches_the_proxy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_proxy_shapes_logs_and_stops_on_ctrl_c() {
+async fn the_proxy_shapes_logs_and_stops_on_sigterm() {
     // Upstream: answers `n\n` with n bytes.
     let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up_addr = up.local_addr().unwrap().to_string();
@@ -147,10 +147,11 @@ async fn the_proxy_shapes_logs_and_stops_on_ctrl_c() {
         assert!(closed.contains(field), "{field} missing: {closed}");
     }
 
-    // Ctrl-C: a clean exit with a summary.
+    // SIGTERM (what systemd and Kubernetes send; Ctrl-C takes the same path): a clean exit with a
+    // summary.
     let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let status = timeout(Duration::from_secs(10), child.wait()).await.expect("no exit 10 s after Ctrl-C").unwrap();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = timeout(Duration::from_secs(10), child.wait()).await.expect("no exit 10 s after SIGTERM").unwrap();
     assert!(status.success(), "{status:?}");
     let mut rest = Vec::new();
     while let Some(line) = log.next_line().await.unwrap() {

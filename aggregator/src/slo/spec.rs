@@ -2,6 +2,7 @@
 
 use std::{path::Path, time::Duration};
 
+use conf::Source;
 use serde::Deserialize;
 
 use super::windows::{Period, Severity};
@@ -55,14 +56,8 @@ pub struct Alerting {
     pub ticket: bool,
 }
 
-/// A problem with an SLO file. Displays as `file:line: message`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
-pub struct SpecError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
+/// A problem with an SLO file: `file:line:column: field: message`.
+pub type SpecError = conf::Error;
 
 /// Something that will not stop the SLO from working, but that its owner should know, with the
 /// numbers.
@@ -110,8 +105,8 @@ struct AvailabilityDoc {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LatencyDoc {
-    /// e.g. `2s`, `500ms`.
-    threshold: String,
+    /// e.g. `2s`, `500ms`; at most an hour (the histograms' range).
+    threshold: conf::Dur<1, 3_600_000>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,87 +144,74 @@ pub fn bundled() -> Vec<Slo> {
 
 /// Reads an SLO file.
 pub fn load_file(path: &Path) -> Result<Vec<Slo>, SpecError> {
-    let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| SpecError {
-        file: file.clone(),
-        line: 0,
-        message: format!("cannot read the SLO file: {e}"),
-    })?;
-    parse(&src, &file)
+    parse_source(&Source::read(path)?)
 }
 
 /// Parses and validates SLOs. An SLO whose page tier can never fire is refused.
 pub fn parse(src: &str, file: &str) -> Result<Vec<Slo>, SpecError> {
-    let err = |line: usize, message: String| SpecError { file: file.to_owned(), line, message };
-    let doc: FileDoc = serde_yaml_ng::from_str(src).map_err(|e| {
-        let line = e.location().map_or(0, |l| l.line());
-        let mut m = e.to_string();
-        if let Some(i) = m.rfind(" at line ") {
-            m.truncate(i);
-        }
-        err(line, m)
-    })?;
+    parse_source(&Source::new(file, src))
+}
+
+fn parse_source(src: &Source) -> Result<Vec<Slo>, SpecError> {
+    let doc: FileDoc = src.parse()?;
     let mut out: Vec<Slo> = Vec::new();
-    for d in doc.slos {
-        let line = line_of(src, &d.name);
-        let fail = |m: String| err(line, format!("slo `{}`: {m}", d.name));
-        if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
-            return Err(fail("name: use letters, digits, `-` and `_` only".into()));
-        }
-        if out.iter().any(|s| s.name == d.name) {
-            return Err(fail("name: defined twice".into()));
-        }
-        if !(d.objective.is_finite() && d.objective > 0.0 && d.objective < 100.0) {
-            return Err(fail(format!("objective: {} must be a percentage above 0 and below 100", d.objective)));
-        }
-        let period = match d.period.as_deref().unwrap_or("30d") {
-            "30d" => Period::Days30,
-            "28d" => Period::Days28,
-            other => return Err(fail(format!("period: `{other}` is not supported; use 30d or 28d"))),
-        };
-        let sli = match (d.sli.availability, d.sli.latency) {
-            (Some(_), None) => Sli::Availability,
-            (None, Some(l)) => {
-                let threshold =
-                    parse_duration(&l.threshold).map_err(|m| fail(format!("sli.latency.threshold: {m}")))?;
-                if threshold.is_zero() {
-                    return Err(fail("sli.latency.threshold: must be above 0".into()));
-                }
-                Sli::Latency { threshold }
-            }
-            _ => return Err(fail("sli: give exactly one of availability or latency".into())),
-        };
-        if d.alerting.team.is_empty() {
-            return Err(fail("alerting.team: name the team to page (payments, rural-access, platform, …)".into()));
-        }
-        let slo = Slo {
-            name: d.name.clone(),
-            service: d.service,
-            description: d.description.unwrap_or_default(),
-            // Percent to ratio without float noise (99.9 / 100 is 0.9990000000000001).
-            objective: (d.objective * 1e10).round() / 1e12,
-            period,
-            sli,
-            selection: Selection {
-                journeys: d.selection.journeys,
-                regions: d.selection.regions,
-                step: d.selection.step,
-            },
-            alerting: Alerting {
-                team: d.alerting.team,
-                runbook_url: d.alerting.runbook_url,
-                page: d.alerting.page,
-                ticket: d.alerting.ticket,
-            },
-        };
-        if let Some(problem) =
-            impossible_tiers(&slo).into_iter().find(|(sev, _)| *sev == Severity::Page && slo.alerting.page)
-        {
-            return Err(fail(problem.1));
-        }
+    for (i, d) in doc.slos.into_iter().enumerate() {
+        let slo = validate(src, i, d, &out)?;
         out.push(slo);
     }
     Ok(out)
+}
+
+/// Checks `slos[i]` against the numbers and against the SLOs before it.
+fn validate(src: &Source, i: usize, d: SloDoc, before: &[Slo]) -> Result<Slo, SpecError> {
+    let fail = |field: &str, m: String| {
+        let path = if field.is_empty() { format!("slos[{i}]") } else { format!("slos[{i}].{field}") };
+        src.error(path, format!("slo `{}`: {m}", d.name))
+    };
+    if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        return Err(fail("name", "use letters, digits, `-` and `_` only".into()));
+    }
+    if before.iter().any(|s| s.name == d.name) {
+        return Err(fail("name", "defined twice".into()));
+    }
+    if !(d.objective.is_finite() && d.objective > 0.0 && d.objective < 100.0) {
+        return Err(fail("objective", format!("{} must be a percentage above 0 and below 100", d.objective)));
+    }
+    let period = match d.period.as_deref().unwrap_or("30d") {
+        "30d" => Period::Days30,
+        "28d" => Period::Days28,
+        other => return Err(fail("period", format!("`{other}` is not supported; use 30d or 28d"))),
+    };
+    let sli = match (d.sli.availability, d.sli.latency) {
+        (Some(_), None) => Sli::Availability,
+        (None, Some(l)) => Sli::Latency { threshold: l.threshold.get() },
+        _ => return Err(fail("sli", "give exactly one of availability or latency".into())),
+    };
+    if d.alerting.team.is_empty() {
+        return Err(fail("alerting.team", "name the team to page (payments, rural-access, platform, …)".into()));
+    }
+    let slo = Slo {
+        name: d.name.clone(),
+        service: d.service,
+        description: d.description.unwrap_or_default(),
+        // Percent to ratio without float noise (99.9 / 100 is 0.9990000000000001).
+        objective: (d.objective * 1e10).round() / 1e12,
+        period,
+        sli,
+        selection: Selection { journeys: d.selection.journeys, regions: d.selection.regions, step: d.selection.step },
+        alerting: Alerting {
+            team: d.alerting.team,
+            runbook_url: d.alerting.runbook_url,
+            page: d.alerting.page,
+            ticket: d.alerting.ticket,
+        },
+    };
+    if let Some(problem) =
+        impossible_tiers(&slo).into_iter().find(|(sev, _)| *sev == Severity::Page && slo.alerting.page)
+    {
+        return Err(fail("objective", problem.1));
+    }
+    Ok(slo)
 }
 
 /// Tiers whose burn-rate factor can never be exceeded: the highest possible burn rate is 1/B (every
@@ -294,32 +276,6 @@ pub fn check(slo: &Slo, runs_per_hour: Option<f64>) -> Vec<Warning> {
     out
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let v: f64 = n.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 2s)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("`{s}`: use ms, s or m")),
-    };
-    if !(secs.is_finite() && (0.0..=3600.0).contains(&secs)) {
-        return Err(format!("`{s}` must be between 0 and 1 h"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn line_of(src: &str, name: &str) -> usize {
-    src.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ").trim_start();
-            t.strip_prefix("name:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
-        })
-        .map_or(0, |i| i + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,13 +310,24 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_the_numbers() {
         let e = parse(&ONE.replace("99.9", "101"), "s.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("s.yaml:2: slo `checkout-availability`: objective: 101"), "{e}");
+        // The offending field's own line and column, not the SLO's first line.
+        assert!(e.starts_with("s.yaml:4:16: slos[0].objective: slo `checkout-availability`: 101"), "{e}");
         let e = parse(&ONE.replace("objective: 99.9", "objective: 99.9\n    period: 7d"), "s.yaml")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("period: `7d` is not supported"), "{e}");
+        assert!(e.starts_with("s.yaml:5:13: slos[0].period:") && e.contains("`7d` is not supported"), "{e}");
         let e = parse(&ONE.replace("team: payments", "team: payments, pager: yes"), "s.yaml").unwrap_err().to_string();
-        assert!(e.contains("unknown field `pager`"), "{e}");
+        assert!(e.contains("slos[0].alerting.pager: unknown field `pager`"), "{e}");
+        // Flow style, second SLO: still the field's own position.
+        let two = format!(
+            "{ONE}  - {{name: b, service: s, objective: 99.9, sli: {{latency: {{threshold: 2h}}}}, alerting: {{team: t, runbook_url: u}}}}\n"
+        );
+        let e = parse(&two, "s.yaml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("s.yaml:8:71: ")
+                && e.contains("slos[1].sli.latency.threshold: `2h` is above the most allowed here, 1h"),
+            "{e}"
+        );
         // 90 %: the highest burn rate is 10, below the page factor 14.4.
         let e = parse(&ONE.replace("99.9", "90"), "s.yaml").unwrap_err().to_string();
         assert!(
@@ -389,6 +356,6 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert!(w[0].message.contains("60.0 runs/h") && w[0].message.contains("69.4"), "{}", w[0].message);
         let low = &parse(&ONE.replace("99.9", "92"), "s.yaml").map(|_| ()).unwrap_err();
-        assert!(low.message.contains("never fire"));
+        assert!(low.to_string().contains("never fire"));
     }
 }

@@ -115,10 +115,7 @@ impl ProfileDoc {
     fn resolve(self) -> Result<Profile, FieldError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err((
-                "name",
-                format!("`{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`"),
-            ));
+            return Err(("name", format!("`{name}` must be non-empty and use only letters, digits, `-`, `_`, `.`")));
         }
         if bundled(&name).is_some() {
             return Err((
@@ -128,9 +125,8 @@ impl ProfileDoc {
         }
         let mut p = match &self.base {
             Some(base) => {
-                let mut p = bundled(base).ok_or_else(|| {
-                    ("base", format!("`{base}` is not a bundled profile (see `prober profiles`)"))
-                })?;
+                let mut p = bundled(base)
+                    .ok_or_else(|| ("base", format!("`{base}` is not a bundled profile (see `prober profiles`)")))?;
                 p.name = name.clone();
                 p
             }
@@ -147,10 +143,7 @@ impl ProfileDoc {
         }
         match (self.rtt_ms, self.one_way_delay_ms) {
             (Some(_), Some(_)) => {
-                return Err((
-                    "one_way_delay_ms",
-                    "give either rtt_ms or one_way_delay_ms, not both".into(),
-                ));
+                return Err(("one_way_delay_ms", "give either rtt_ms or one_way_delay_ms, not both".into()));
             }
             (Some(rtt), None) => p.one_way_delay = rtt.0 / 2,
             (None, Some(ow)) => p.one_way_delay = ow.0,
@@ -164,10 +157,7 @@ impl ProfileDoc {
         }
         match (self.loss_pct, self.gilbert_elliott) {
             (Some(_), Some(_)) => {
-                return Err((
-                    "gilbert_elliott",
-                    "give either loss_pct or gilbert_elliott, not both".into(),
-                ));
+                return Err(("gilbert_elliott", "give either loss_pct or gilbert_elliott, not both".into()));
             }
             (Some(l), None) => p.loss = if l.0 > 0.0 { Loss::Random { pct: l.0 } } else { Loss::None },
             (None, Some(ge)) => {
@@ -355,7 +345,10 @@ mod tests {
         assert!(e.starts_with("p.yaml:3:1: rate_kbps: ") && e.contains("unknown field `rate_kbps`"), "{e}");
 
         let e = err("profiles:\n  - name: a\n  - name: b\n    gilbert_elliott: {p_pct: 1, r_pct: 101}\n");
-        assert!(e.starts_with("p.yaml:4:") && e.contains(": profiles[1].gilbert_elliott.r_pct: must be a percentage"), "{e}");
+        assert!(
+            e.starts_with("p.yaml:4:") && e.contains(": profiles[1].gilbert_elliott.r_pct: must be a percentage"),
+            "{e}"
+        );
 
         let e = err("name: x\nrtt_ms: -1\n");
         assert!(e.starts_with("p.yaml:2:9: rtt_ms: must be between 0"), "{e}");

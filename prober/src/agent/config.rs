@@ -15,10 +15,11 @@ use std::{
     time::Duration,
 };
 
+use conf::{Secret, SecretRef, Source};
 use netem::Profile;
 use rustls::pki_types::{CertificateDer, pem::PemObject};
-use scenarios::journey::{Dur, Journey, LoadError, Secret, SecretRef};
-use serde::{Deserialize, Deserializer, de};
+use scenarios::journey::{Journey, LoadError};
+use serde::Deserialize;
 
 /// Default reporting interval (DESIGN.md §4).
 pub const DEFAULT_REPORTING_INTERVAL: Duration = Duration::from_secs(15);
@@ -32,28 +33,35 @@ pub const DEFAULT_MAX_REJECTED: usize = 100;
 /// The shortest interval anything may be scheduled on (tests use short ones; production 15 s+).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A config that cannot be used. Displays as `file:line: field: message`.
+/// A config that cannot be used. Displays as `file:line:column: field: message`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read the config file: {source}")]
-    Read { file: String, source: std::io::Error },
-    /// `line` is 1-based; 0 when no single line is to blame.
-    #[error("{file}:{line}: {field}: {message}")]
-    Invalid { file: String, line: usize, field: String, message: String },
+    /// The config file itself: unreadable, or wrong at a field.
+    #[error(transparent)]
+    File(#[from] conf::Error),
     /// A journey file listed in the config is bad: its own `file:line` first.
     #[error("{source} (listed as {field} at {file}:{line})")]
-    Journey { file: String, line: usize, field: String, source: LoadError },
+    Journey {
+        file: String,
+        line: usize,
+        field: String,
+        #[source]
+        source: LoadError,
+    },
 }
 
 impl ConfigError {
     /// The line the error points at in the config file.
     pub fn line(&self) -> usize {
         match self {
-            ConfigError::Read { .. } => 0,
-            ConfigError::Invalid { line, .. } | ConfigError::Journey { line, .. } => *line,
+            ConfigError::File(e) => e.line(),
+            ConfigError::Journey { line, .. } => *line,
         }
     }
 }
+
+/// Durations in the edge config: up to a year.
+type Span = conf::Dur<0, 31_536_000_000>;
 
 /// A validated edge configuration.
 #[derive(Debug, Clone)]
@@ -170,7 +178,7 @@ struct ProberFile {
 struct AggregatorFile {
     url: String,
     /// `env:NAME` or `file:PATH`, never the token itself.
-    token: String,
+    token: SecretRef,
     ca_file: Option<PathBuf>,
 }
 
@@ -191,7 +199,7 @@ struct JourneyFile {
 #[serde(deny_unknown_fields)]
 struct OutboxFile {
     dir: PathBuf,
-    max_bytes: Option<Bytes>,
+    max_bytes: Option<conf::Size>,
     max_age: Option<Span>,
     max_rejected: Option<usize>,
     /// Archive acknowledged reports in `acked/` (default false; the archive is not bounded).
@@ -199,101 +207,37 @@ struct OutboxFile {
     keep_acked: bool,
 }
 
-/// A duration: `250ms`, `15s`, `2m`, `1h`, `7d`, or a bare number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span(Duration);
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
-        let v = serde_yaml_ng::Value::deserialize(d)?;
-        let s = match &v {
-            serde_yaml_ng::Value::String(s) => s.clone(),
-            serde_yaml_ng::Value::Number(n) => n.to_string(),
-            _ => return Err(de::Error::custom("expected a duration such as 250ms, 15s, 2m or 7d")),
-        };
-        parse_span(&s).map(Span).map_err(de::Error::custom)
-    }
-}
-
-fn parse_span(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Some(days) = t.strip_suffix('d') {
-        return match days.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && (0.0..=365.0).contains(&v) => Ok(Duration::from_secs_f64(v * 86_400.0)),
-            _ => Err(format!("`{t}` is not a number of days between 0 and 365")),
-        };
-    }
-    Dur::parse(t).map(|d| d.0)
-}
-
-/// A size: a number of bytes, or `512KiB`, `64MiB`, `1GiB` (also kB/MB/GB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Bytes(u64);
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        let v = serde_yaml_ng::Value::deserialize(d)?;
-        let s = match &v {
-            serde_yaml_ng::Value::String(s) => s.clone(),
-            serde_yaml_ng::Value::Number(n) => n.to_string(),
-            _ => return Err(de::Error::custom("expected a size such as 65536, 512KiB or 64MiB")),
-        };
-        parse_bytes(&s).map(Bytes).map_err(de::Error::custom)
-    }
-}
-
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{t}` is not a size (write e.g. 65536, 512KiB, 64MiB)"))?;
-    let mult = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1_000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        other => return Err(format!("`{t}`: unknown unit `{other}` (use B, KiB, MiB, GiB, kB, MB or GB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("`{t}` is too large"))
-}
-
 // === loading ===
 
 /// Reads and validates an edge config.
 pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
-    let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let src = Source::read(path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&src, &file, &base, path)
+    parse_source(&src, &base, path)
 }
 
 /// Parses `src` (named `file` in errors); relative paths are anchored at `base`.
 pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeConfig, ConfigError> {
-    let doc: EdgeFile = serde_yaml_ng::from_str(src).map_err(|e| yaml_error(file, &e))?;
-    let invalid = |path: &[Seg<'_>], message: String| ConfigError::Invalid {
-        file: file.to_owned(),
-        line: locate(src, path),
-        field: field_name(path),
-        message,
-    };
-    use Seg::{Idx, Key};
+    parse_source(&Source::new(file, src), base, source)
+}
+
+fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, ConfigError> {
+    let doc: EdgeFile = src.parse()?;
+    let invalid = |path: &str, message: String| ConfigError::File(src.error(path, message));
 
     // prober
     for (key, v) in [("id", &doc.prober.id), ("region", &doc.prober.region)] {
-        label(v).map_err(|m| invalid(&[Key("prober"), Key(key)], m))?;
+        label(v).map_err(|m| invalid(&format!("prober.{key}"), m))?;
     }
     for (k, v) in &doc.prober.labels {
-        label(k).map_err(|m| invalid(&[Key("prober"), Key("labels"), Key(k)], format!("label name: {m}")))?;
+        label(k).map_err(|m| invalid(&format!("prober.labels.{k}"), format!("label name: {m}")))?;
         if v.len() > report::MAX_LABEL {
-            return Err(invalid(&[Key("prober"), Key("labels"), Key(k)], "value longer than 128 bytes".into()));
+            return Err(invalid(&format!("prober.labels.{k}"), "value longer than 128 bytes".into()));
         }
     }
 
     // aggregator
-    let agg_at = |k: &'static str| [Key("aggregator"), Key(k)];
+    let agg_at = |k: &str| format!("aggregator.{k}");
     let url: http::Uri = doc
         .aggregator
         .url
@@ -316,11 +260,7 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
     if url.query().is_some() {
         return Err(invalid(&agg_at("url"), "give the base URL without a query".into()));
     }
-    let token_ref = SecretRef::parse(&doc.aggregator.token).map_err(|m| invalid(&agg_at("token"), m))?;
-    let token = token_ref.resolve(base).map_err(|m| invalid(&agg_at("token"), m))?;
-    if token.expose().is_empty() {
-        return Err(invalid(&agg_at("token"), "the token is empty".into()));
-    }
+    let token = doc.aggregator.token.resolve(base).map_err(|m| invalid(&agg_at("token"), m))?;
     if token.expose().chars().any(|c| c.is_control() || c == ' ') {
         return Err(invalid(&agg_at("token"), "the token contains spaces or control characters".into()));
     }
@@ -337,33 +277,33 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
     }
 
     // intervals
-    let reporting_interval = doc.reporting_interval.map_or(DEFAULT_REPORTING_INTERVAL, |s| s.0);
+    let reporting_interval = doc.reporting_interval.map_or(DEFAULT_REPORTING_INTERVAL, Span::get);
     if reporting_interval < MIN_INTERVAL || reporting_interval.as_millis() as i64 > report::MAX_INTERVAL_MS {
-        return Err(invalid(&[Key("reporting_interval")], "must be between 100ms and 1h (15s is usual)".into()));
+        return Err(invalid("reporting_interval", "must be between 100ms and 1h (15s is usual)".into()));
     }
     if !reporting_interval.subsec_nanos().is_multiple_of(1_000_000) {
-        return Err(invalid(&[Key("reporting_interval")], "must be a whole number of milliseconds".into()));
+        return Err(invalid("reporting_interval", "must be a whole number of milliseconds".into()));
     }
 
     // profiles
     let edge_profile = match &doc.profile {
-        Some(name) => Some(netem::profile::resolve(name, &[]).map_err(|e| invalid(&[Key("profile")], e.to_string()))?),
+        Some(name) => Some(netem::profile::resolve(name, &[]).map_err(|e| invalid("profile", e.to_string()))?),
         None => None,
     };
 
     // journeys
     if doc.journeys.is_empty() {
-        return Err(invalid(&[Key("journeys")], "list at least one journey (file, interval)".into()));
+        return Err(invalid("journeys", "list at least one journey (file, interval)".into()));
     }
     let mut journeys = Vec::with_capacity(doc.journeys.len());
     let mut seen = BTreeSet::new();
     for (i, j) in doc.journeys.iter().enumerate() {
-        let at = |k: &'static str| [Key("journeys"), Idx(i), Key(k)];
+        let at = |k: &str| format!("journeys[{i}].{k}");
         let path = base.join(&j.file);
         let mut journey = scenarios::load_file(&path).map_err(|source| ConfigError::Journey {
-            file: file.to_owned(),
-            line: locate(src, &at("file")),
-            field: field_name(&at("file")),
+            file: src.file().to_owned(),
+            line: src.line_of(&at("file")),
+            field: at("file"),
             source,
         })?;
         check_names(&journey).map_err(|m| invalid(&at("file"), m))?;
@@ -371,29 +311,29 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
             if !journey.variables.contains_key(k) {
                 let known: Vec<&str> = journey.variables.keys().map(String::as_str).collect();
                 return Err(invalid(
-                    &[Key("journeys"), Idx(i), Key("variables"), Key(k)],
+                    &format!("journeys[{i}].variables.{k}"),
                     format!("journey `{}` has no variable `{k}` (it has: {})", journey.name, known.join(", ")),
                 ));
             }
             journey.variables.insert(k.clone(), v.clone());
         }
-        let interval = j.interval.0;
+        let interval = j.interval.get();
         if interval < MIN_INTERVAL {
             return Err(invalid(&at("interval"), "must be at least 100ms".into()));
         }
         let timeout = match j.timeout {
-            Some(t) if t.0 >= interval => {
+            Some(t) if t.get() >= interval => {
                 return Err(invalid(
                     &at("timeout"),
                     format!(
                         "{} is not below the interval {}: a run must end before the next one starts",
-                        human(t.0),
+                        human(t.get()),
                         human(interval)
                     ),
                 ));
             }
-            Some(t) if t.0.is_zero() => return Err(invalid(&at("timeout"), "must be above zero".into())),
-            Some(t) => t.0,
+            Some(t) if t.get().is_zero() => return Err(invalid(&at("timeout"), "must be above zero".into())),
+            Some(t) => t.get(),
             None if journey.timeout >= interval => {
                 return Err(invalid(
                     &at("interval"),
@@ -419,10 +359,10 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
         };
         label(&profile.name).map_err(|m| invalid(&at("profile"), format!("profile name: {m}")))?;
         let offset = match j.offset {
-            Some(o) if o.0 >= interval => {
+            Some(o) if o.get() >= interval => {
                 return Err(invalid(&at("offset"), format!("must be below the interval {}", human(interval))));
             }
-            o => o.map(|o| o.0),
+            o => o.map(Span::get),
         };
         if !seen.insert((journey.name.clone(), profile.name.clone())) {
             return Err(invalid(
@@ -443,17 +383,17 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
 
     let concurrency = doc.concurrency.unwrap_or(journeys.len());
     if concurrency == 0 || concurrency > 1024 {
-        return Err(invalid(&[Key("concurrency")], "must be between 1 and 1024".into()));
+        return Err(invalid("concurrency", "must be between 1 and 1024".into()));
     }
 
     // outbox
-    let max_bytes = doc.outbox.max_bytes.map_or(DEFAULT_OUTBOX_MAX_BYTES, |b| b.0);
+    let max_bytes = doc.outbox.max_bytes.map_or(DEFAULT_OUTBOX_MAX_BYTES, conf::Size::bytes);
     if max_bytes < 64 * 1024 {
-        return Err(invalid(&[Key("outbox"), Key("max_bytes")], "must be at least 64KiB".into()));
+        return Err(invalid("outbox.max_bytes", "must be at least 64KiB".into()));
     }
-    let max_age = doc.outbox.max_age.map_or(DEFAULT_OUTBOX_MAX_AGE, |s| s.0);
+    let max_age = doc.outbox.max_age.map_or(DEFAULT_OUTBOX_MAX_AGE, Span::get);
     if max_age < reporting_interval {
-        return Err(invalid(&[Key("outbox"), Key("max_age")], "must be at least one reporting interval".into()));
+        return Err(invalid("outbox.max_age", "must be at least one reporting interval".into()));
     }
     let max_rejected = doc.outbox.max_rejected.unwrap_or(DEFAULT_MAX_REJECTED);
     let outbox = OutboxConfig {
@@ -467,7 +407,7 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
     let listen_src = doc.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_src
         .parse()
-        .map_err(|_| invalid(&[Key("listen")], format!("`{listen_src}` is not an address such as 127.0.0.1:9464")))?;
+        .map_err(|_| invalid("listen", format!("`{listen_src}` is not an address such as 127.0.0.1:9464")))?;
 
     let seed = doc.seed.unwrap_or_else(|| fnv1a(doc.prober.id.as_bytes()));
     Ok(EdgeConfig {
@@ -518,162 +458,9 @@ fn human(d: Duration) -> String {
     if ms < 1000.0 { format!("{ms:.0}ms") } else { format!("{}s", ms / 1000.0) }
 }
 
-fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> ConfigError {
-    let line = e.location().map_or(0, |l| l.line());
-    let mut message = e.to_string();
-    if let Some(i) = message.rfind(" at line ") {
-        message.truncate(i);
-    }
-    // serde_yaml_ng prefixes the path (`journeys[1]: unknown field ...`); keep it as the field.
-    let (field, message) = match message.split_once(": ") {
-        Some((f, m)) if !f.contains(' ') => (f.to_owned(), m.to_owned()),
-        _ => ("(document)".to_owned(), message),
-    };
-    ConfigError::Invalid { file: file.to_owned(), line, field, message }
-}
-
-// === finding lines ===
-
-/// One step of a path into the YAML document.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Seg<'a> {
-    Key(&'a str),
-    Idx(usize),
-}
-
-fn field_name(path: &[Seg<'_>]) -> String {
-    let mut out = String::new();
-    for s in path {
-        match s {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Idx(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
-
-fn indent(l: &str) -> usize {
-    l.len() - l.trim_start().len()
-}
-
-fn is_content(l: &str) -> bool {
-    let t = l.trim_start();
-    !t.is_empty() && !t.starts_with('#')
-}
-
-/// Column of `key:` on this line (after any `- ` list markers), if the line holds it.
-fn key_col(l: &str, key: &str) -> Option<usize> {
-    let mut col = indent(l);
-    while l[col..].starts_with("- ") {
-        col += 2;
-        col += indent(&l[col..]);
-    }
-    let rest = &l[col..];
-    let rest = rest
-        .strip_prefix(key)
-        .or_else(|| rest.strip_prefix('"').and_then(|r| r.strip_prefix(key)).and_then(|r| r.strip_prefix('"')))?;
-    rest.trim_start().starts_with(':').then_some(col)
-}
-
-/// 1-based line of the value at `path` (indentation-aware), the nearest found parent when the
-/// path ends early, 0 when nothing is found.
-pub(crate) fn locate(src: &str, path: &[Seg<'_>]) -> usize {
-    let lines: Vec<&str> = src.lines().collect();
-    let (mut lo, mut hi, mut col): (usize, usize, isize) = (0, lines.len(), -1);
-    let mut found = 0;
-    for seg in path {
-        match *seg {
-            Seg::Key(k) => {
-                let Some((i, c)) =
-                    (lo..hi).find_map(|i| key_col(lines[i], k).filter(|c| *c as isize > col).map(|c| (i, c)))
-                else {
-                    return found;
-                };
-                found = i + 1;
-                let end = (i + 1..hi)
-                    .find(|&j| {
-                        let l = lines[j];
-                        is_content(l) && (indent(l) < c || (indent(l) == c && !l.trim_start().starts_with('-')))
-                    })
-                    .unwrap_or(hi);
-                (lo, hi, col) = (i + 1, end, c as isize);
-            }
-            Seg::Idx(n) => {
-                let items: Vec<usize> = {
-                    let first = (lo..hi).find(|&i| {
-                        let l = lines[i];
-                        is_content(l) && l.trim_start().starts_with('-') && indent(l) as isize >= col
-                    });
-                    match first {
-                        None => return found,
-                        Some(f) => {
-                            let d = indent(lines[f]);
-                            (f..hi)
-                                .filter(|&i| indent(lines[i]) == d && lines[i].trim_start().starts_with('-'))
-                                .collect()
-                        }
-                    }
-                };
-                let Some(&start) = items.get(n) else { return found };
-                found = start + 1;
-                let end = items.get(n + 1).copied().unwrap_or(hi);
-                (lo, hi, col) = (start, end, indent(lines[start]) as isize);
-            }
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DOC: &str = "\
-prober:
-  id: nbo-1
-  region: nairobi
-aggregator:
-  url: http://127.0.0.1:7800
-  token: env:X
-journeys:
-  - file: a.yaml
-    interval: 10s
-  - file: b.yaml
-    interval: 10s
-    timeout: 20s
-outbox:
-  dir: /tmp/x
-";
-
-    #[test]
-    fn locate_walks_keys_and_items() {
-        use Seg::*;
-        assert_eq!(locate(DOC, &[Key("prober"), Key("region")]), 3);
-        assert_eq!(locate(DOC, &[Key("aggregator"), Key("token")]), 6);
-        assert_eq!(locate(DOC, &[Key("journeys"), Idx(0), Key("file")]), 8);
-        assert_eq!(locate(DOC, &[Key("journeys"), Idx(1), Key("interval")]), 11);
-        assert_eq!(locate(DOC, &[Key("journeys"), Idx(1), Key("timeout")]), 12);
-        // Missing key: the nearest parent.
-        assert_eq!(locate(DOC, &[Key("journeys"), Idx(0), Key("timeout")]), 8);
-        assert_eq!(locate(DOC, &[Key("outbox"), Key("dir")]), 14);
-        assert_eq!(locate(DOC, &[Key("nothing")]), 0);
-    }
-
-    #[test]
-    fn spans_and_sizes_parse() {
-        assert_eq!(parse_span("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_span("7d").unwrap(), Duration::from_secs(7 * 86_400));
-        assert_eq!(parse_span("15").unwrap(), Duration::from_secs(15));
-        assert!(parse_span("2 fortnights").is_err());
-        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_bytes("1000").unwrap(), 1000);
-        assert!(parse_bytes("5 parsecs").is_err());
-    }
 
     #[test]
     fn labels_follow_the_report_rules() {

@@ -276,7 +276,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         Some(u) => {
             let url: Uri = u.parse().map_err(|_| usage(format!("--report-to `{u}` is not a URL")))?;
             let token_ref = args.token.as_deref().ok_or_else(|| usage("--report-to needs --token env:NAME"))?;
-            let token = scenarios::journey::SecretRef::parse(token_ref)
+            let token = conf::SecretRef::parse(token_ref)
                 .and_then(|r| r.resolve(std::path::Path::new(".")))
                 .map_err(|e| usage(format!("--token: {e}")))?;
             for (flag, v) in [("--prober-id", &args.prober_id), ("--region", &args.region)] {
@@ -376,7 +376,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         output::write_hgrm(p, &outcome.totals).map_err(|e| anyhow::anyhow!("--hgrm {}: {e}", p.display()))?;
     }
     if outcome.interrupted {
-        eprintln!("interrupted: the summary covers the run until Ctrl-C");
+        eprintln!("interrupted: the summary covers the run until the stop signal (SIGINT or SIGTERM)");
     }
     Ok(summary.thresholds.iter().all(|v| v.passed))
 }

@@ -11,8 +11,8 @@ use super::{UsageError, link_args::LinkArgs};
 /// emulated link (upstream → client is the "down" direction).
 ///
 /// Each connection gets its own link; all share one radio (the proxy stands for one phone).
-/// Connecting upstream pays the profile's DNS and handshake round trips. Ctrl-C stops accepting
-/// and lets open connections finish for --grace-secs; a second Ctrl-C exits at once.
+/// Connecting upstream pays the profile's DNS and handshake round trips. SIGINT (Ctrl-C) or SIGTERM stops accepting
+/// and lets open connections finish for --grace-secs; a second signal exits at once.
 ///
 /// Example: a 3G link in front of a local shop, seen through curl:
 ///
@@ -31,7 +31,7 @@ pub struct ProxyArgs {
     #[command(flatten)]
     pub link: LinkArgs,
 
-    /// Seconds open connections may take to finish after Ctrl-C.
+    /// Seconds open connections may take to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub grace_secs: f64,
 }
@@ -58,10 +58,10 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         "proxy ready (replay this link with --seed {seed})"
     );
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C: no new connections (press Ctrl-C again to exit at once)");
+        let signal = conf::shutdown::signal().await;
+        tracing::info!(%signal, "stopping: no new connections (a second SIGINT/SIGTERM exits at once)");
         tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
+            conf::shutdown::signal().await;
             std::process::exit(130);
         });
     };

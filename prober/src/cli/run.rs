@@ -80,18 +80,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
 /// SIGHUP → reload; SIGTERM / SIGINT → stop (a second one exits at once).
 async fn signals(tx: mpsc::Sender<Control>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot install signal handlers; stop the prober with SIGKILL");
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; restart the prober to reload its config");
         return;
     };
     let mut stopping = false;
     loop {
         let c = tokio::select! {
             _ = hup.recv() => Control::Reload,
-            _ = term.recv() => Control::Stop,
-            _ = int.recv() => Control::Stop,
+            _ = conf::shutdown::signal() => Control::Stop,
         };
         if c == Control::Stop {
             if stopping {

@@ -101,7 +101,7 @@ pub async fn execute<I: Iteration>(workers: Vec<I>, mut setup: Setup) -> anyhow:
     let mut ticks = interval_at(start + INTERVAL, INTERVAL);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_tick = start;
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut stop_signal = std::pin::pin!(conf::shutdown::signal());
     let mut interrupted = false;
     let mut stop_deadline: Option<Instant> = None;
     let mut finished = false;
@@ -110,7 +110,7 @@ pub async fn execute<I: Iteration>(workers: Vec<I>, mut setup: Setup) -> anyhow:
         tokio::select! {
             r = &mut run, if !finished => { r?; finished = true; }
             _ = ticks.tick() => {}
-            _ = &mut ctrl_c, if !interrupted => {
+            _ = &mut stop_signal, if !interrupted => {
                 interrupted = true;
                 live.stop();
                 stop_deadline = Some(Instant::now() + setup.grace);

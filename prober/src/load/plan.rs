@@ -304,24 +304,10 @@ pub fn parse_stages(s: &str) -> Result<Vec<(Duration, f64)>, String> {
         .collect()
 }
 
-/// `500ms`, `10s`, `2m`, `1h`, `1.5s`, `250us`.
+/// A duration on the command line, in the grammar of every file (`500ms`, `10s`, `2m`, `1.5s`,
+/// `250us`, `1h30m`; see the `conf` crate).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 500ms, 10s, 2m"))?;
-    let secs = match unit.trim() {
-        "us" | "µs" => v / 1e6,
-        "ms" => v / 1e3,
-        "s" | "" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        u => return Err(format!("`{s}`: unknown unit `{u}` (use us, ms, s, m or h)")),
-    };
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("`{s}` is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    conf::duration::parse(s)
 }
 
 #[cfg(test)]
@@ -378,7 +364,7 @@ mod tests {
         );
         assert!(parse_stages("30s").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), secs(0.25));
-        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
     }
 
     #[test]

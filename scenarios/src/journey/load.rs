@@ -98,10 +98,9 @@ impl JourneyFile {
             secrets.0.insert(k.clone(), v);
         }
         if let Some(i) = self.msisdn_pool.iter().position(|m| !is_msisdn(m)) {
-            return Err(src.error(
-                format!("msisdn_pool[{i}]"),
-                "every entry must be 9–15 digits, optionally with a leading +",
-            ));
+            return Err(
+                src.error(format!("msisdn_pool[{i}]"), "every entry must be 9–15 digits, optionally with a leading +")
+            );
         }
 
         // Names a template may use at each step: variables, secrets, builtins, earlier extractions.
@@ -174,7 +173,10 @@ fn validate_step(
         ];
         t.extend(u.events_url.iter().map(|e| ("ussd.events_url".to_owned(), e.clone())));
         t.extend(
-            u.dialogue.iter().enumerate().filter_map(|(j, d)| Some((format!("ussd.dialogue[{j}].input"), d.input.clone()?))),
+            u.dialogue
+                .iter()
+                .enumerate()
+                .filter_map(|(j, d)| Some((format!("ussd.dialogue[{j}].input"), d.input.clone()?))),
         );
         (StepKind::Ussd(Box::new(u)), session + Duration::from_secs(5), t)
     } else if let Some(k) = s.mpesa_stk {
@@ -256,9 +258,7 @@ fn validate_ussd(u: &UssdStep) -> Result<(), FieldError> {
         return Err(("dialogue".into(), "needs at least the first screen".into()));
     };
     if first.input.is_some() {
-        return Err(("dialogue".into(),
-            "the first entry is the answer to the dial, so it takes no input".into(),
-        ));
+        return Err(("dialogue".into(), "the first entry is the answer to the dial, so it takes no input".into()));
     }
     if let Some(i) = u.dialogue.iter().skip(1).position(|t: &UssdTurn| t.input.is_none()) {
         return Err((format!("dialogue[{}]", i + 1), "every entry after the first needs an input".into()));
@@ -271,15 +271,14 @@ fn validate_ussd(u: &UssdStep) -> Result<(), FieldError> {
 
 fn validate_stk(k: &StkStep, has_pool: bool) -> Result<(), FieldError> {
     if k.max_amount > HARD_AMOUNT_CAP {
-        return Err(("max_amount".into(),
-            format!(
-                "{} KES is above the hard cap of {HARD_AMOUNT_CAP} KES for probes",
-                k.max_amount
-            ),
+        return Err((
+            "max_amount".into(),
+            format!("{} KES is above the hard cap of {HARD_AMOUNT_CAP} KES for probes", k.max_amount),
         ));
     }
     if k.amount == 0 || k.amount > k.max_amount {
-        return Err(("amount".into(),
+        return Err((
+            "amount".into(),
             format!("{} KES must be between 1 and max_amount ({} KES)", k.amount, k.max_amount),
         ));
     }
@@ -287,12 +286,11 @@ fn validate_stk(k: &StkStep, has_pool: bool) -> Result<(), FieldError> {
         return Err(("phone".into(), "`pool` needs a non-empty msisdn_pool on the journey".into()));
     }
     if !["CustomerPayBillOnline", "CustomerBuyGoodsOnline"].contains(&k.transaction_type.as_str()) {
-        return Err(("transaction_type".into(),
-            "CustomerPayBillOnline or CustomerBuyGoodsOnline".into(),
-        ));
+        return Err(("transaction_type".into(), "CustomerPayBillOnline or CustomerBuyGoodsOnline".into()));
     }
     if k.account_reference.len() > 12 || k.description.is_empty() || k.description.len() > 13 {
-        return Err(("account_reference".into(),
+        return Err((
+            "account_reference".into(),
             "account_reference is at most 12 characters, description 1 to 13".into(),
         ));
     }
@@ -318,7 +316,9 @@ fn validate_wait(w: &WaitStep) -> Result<Duration, FieldError> {
 fn json_strings(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
     match v {
         serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
-        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| json_strings(&format!("{path}[{i}]"), x, out)),
+        serde_json::Value::Array(a) => {
+            a.iter().enumerate().for_each(|(i, x)| json_strings(&format!("{path}[{i}]"), x, out))
+        }
         serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| json_strings(&format!("{path}.{k}"), x, out)),
         _ => {}
     }

@@ -100,7 +100,8 @@ pub fn import(src: &Source) -> Result<Journey, LoadError> {
             line: 0,
         });
     }
-    let stem = std::path::Path::new(src.file()).file_stem().map_or("dialoguss".into(), |s| s.to_string_lossy().into_owned());
+    let stem =
+        std::path::Path::new(src.file()).file_stem().map_or("dialoguss".into(), |s| s.to_string_lossy().into_owned());
     Ok(Journey {
         name: format!("dialoguss-{stem}"),
         description: format!("imported from dialoguss file {}", src.file()),

@@ -60,7 +60,11 @@ fn errors_name_file_line_and_field() {
     assert!(e.starts_with("j.yaml:22:7: steps[2].http.methd: unknown field `methd`"), "{e}");
 
     let e = parse(&SHOP.replace("{{ product }}", "{{ prodcut }}")).unwrap_err();
-    assert!(e.starts_with("j.yaml:24:") && e.contains(": steps[2].http.json.product: step `cart`: `{{ prodcut }}` is not defined here"), "{e}");
+    assert!(
+        e.starts_with("j.yaml:24:")
+            && e.contains(": steps[2].http.json.product: step `cart`: `{{ prodcut }}` is not defined here"),
+        "{e}"
+    );
 
     let e = parse(&SHOP.replace("method: POST", "method: FETCH")).unwrap_err();
     assert!(e.starts_with("j.yaml:22:15: steps[2].http.method: step `cart`: `FETCH`"), "{e}");
@@ -95,7 +99,10 @@ fn secrets_are_references_and_must_resolve() {
     let e =
         parse("name: x\nsecrets:\n  pin: env:SAVANNA_TEST_SURELY_UNSET\nsteps:\n  - name: a\n    wait: {fixed: 1s}\n")
             .unwrap_err();
-    assert!(e.starts_with("j.yaml:3:8: secrets.pin: environment variable `SAVANNA_TEST_SURELY_UNSET` is not set"), "{e}");
+    assert!(
+        e.starts_with("j.yaml:3:8: secrets.pin: environment variable `SAVANNA_TEST_SURELY_UNSET` is not set"),
+        "{e}"
+    );
 
     let dir = std::env::temp_dir().join(format!("scn-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -134,7 +141,10 @@ fn payment_steps_respect_the_money_limits() {
     assert!(matches!(k.result.mode(), Some(StkResultMode::Poll(_))));
 
     let e = parse(&STK.replace("amount: 1", "amount: 50")).unwrap_err();
-    assert!(e.contains("steps[0].mpesa_stk.amount: step `push`: 50 KES must be between 1 and max_amount (10 KES)"), "{e}");
+    assert!(
+        e.contains("steps[0].mpesa_stk.amount: step `push`: 50 KES must be between 1 and max_amount (10 KES)"),
+        "{e}"
+    );
     let e = parse(&STK.replace("amount: 1", "amount: 1\n      max_amount: 5000")).unwrap_err();
     assert!(e.contains("above the hard cap of 100 KES"), "{e}");
     let e = parse(&STK.replace("msisdn_pool: [\"254700000100\", \"254700000200\"]", "msisdn_pool: []")).unwrap_err();
