@@ -470,25 +470,10 @@ fn scope_cell(sc: &Value) -> String {
     format!("{} · {}  {budget}\n{state}", burn("5m"), burn("1h"))
 }
 
-/// `2026-11-22 09:13 UTC` for a simulated time.
+/// `2026-11-22 09:13:05 UTC` for a simulated time.
 fn sim_clock(ms: i64) -> String {
-    let s = ms.div_euclid(1000);
-    let (days, rem) = (s.div_euclid(86_400), s.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 → (year, month, day) (the proleptic Gregorian calendar).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| format!("{ms} ms"), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 /// `1h 05m`, `12m 30s`.
