@@ -5,7 +5,7 @@
 //! every SLO scope at `now` and returns alert transitions. A test can run 30 simulated days through
 //! it in seconds.
 //!
-//! Maths (reference/slo.md (a)): E(W) = bad/total, BR(W) = E(W)/B, undefined when total = 0;
+//! Maths (docs/slo.md §4–§6): E(W) = bad/total, BR(W) = E(W)/B, undefined when total = 0;
 //! remaining budget R = 1 − bad(T)/(B·total(T)); time to exhaustion R·T/BR(1h); page =
 //! (BR1h > f₁ ∧ BR5m > f₁) ∨ (BR6h > f₂ ∧ BR30m > f₂), ticket likewise with 1d/2h and 3d/6h.
 

@@ -1,5 +1,5 @@
 //! The SLO side of `/metrics`: raw journey counters and the engine's gauges, in the names of
-//! DESIGN.md §5 (no colons: those are for recording rules).
+//! docs/slo.md §8 (no colons: those are for recording rules).
 //!
 //! - `synthetic_journey_runs_total{journey,step,region,outcome}`: cumulative runs.
 //! - `synthetic_journey_duration_seconds{journey,step,region}`: successful (`ok`) runs, with every
@@ -103,7 +103,7 @@ impl SloMetrics {
         let mut st = self.state.write();
         if !st.durations.contains_key(&dk) {
             // Every outcome of a new (journey, step, region) starts at 0 together, so Prometheus'
-            // rate() extrapolates numerator and denominator alike (reference/slo.md §6.4).
+            // rate() extrapolates numerator and denominator alike (docs/slo.md §10, pitfall 4).
             for o in report::OUTCOMES {
                 st.runs.insert(run_key(o), 0);
             }

@@ -1,4 +1,4 @@
-//! SLOs and burn rates (DESIGN.md §5, reference/slo.md).
+//! SLOs and burn rates (docs/slo.md).
 //!
 //! - [`spec`]: SLO files, validation (tiers that can never fire are refused, low traffic warned
 //!   about, with the numbers), the bundled marketplace SLOs.

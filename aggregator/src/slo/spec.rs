@@ -134,7 +134,7 @@ fn yes() -> bool {
     true
 }
 
-/// The marketplace's stated objectives (DESIGN.md §5), per region and overall.
+/// The marketplace's stated objectives (docs/slo.md §11), per region and overall.
 pub const BUNDLED_YAML: &str = include_str!("../../slos/marketplace.yaml");
 
 /// The bundled SLOs.

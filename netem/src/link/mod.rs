@@ -1,6 +1,6 @@
 //! The link model, as pure functions of time: no runtime, no I/O, no wall clock.
 //!
-//! One [`Link`] models one direction of one connection (DESIGN.md §3, perf-anchors §4):
+//! One [`Link`] models one direction of one connection (docs/link-model.md §2–§5):
 //!
 //! 1. **Serialisation on a virtual link clock.** A segment starts when the link is free:
 //!    `tx_start = max(link_free_at, now)`, and ends `(payload + overhead)·8 / rate` later. Deadlines

@@ -1,4 +1,4 @@
-//! The bundled East African profiles (DESIGN.md §3; sources in `reference/protocols.md` §4).
+//! The bundled East African profiles (the sources of every number: `docs/link-model.md` §10).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Daraja's answers: the wire shapes (parsed leniently where Daraja is inconsistent) and what each
-//! code means for a probe (protocols.md §2.4).
+//! code means for a probe (docs/protocols/daraja.md §5–§6).
 
 use std::{collections::BTreeMap, time::Duration};
 

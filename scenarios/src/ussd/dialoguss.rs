@@ -1,4 +1,4 @@
-//! Importing dialoguss scenario files (nndi-oss/dialoguss, protocols.md §1.4): each session
+//! Importing dialoguss scenario files (nndi-oss/dialoguss, docs/protocols/ussd.md §6): each session
 //! becomes one `ussd` step on the Africa's Talking dialect; `userInput` and `text` are both
 //! accepted for the input; expectations compare exactly after the `CON`/`END` prefix.
 

@@ -2,7 +2,7 @@
 //!
 //! A [`Dialect`] turns "the user typed X" into the HTTP request a given gateway would send to the
 //! USSD application, and reads the application's answer into a [`Screen`]. Dialects differ in three
-//! ways (protocols.md §1.2): cumulative vs incremental input, a `CON`/`END` prefix vs a JSON flag,
+//! ways (docs/protocols/ussd.md): cumulative vs incremental input, a `CON`/`END` prefix vs a JSON flag,
 //! and form vs JSON bodies.
 
 pub mod dialects;

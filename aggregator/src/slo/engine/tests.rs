@@ -77,7 +77,7 @@ fn status<'a>(s: &'a [ScopeStatus], slo: &str, region: &str) -> &'a ScopeStatus 
 
 #[test]
 fn the_workbooks_single_failure_at_one_probe_a_minute_pages_then_resolves() {
-    // reference/slo.md §6.1: at 1 probe/min and 99.9 %, one failed probe pages, and stops 5 min later.
+    // docs/slo.md §7: at 1 probe/min and 99.9 %, one failed probe pages, and stops 5 min later.
     let mut e = engine();
     for m in 0..(7 * 60) {
         runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 1, u64::from(m == 7 * 60 - 1));

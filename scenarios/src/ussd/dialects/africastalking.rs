@@ -1,5 +1,5 @@
 //! Africa's Talking: a form POST per screen with every input so far joined by `*`, answered by
-//! `text/plain` `CON …` (wait for input) or `END …` (protocols.md §1.1).
+//! `text/plain` `CON …` (wait for input) or `END …` (docs/protocols/ussd.md §2).
 
 use crate::ussd::{Dialect, HopRequest, Screen, Session};
 

@@ -1,5 +1,5 @@
 //! Hubtel Programmable Services: JSON both ways, the current input only, `Type` says whether the
-//! session goes on (protocols.md §1.2).
+//! session goes on (docs/protocols/ussd.md §3).
 
 use serde::Deserialize;
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! Nalo Solutions: JSON both ways; `MSGTYPE` true on the first request and, in replies, true to
-//! continue and false to end (protocols.md §1.2).
+//! continue and false to end (docs/protocols/ussd.md §4).
 
 use serde::Deserialize;
 use serde_json::json;
