@@ -117,7 +117,7 @@ async fn exit_codes_tell_a_failed_journey_from_a_bad_file() {
     let out = Command::new(PROBER).args(["once", bad.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(":4: steps[0].wait.fixed: `1 fortnight`"), "{err}");
+    assert!(err.contains(":4:19: steps[0].wait.fixed: `1 fortnight`"), "{err}");
     std::fs::remove_file(bad).unwrap();
 
     let out = Command::new(PROBER)

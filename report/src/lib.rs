@@ -45,7 +45,7 @@ pub const HIST_HIGH_US: u64 = 3_600_000_000;
 /// Significant decimal digits.
 pub const HIST_SIGFIG: u8 = 3;
 
-/// The outcome vocabulary (DESIGN.md §2). `ok` and `expected` are good runs; the rest are failures.
+/// The outcome vocabulary (docs/outcomes.md §1). `ok` and `expected` are good runs; the rest are failures.
 pub const OUTCOMES: [&str; 8] =
     ["ok", "assertion_failed", "timeout", "network_error", "tls_error", "gateway_error", "business_error", "expected"];
 

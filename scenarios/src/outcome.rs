@@ -1,4 +1,4 @@
-//! The outcome taxonomy shared by prober, aggregator and metrics (DESIGN.md §2).
+//! The outcome taxonomy shared by prober, aggregator and metrics (docs/outcomes.md).
 
 use std::fmt;
 

@@ -21,7 +21,7 @@ use rustls::pki_types::{CertificateDer, pem::PemObject};
 use scenarios::journey::{Journey, LoadError};
 use serde::Deserialize;
 
-/// Default reporting interval (DESIGN.md §4).
+/// Default reporting interval (docs/report-format.md §1).
 pub const DEFAULT_REPORTING_INTERVAL: Duration = Duration::from_secs(15);
 /// Default address of `/metrics`, `/healthz` and `/readyz`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";

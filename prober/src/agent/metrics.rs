@@ -38,7 +38,7 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
-/// Bucket edges (seconds) for run durations: the SLO thresholds (DESIGN.md §5: 2 s checkout,
+/// Bucket edges (seconds) for run durations: the SLO thresholds (docs/slo.md §11: 2 s checkout,
 /// 3 s USSD) are edges.
 pub const DURATION_BUCKETS: [f64; 14] = [0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0];
 

@@ -28,7 +28,7 @@ pub struct Ctx<'a> {
     /// Connections over the run's emulated link (the phone's side).
     pub http: &'a HttpClient,
     /// Connections of the USSD gateway role: no IP path crosses the phone's radio for USSD, so
-    /// these are not shaped (protocols.md §4.3); the gateway's deadlines apply instead.
+    /// these are not shaped (docs/link-model.md §8); the gateway's deadlines apply instead.
     pub gateway: &'a HttpClient,
     pub scope: &'a Scope,
     pub masker: &'a Mutex<Masker>,
