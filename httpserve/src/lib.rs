@@ -38,6 +38,7 @@ mod conn;
 mod limits;
 mod metrics;
 mod service;
+pub mod testing;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

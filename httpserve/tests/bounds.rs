@@ -23,22 +23,10 @@ fn ms(n: u64) -> Duration {
 #[tokio::test]
 async fn slow_request_headers_are_cut_and_others_are_still_served() {
     let s = serve(Limits { header_read_timeout: ms(300), ..Limits::default() }).await;
-    let mut slow = TcpStream::connect(s.addr).await.unwrap();
     let head = b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-    let trickle = tokio::spawn(async move {
-        let start = Instant::now();
-        for b in head {
-            if slow.write_all(&[*b]).await.is_err() {
-                return (true, start.elapsed());
-            }
-            sleep(ms(100)).await;
-        }
-        (false, start.elapsed())
-    });
+    let slow = tokio::spawn(trickle(s.addr, head, ms(100)));
     assert_eq!(get_ok(s.addr).await, Ok(200), "a well-behaved client is served meanwhile");
-    let (cut, after) = trickle.await.unwrap();
-    assert!(cut, "a head sent at 10 bytes/s was still accepted after {after:?}");
-    assert!(after < SOON, "{after:?}");
+    assert!(slow.await.unwrap().is_some(), "a head sent at 10 bytes/s was accepted");
     assert!(s.metrics.closed("test", Closed::HeaderTimeout) >= 1);
     s.shutdown().await;
 }
@@ -66,19 +54,10 @@ async fn connections_holding_one_byte_are_closed() {
 async fn a_trickled_body_is_answered_408_and_its_connection_closed() {
     let limits = Limits { body_min_rate: 1000, body_rate_grace: ms(300), ..Limits::default() };
     let s = serve(limits).await;
-    let mut slow = TcpStream::connect(s.addr).await.unwrap();
-    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n").await.unwrap();
-    let (reader, mut writer) = slow.into_split();
-    let trickle = tokio::spawn(async move {
-        while writer.write_all(b"0123456789").await.is_ok() {
-            sleep(ms(100)).await;
-        }
-    });
-    let reply = tokio::time::timeout(SOON, read_to_end(reader)).await.expect("the connection was closed");
-    let reply = String::from_utf8_lossy(&reply);
+    let head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    let reply = slow_body(s.addr, head, b"0123456789", ms(100)).await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.to_ascii_lowercase().contains("connection: close"), "{reply}");
-    trickle.abort();
     assert_eq!(s.metrics.slow_bodies("test"), 1);
 
     // A body at full speed is read whole.
@@ -88,16 +67,6 @@ async fn a_trickled_body_is_answered_408_and_its_connection_closed() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), Bytes::from("300000"));
     s.shutdown().await;
-}
-
-async fn read_to_end(mut r: tokio::net::tcp::OwnedReadHalf) -> Vec<u8> {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n @ 1..) = r.read(&mut buf).await {
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
 }
 
 #[tokio::test]
