@@ -11,7 +11,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
+use http::Version;
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep, sleep_until};
 
@@ -23,7 +24,10 @@ use crate::{BoxError, Error, Limits, conn::InFlight};
 /// The guard runs only while the handler reads: a body nobody polls costs nothing. Its deadline
 /// is a timer, so a client that stops sending altogether is cut as surely as one that trickles.
 pub struct Body {
-    inner: Incoming,
+    /// `None` once handed to the linger task (on drop).
+    inner: Option<Incoming>,
+    /// HTTP/2: linger after an early response (see [`Limits::h2_linger_time`]).
+    linger: bool,
     limits: Arc<Limits>,
     /// When the request head arrived.
     started: Instant,
@@ -34,8 +38,13 @@ pub struct Body {
 }
 
 impl Body {
-    pub(crate) fn new(inner: Incoming, limits: Arc<Limits>, tripped: Arc<AtomicBool>) -> Body {
-        Body { inner, limits, started: Instant::now(), received: 0, timer: None, tripped }
+    pub(crate) fn new(inner: Incoming, version: Version, limits: Arc<Limits>, tripped: Arc<AtomicBool>) -> Body {
+        let linger = version == Version::HTTP_2;
+        Body { inner: Some(inner), linger, limits, started: Instant::now(), received: 0, timer: None, tripped }
+    }
+
+    fn incoming(&mut self) -> &mut Incoming {
+        self.inner.as_mut().expect("taken only on drop")
     }
 
     fn trip(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
@@ -54,7 +63,7 @@ impl HttpBody for Body {
         if this.tripped.load(Ordering::Acquire) {
             return this.trip();
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match Pin::new(this.incoming()).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
@@ -79,12 +88,42 @@ impl HttpBody for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map(Incoming::size_hint).unwrap_or_default()
     }
+}
+
+impl Drop for Body {
+    /// An HTTP/2 body dropped unread (its handler answered early): read and discard the rest for a
+    /// bounded time, so the client gets to finish its upload and read the answer.
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        if !self.linger || inner.is_end_stream() || self.tripped.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(linger(inner, self.limits.h2_linger_time, self.limits.h2_linger_bytes));
+        }
+    }
+}
+
+/// Discards `body` until it ends, `time` passes or more than `bytes` arrive; dropping it then
+/// resets the stream.
+async fn linger(mut body: Incoming, time: std::time::Duration, bytes: u64) {
+    let mut left = bytes;
+    let _ = tokio::time::timeout(time, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            if n > left {
+                return;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 /// A response body; its request counts as in flight (the connection is not idle) until it is

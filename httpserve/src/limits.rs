@@ -52,6 +52,14 @@ pub struct Limits {
     /// Streams the server may reset because the client broke the protocol on them, over the
     /// connection's life (RUSTSEC-2024-0003); above it, `GOAWAY ENHANCE_YOUR_CALM`. Default 1024.
     pub h2_max_local_error_reset_streams: usize,
+    /// After an HTTP/2 response sent before its request body was read whole (an early `413`),
+    /// the rest of the body is read and discarded for at most this long, so that clients which
+    /// fail a request whose stream closes while they upload (curl before 8) still get the
+    /// answer; then the stream is reset (`RST_STREAM NO_ERROR`). nginx's `lingering_time` does
+    /// the same for HTTP/1.1. Default 10 s.
+    pub h2_linger_time: Duration,
+    /// See `h2_linger_time`: at most this many bytes are discarded. Default 64 MiB.
+    pub h2_linger_bytes: u64,
 }
 
 /// Production defaults, as documented on each field.
@@ -69,6 +77,8 @@ pub const DEFAULT: Limits = Limits {
     h2_keep_alive_timeout: Duration::from_secs(20),
     h2_max_pending_accept_reset_streams: 20,
     h2_max_local_error_reset_streams: 1024,
+    h2_linger_time: Duration::from_secs(10),
+    h2_linger_bytes: 64 << 20,
 };
 
 impl Default for Limits {
@@ -88,6 +98,7 @@ impl Limits {
             ("tls_handshake_timeout", self.tls_handshake_timeout),
             ("body_rate_grace", self.body_rate_grace),
             ("h2_keep_alive_timeout", self.h2_keep_alive_timeout),
+            ("h2_linger_time", self.h2_linger_time),
         ] {
             if d.is_zero() {
                 return bad(field, "must be above zero");

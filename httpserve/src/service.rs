@@ -44,7 +44,7 @@ where
         let version = req.version();
         let in_flight = self.conn.begin(version);
         let tripped = Arc::new(AtomicBool::new(false));
-        let fut = self.inner.call(req.map(|b| Body::new(b, self.limits.clone(), tripped.clone())));
+        let fut = self.inner.call(req.map(|b| Body::new(b, version, self.limits.clone(), tripped.clone())));
         let (limits, metrics, name) = (self.limits.clone(), self.metrics.clone(), self.name.clone());
         Box::pin(async move {
             let resp = fut.await.map_err(Into::into)?;

@@ -171,6 +171,7 @@ async fn http2_settings_advertise_the_default_stream_and_header_limits() {
     let settings = until(&mut c, |f| f.kind == SETTINGS && f.flags & 1 == 0).await.unwrap().settings();
     assert!(settings.contains(&(0x3, 100)), "SETTINGS_MAX_CONCURRENT_STREAMS: {settings:?}");
     assert!(settings.contains(&(0x6, 16 * 1024)), "SETTINGS_MAX_HEADER_LIST_SIZE: {settings:?}");
+    drop(c);
     s.shutdown().await;
 }
 
@@ -184,6 +185,7 @@ async fn streams_above_the_concurrency_limit_are_refused() {
     }
     let rst = until(&mut c, |f| f.kind == RST_STREAM).await.expect("a RST_STREAM");
     assert_eq!((rst.stream, rst.code()), (5, 0x7), "REFUSED_STREAM on the third stream: {rst:?}");
+    drop(c);
     s.shutdown().await;
 }
 
@@ -242,6 +244,42 @@ async fn a_ping_flood_ends_with_the_idle_timeout() {
     assert!(closed.is_ok(), "a connection sending only PINGs was kept for {:?}", start.elapsed());
     flood.abort();
     assert_eq!(get_ok(s.addr).await, Ok(200));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_early_http2_answer_lets_the_upload_finish_before_the_stream_ends() {
+    let s = serve(Limits::default()).await;
+    let mut c = h2_raw(s.addr).await;
+    c.write_all(&request(1, "POST", "/early", false)).await.unwrap();
+    c.write_all(&frame(DATA, 0, 1, &[b' '; 16 * 1024])).await.unwrap();
+    let mut seen = Vec::new();
+    // The answer comes while the upload is still going.
+    loop {
+        let f = read_frame(&mut c).await.unwrap().expect("an answer");
+        seen.push((f.kind, f.flags, f.stream));
+        if f.kind == DATA && f.stream == 1 && f.flags & END_STREAM != 0 {
+            break;
+        }
+    }
+    // The rest of the body (inside the initial 65,535-byte window), then a PING to mark the end.
+    let mut rest = Vec::new();
+    for _ in 0..2 {
+        rest.extend(frame(DATA, 0, 1, &[b' '; 16 * 1024]));
+    }
+    rest.extend(frame(DATA, END_STREAM, 1, b"end"));
+    rest.extend(frame(PING, 0, 0, b"marker!!"));
+    c.write_all(&rest).await.unwrap();
+    loop {
+        let f = read_frame(&mut c).await.unwrap().expect("the connection stays open");
+        if f.kind == PING && f.flags & 1 == 1 && f.payload == b"marker!!" {
+            break;
+        }
+        seen.push((f.kind, f.flags, f.stream));
+    }
+    assert!(seen.contains(&(HEADERS, END_HEADERS, 1)), "{seen:?}");
+    assert!(!seen.iter().any(|&(k, _, id)| k == RST_STREAM && id == 1), "the stream was reset mid-upload: {seen:?}");
+    drop(c);
     s.shutdown().await;
 }
 

@@ -30,6 +30,8 @@ impl TestServer {
 fn router() -> Router {
     Router::new()
         .route("/ok", get(|| async { "ok" }))
+        // Refuses without reading the body, as a handler does on a declared length above its limit.
+        .route("/early", post(|| async { (StatusCode::PAYLOAD_TOO_LARGE, "too large") }))
         .route(
             "/echo",
             post(|body: axum::body::Body| async move {
