@@ -70,6 +70,9 @@ pub struct EdgeConfig {
     pub outbox: OutboxConfig,
     pub listen: SocketAddr,
     pub seed: u64,
+    /// Bounds on clients of the `/metrics` and Daraja callback listeners (`connections:`);
+    /// defaults in [`httpserve::DEFAULT`].
+    pub connections: httpserve::Limits,
 }
 
 /// Who this prober is.
@@ -154,6 +157,58 @@ struct EdgeFile {
     listen: Option<String>,
     /// Seed for offsets, jitter and per-run seeds (default: derived from the prober id).
     seed: Option<u64>,
+    /// Bounds on slow, idle and hostile clients of the agent's listeners.
+    connections: Option<ConnectionsFile>,
+}
+
+/// The `connections:` section: every key optional, defaults as in httpserve's README.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionsFile {
+    /// Default 10s: a connection's first request head, and every HTTP/1.1 head.
+    header_read_timeout: Option<Span>,
+    /// Default 90s.
+    idle_timeout: Option<Span>,
+    /// Default 10s.
+    tls_handshake_timeout: Option<Span>,
+    /// Bytes per second a request body keeps up after `body_rate_grace` (default 1KiB).
+    body_min_rate: Option<Bytes>,
+    /// Default 10s.
+    body_rate_grace: Option<Span>,
+    /// Default 4096.
+    max_connections: Option<usize>,
+    /// Default 64.
+    max_connections_per_peer: Option<usize>,
+    /// Default 100.
+    h2_max_concurrent_streams: Option<u32>,
+    /// Default 16KiB.
+    h2_max_header_list_size: Option<Bytes>,
+    /// Default 30s; `off` sends no PINGs.
+    h2_keep_alive_interval: Option<SpanOrOff>,
+    /// Default 20s.
+    h2_keep_alive_timeout: Option<Span>,
+    /// Default 20.
+    h2_max_pending_accept_reset_streams: Option<usize>,
+    /// Default 1024.
+    h2_max_local_error_reset_streams: Option<usize>,
+    /// Default 10s.
+    h2_linger_time: Option<Span>,
+    /// Default 64MiB.
+    h2_linger_bytes: Option<Bytes>,
+}
+
+/// A duration, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct SpanOrOff(Option<Duration>);
+
+impl<'de> Deserialize<'de> for SpanOrOff {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SpanOrOff, D::Error> {
+        let v = serde_yaml_ng::Value::deserialize(d)?;
+        if v.as_str().is_some_and(|s| s.trim() == "off") {
+            return Ok(SpanOrOff(None));
+        }
+        Span::deserialize(v).map(|s| SpanOrOff(Some(s.0))).map_err(de::Error::custom)
+    }
 }
 
 #[derive(Deserialize)]
@@ -469,6 +524,9 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
         .parse()
         .map_err(|_| invalid(&[Key("listen")], format!("`{listen_src}` is not an address such as 127.0.0.1:9464")))?;
 
+    let connections =
+        connections(doc.connections).map_err(|(field, message)| invalid(&[Key("connections"), Key(field)], message))?;
+
     let seed = doc.seed.unwrap_or_else(|| fnv1a(doc.prober.id.as_bytes()));
     Ok(EdgeConfig {
         source: source.to_path_buf(),
@@ -481,7 +539,43 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
         outbox,
         listen,
         seed,
+        connections,
     })
+}
+
+/// The `connections:` section over httpserve's defaults; an error names the field.
+fn connections(c: Option<ConnectionsFile>) -> Result<httpserve::Limits, (&'static str, String)> {
+    let d = httpserve::DEFAULT;
+    let Some(c) = c else { return Ok(d) };
+    let span = |v: Option<Span>, default: Duration| v.map_or(default, |s| s.0);
+    let limits = httpserve::Limits {
+        header_read_timeout: span(c.header_read_timeout, d.header_read_timeout),
+        idle_timeout: span(c.idle_timeout, d.idle_timeout),
+        tls_handshake_timeout: span(c.tls_handshake_timeout, d.tls_handshake_timeout),
+        body_min_rate: c.body_min_rate.map_or(d.body_min_rate, |b| b.0),
+        body_rate_grace: span(c.body_rate_grace, d.body_rate_grace),
+        max_connections: c.max_connections.unwrap_or(d.max_connections),
+        max_connections_per_peer: c.max_connections_per_peer.unwrap_or(d.max_connections_per_peer),
+        h2_max_concurrent_streams: c.h2_max_concurrent_streams.unwrap_or(d.h2_max_concurrent_streams),
+        h2_max_header_list_size: c
+            .h2_max_header_list_size
+            .map_or(d.h2_max_header_list_size, |b| b.0.min(u64::from(u32::MAX)) as u32),
+        h2_keep_alive_interval: c.h2_keep_alive_interval.map_or(d.h2_keep_alive_interval, |s| s.0),
+        h2_keep_alive_timeout: span(c.h2_keep_alive_timeout, d.h2_keep_alive_timeout),
+        h2_max_pending_accept_reset_streams: c
+            .h2_max_pending_accept_reset_streams
+            .unwrap_or(d.h2_max_pending_accept_reset_streams),
+        h2_max_local_error_reset_streams: c
+            .h2_max_local_error_reset_streams
+            .unwrap_or(d.h2_max_local_error_reset_streams),
+        h2_linger_time: span(c.h2_linger_time, d.h2_linger_time),
+        h2_linger_bytes: c.h2_linger_bytes.map_or(d.h2_linger_bytes, |b| b.0),
+    };
+    limits.validate().map_err(|e| match e {
+        httpserve::Error::InvalidLimit { field, reason } => (field, reason),
+        other => ("connections", other.to_string()),
+    })?;
+    Ok(limits)
 }
 
 /// Report identifiers: letters, digits, `-`, `_`, `.`, `:` (what the aggregator accepts).
