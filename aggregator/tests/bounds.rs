@@ -17,12 +17,32 @@ use tokio::net::TcpStream;
 
 const T0: i64 = 1_800_000_000_000;
 
-async fn start(tag: &str, connections: &str) -> (Server, Http) {
+/// A running aggregator and its data directory, removed at shutdown.
+struct Agg {
+    server: Server,
+    dir: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Agg {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl Agg {
+    async fn shutdown(self) {
+        self.server.shutdown().await.unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start(tag: &str, connections: &str) -> (Agg, Http) {
     let dir = temp_dir(tag);
     let config = load_config(&dir, &format!("connections:\n{connections}"));
     let server = Server::start(&config, Arc::new(ManualClock::new(T0 + 15_000))).await.unwrap();
     let http = Http::new(server.base_url());
-    (server, http)
+    (Agg { server, dir }, http)
 }
 
 fn ok_report(seq: u64) -> report::Report {
@@ -59,7 +79,7 @@ async fn slow_clients_are_cut_on_reports_and_on_the_relay() {
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains(r#"aggregator_requests_refused_total{listener="api",reason="body_too_slow"} 2"#), "{text}");
     assert!(text.contains(r#"aggregator_connections_closed_total{listener="api",reason="header_timeout"}"#), "{text}");
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -78,7 +98,7 @@ async fn connections_past_the_per_peer_cap_are_refused_and_counted() {
     let text = String::from_utf8_lossy(&text);
     let line = r#"aggregator_connections_refused_total{listener="api",reason="max_connections_per_peer"} 1"#;
     assert!(text.contains(line), "{text}");
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -95,7 +115,7 @@ async fn an_idle_http2_prober_connection_is_closed_after_the_idle_timeout() {
     tokio::time::timeout(SOON, conn).await.expect("the idle connection got a GOAWAY").unwrap().unwrap();
     let m = &server.state().metrics.listener;
     eventually(|| m.closed("api", Closed::IdleTimeout) == 1).await;
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 /// A body of `chunks` × 16 KiB with no declared length.
@@ -150,7 +170,7 @@ async fn fifty_megabytes_over_http2_get_413_on_reports_and_on_the_relay() {
         .body(Full::new(Bytes::from(report::encode(&ok_report(1)))).boxed())
         .unwrap();
     assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 /// curl before 8 fails a request whose HTTP/2 stream closes while it is still uploading, even
@@ -185,6 +205,6 @@ async fn curl_reads_the_413_of_a_fifty_megabyte_http2_upload() {
         let said = String::from_utf8_lossy(&out.stdout);
         assert_eq!(said, "413 2", "{path}: {said} {}", String::from_utf8_lossy(&out.stderr));
     }
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
