@@ -188,6 +188,8 @@ fn config_cmd(a: &ConfigArgs) -> Result<(), String> {
         std::fs::write(a.dir.join("agg.key"), ck.signing_key.serialize_pem()).map_err(io)?;
         y.push_str("tls:\n  cert_file: agg.crt\n  key_file: agg.key\n");
     }
+    // One load generator on loopback stands for every prober: it is one peer to the per-peer cap.
+    y.push_str("connections:\n  max_connections_per_peer: 4096\n");
     let _ = writeln!(y, "compact_after: {}\nmax_disk_bytes: 8GiB\nprobers:", a.compact_after);
     for p in 0..a.probers {
         let f = format!("tokens/{}", prober_id(p));

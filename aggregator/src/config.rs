@@ -57,6 +57,8 @@ pub struct Config {
     pub alertmanager: Option<AlertmanagerConfig>,
     /// Where SLO gauges and journey metrics are pushed over OTLP/HTTP; none: `/metrics` only.
     pub otlp: Option<OtlpConfig>,
+    /// What the listener tolerates from clients (`connections:`); defaults in [`httpserve::DEFAULT`].
+    pub connections: httpserve::Limits,
 }
 
 /// OTLP/HTTP (protobuf) metric export.
@@ -211,6 +213,44 @@ struct ConfigDoc {
     slo: Option<SloDoc>,
     alertmanager: Option<AlertmanagerDoc>,
     otlp: Option<OtlpDoc>,
+    connections: Option<ConnectionsDoc>,
+}
+
+/// Bounds on slow, idle and hostile clients; every key optional (see httpserve's README).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionsDoc {
+    /// Default `10s`: the first request head of a connection, and every HTTP/1.1 head.
+    header_read_timeout: Option<String>,
+    /// Default `90s`: an HTTP/2 connection with no request in flight is closed.
+    idle_timeout: Option<String>,
+    /// Default `10s`.
+    tls_handshake_timeout: Option<String>,
+    /// Bytes per second a request body must keep up after `body_rate_grace`; default `1KiB`.
+    body_min_rate: Option<Size>,
+    /// Default `10s`.
+    body_rate_grace: Option<String>,
+    /// Default 4096.
+    max_connections: Option<usize>,
+    /// Default 64; behind a reverse proxy, raise it to `max_connections`.
+    max_connections_per_peer: Option<usize>,
+    /// Default 100.
+    h2_max_concurrent_streams: Option<u32>,
+    /// Default `16KiB`.
+    h2_max_header_list_size: Option<Size>,
+    /// Default `30s`; `off` sends no PINGs.
+    h2_keep_alive_interval: Option<String>,
+    /// Default `20s`.
+    h2_keep_alive_timeout: Option<String>,
+    /// Default 20.
+    h2_max_pending_accept_reset_streams: Option<usize>,
+    /// Default 1024.
+    h2_max_local_error_reset_streams: Option<usize>,
+    /// Default `10s`: after an early HTTP/2 answer (413), the rest of the upload is discarded this
+    /// long so the client can read the answer.
+    h2_linger_time: Option<String>,
+    /// Default `64MiB`.
+    h2_linger_bytes: Option<Size>,
 }
 
 #[derive(Deserialize)]
@@ -450,11 +490,16 @@ impl Config {
             .map(|o| otlp_config(o, src, &base, env))
             .transpose()
             .map_err(|(line, message)| invalid(line, message))?;
+        let connections = match doc.connections {
+            None => httpserve::Limits::default(),
+            Some(c) => connections_config(c, src).map_err(|(line, message)| invalid(line, message))?,
+        };
         Ok(Config {
             file: path.to_path_buf(),
             slo,
             alertmanager,
             otlp,
+            connections,
             listen,
             tls,
             data_dir: base.join(doc.data_dir),
@@ -484,17 +529,7 @@ fn otlp_config(
 ) -> Result<OtlpConfig, (usize, String)> {
     // Keys are looked up from the `otlp:` line on, so `interval:` or `timeout:` elsewhere do not
     // take the blame.
-    let lines: Vec<&str> = src.lines().collect();
-    let start = lines.iter().position(|l| l.trim_end().starts_with("otlp:")).unwrap_or(0);
-    let at = |key: &str| {
-        (start..lines.len())
-            .find(|&i| {
-                let t = lines[i].trim_start();
-                t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
-                    || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
-            })
-            .map_or(start + 1, |i| i + 1)
-    };
+    let at = |key: &str| section_line(src, "otlp", key);
     let url = otlp_url(&o.endpoint).map_err(|m| (at("endpoint"), format!("otlp.endpoint: {m}")))?;
     let dur = |key: &str, v: &Option<String>, default: Duration| match v {
         None => Ok(default),
@@ -564,6 +599,74 @@ fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
     let path = if path.ends_with("/v1/metrics") { path.to_owned() } else { format!("{path}/v1/metrics") };
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     format!("{scheme}://{authority}{path}").parse().map_err(|_| format!("`{shown}` is not a usable URL"))
+}
+
+/// 1-based line of `key:` looked up from the top-level `section:` line on (the section's own line
+/// when the key is not written).
+fn section_line(src: &str, section: &str, key: &str) -> usize {
+    let lines: Vec<&str> = src.lines().collect();
+    let head = format!("{section}:");
+    let start = lines.iter().position(|l| l.trim_end().starts_with(&head)).unwrap_or(0);
+    (start..lines.len())
+        .find(|&i| {
+            let t = lines[i].trim_start();
+            t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
+                || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map_or(start + 1, |i| i + 1)
+}
+
+/// Checks the `connections:` section; errors are (line, message).
+fn connections_config(c: ConnectionsDoc, src: &str) -> Result<httpserve::Limits, (usize, String)> {
+    let at = |key: &str| section_line(src, "connections", key);
+    let d = httpserve::DEFAULT;
+    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|m| (at(key), format!("connections.{key}: {m}"))),
+    };
+    let size = |key: &str, v: &Option<Size>, default: u64| match v {
+        None => Ok(default),
+        Some(Size::Bytes(n)) => Ok(*n),
+        Some(Size::Text(s)) => parse_size(s).map_err(|m| (at(key), format!("connections.{key}: {m}"))),
+    };
+    let keep_alive = match c.h2_keep_alive_interval.as_deref().map(str::trim) {
+        None => d.h2_keep_alive_interval,
+        Some("off") => None,
+        Some(s) => Some(parse_duration(s).map_err(|m| {
+            (at("h2_keep_alive_interval"), format!("connections.h2_keep_alive_interval: {m} (or `off`)"))
+        })?),
+    };
+    let limits = httpserve::Limits {
+        header_read_timeout: dur("header_read_timeout", &c.header_read_timeout, d.header_read_timeout)?,
+        idle_timeout: dur("idle_timeout", &c.idle_timeout, d.idle_timeout)?,
+        tls_handshake_timeout: dur("tls_handshake_timeout", &c.tls_handshake_timeout, d.tls_handshake_timeout)?,
+        body_min_rate: size("body_min_rate", &c.body_min_rate, d.body_min_rate)?,
+        body_rate_grace: dur("body_rate_grace", &c.body_rate_grace, d.body_rate_grace)?,
+        max_connections: c.max_connections.unwrap_or(d.max_connections),
+        max_connections_per_peer: c.max_connections_per_peer.unwrap_or(d.max_connections_per_peer),
+        h2_max_concurrent_streams: c.h2_max_concurrent_streams.unwrap_or(d.h2_max_concurrent_streams),
+        h2_max_header_list_size: size(
+            "h2_max_header_list_size",
+            &c.h2_max_header_list_size,
+            d.h2_max_header_list_size.into(),
+        )?
+        .min(u32::MAX as u64) as u32,
+        h2_keep_alive_interval: keep_alive,
+        h2_keep_alive_timeout: dur("h2_keep_alive_timeout", &c.h2_keep_alive_timeout, d.h2_keep_alive_timeout)?,
+        h2_max_pending_accept_reset_streams: c
+            .h2_max_pending_accept_reset_streams
+            .unwrap_or(d.h2_max_pending_accept_reset_streams),
+        h2_max_local_error_reset_streams: c
+            .h2_max_local_error_reset_streams
+            .unwrap_or(d.h2_max_local_error_reset_streams),
+        h2_linger_time: dur("h2_linger_time", &c.h2_linger_time, d.h2_linger_time)?,
+        h2_linger_bytes: size("h2_linger_bytes", &c.h2_linger_bytes, d.h2_linger_bytes)?,
+    };
+    limits.validate().map_err(|e| match e {
+        httpserve::Error::InvalidLimit { field, reason } => (at(field), format!("connections.{field}: {reason}")),
+        other => (at("connections"), format!("connections: {other}")),
+    })?;
+    Ok(limits)
 }
 
 /// `env:NAME` or `file:PATH` (trimmed); messages name the reference, never the value.
@@ -694,6 +797,7 @@ mod tests {
         assert_eq!(c.retention, Duration::from_secs(35 * 86_400));
         assert_eq!(c.max_disk_bytes, 1 << 30);
         assert_eq!(c.max_body_bytes, report::MAX_REPORT_BYTES);
+        assert_eq!(c.connections, httpserve::Limits::default(), "the example spells out the defaults");
     }
 
     #[test]
@@ -815,6 +919,28 @@ mod tests {
         assert!(parse(&remote).is_ok());
         let m = message(&format!("{remote}  headers:\n    api-key: env:KLA_TOKEN\n"));
         assert!(m.contains(":8:") && m.contains("https") && !m.contains("kla-secret"), "{m}");
+    }
+
+    #[test]
+    fn connections_section() {
+        assert_eq!(parse(MIN).unwrap().connections, httpserve::Limits::default());
+        let src = format!(
+            "{MIN}connections:\n  header_read_timeout: 300ms\n  max_connections_per_peer: 8\n  body_min_rate: 2KiB\n  \
+             h2_keep_alive_interval: off\n  h2_linger_bytes: 1MiB\n"
+        );
+        let c = parse(&src).unwrap().connections;
+        assert_eq!(c.header_read_timeout, Duration::from_millis(300));
+        assert_eq!((c.max_connections_per_peer, c.body_min_rate), (8, 2048));
+        assert_eq!((c.h2_keep_alive_interval, c.h2_linger_bytes), (None, 1 << 20));
+        assert_eq!(c.idle_timeout, httpserve::DEFAULT.idle_timeout);
+        let m = message(&format!("{MIN}connections:\n  max_connections: 10\n  max_connections_per_peer: 20\n"));
+        assert!(m.contains(":9:") && m.contains("connections.max_connections_per_peer"), "{m}");
+        let m = message(&format!("{MIN}connections:\n  idle_timeout: soon\n"));
+        assert!(m.contains(":8:") && m.contains("connections.idle_timeout"), "{m}");
+        let m = message(&format!("{MIN}connections:\n  idle_timeout: 0s\n"));
+        assert!(m.contains(":8:") && m.contains("above zero"), "{m}");
+        let m = message(&format!("{MIN}connections:\n  idle_timout: 5s\n"));
+        assert!(m.contains(":8:") && m.contains("idle_timout"), "{m}");
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct Metrics {
     /// exchange; `timeout`; `status`: a non-2xx answer; `rejected`: points refused in a partial
     /// success; empty for `ok`).
     pub otlp_exports: Family<ResultLabels, Counter>,
+    /// The listener's bounds: `aggregator_connections_refused_total`, `…_closed_total`,
+    /// `aggregator_requests_refused_total`, `aggregator_connections_open` (see httpserve).
+    pub listener: std::sync::Arc<httpserve::ServeMetrics>,
 }
 
 impl Default for Metrics {
@@ -96,6 +99,7 @@ impl Metrics {
             prober_state: Family::default(),
             relay_callbacks: Family::default(),
             otlp_exports: Family::default(),
+            listener: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -168,6 +172,7 @@ impl Metrics {
             "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)",
             m.otlp_exports.clone(),
         );
+        m.listener.register(&mut registry, "aggregator");
         Metrics { registry, ..m }
     }
 

@@ -1,14 +1,11 @@
 //! Wiring: open the store, build the routes, listen (rustls with ALPN h2 + http/1.1 unless on
-//! loopback; HTTP/1.1 and HTTP/2 either way), run maintenance every minute, and shut down
+//! loopback; HTTP/1.1 and HTTP/2 either way, through httpserve's bounds on slow, idle and hostile
+//! clients: `connections:` in the config), run maintenance every minute, and shut down
 //! gracefully: stop accepting, let in-flight requests finish (bounded), close the store.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
-};
+use httpserve::TowerToHyperService;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_rustls::TlsAcceptor;
 
@@ -33,12 +30,12 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("connections.{0}")]
+    Limits(#[from] httpserve::Error),
 }
 
 /// How often compaction, retention and the disk bound run.
 pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running aggregator.
 pub struct Server {
@@ -125,7 +122,11 @@ impl Server {
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
         let grace = config.shutdown_grace;
         let has_tls = tls.is_some();
-        let task = tokio::spawn(serve(listener, tls, router, stopped.clone(), grace));
+        let mut http = httpserve::Listener::new(listener, "api", config.connections.clone(), metrics.listener.clone())?;
+        if let Some(acceptor) = tls {
+            http = http.with_tls(acceptor);
+        }
+        let task = tokio::spawn(http.serve(TowerToHyperService::new(router), until_stopped(stopped.clone()), grace));
         tokio::spawn(maintenance(store.clone(), clock, metrics, stopped));
         Ok(Server { local_addr, tls: has_tls, stop, task, store, state, grace, otlp })
     }
@@ -193,72 +194,6 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
         .map_err(|e| ServeError::Tls(format!("certificate and key do not fit: {e}")))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
-}
-
-async fn serve(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    router: axum::Router,
-    stopped: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let stop = until_stopped(stopped);
-    tokio::pin!(stop);
-    loop {
-        let (sock, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        let _ = sock.set_nodelay(true);
-        let svc = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        match &tls {
-            None => {
-                tokio::spawn(async move {
-                    let conn = builder.serve_connection(TokioIo::new(sock), svc);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    tracing::info!(connections = graceful.count(), "no longer accepting; finishing in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within the shutdown grace; closing them");
-    }
 }
 
 /// Resolves once `true` is sent (or the sender is gone).

@@ -96,6 +96,27 @@ fn the_example_loads_and_check_prints_the_schedule() {
     let cfg = cfg.unwrap();
     assert_eq!(cfg.journeys.len(), 4);
     assert_eq!(cfg.concurrency, 3);
+    assert_eq!(cfg.connections, httpserve::Limits::default(), "the example spells out the defaults");
+}
+
+#[test]
+fn the_connections_section_bounds_the_listeners_and_names_bad_values() {
+    assert_eq!(config::load(&write("conn-default", GOOD)).unwrap().connections, httpserve::Limits::default());
+    let yaml = format!(
+        "{GOOD}connections:\n  header_read_timeout: 300ms\n  h2_keep_alive_interval: off\n  max_connections_per_peer: 8\n  body_min_rate: 2KiB\n"
+    );
+    let c = config::load(&write("conn", &yaml)).unwrap().connections;
+    assert_eq!(c.header_read_timeout, Duration::from_millis(300));
+    assert_eq!((c.h2_keep_alive_interval, c.max_connections_per_peer, c.body_min_rate), (None, 8, 2048));
+    assert_eq!(c.idle_timeout, httpserve::DEFAULT.idle_timeout);
+    let (e, text) =
+        err("conn-cap", &format!("{GOOD}connections:\n  max_connections: 4\n  max_connections_per_peer: 8\n"));
+    assert!(text.contains("connections.max_connections_per_peer") && text.contains("max_connections"), "{text}");
+    assert_eq!(e.line(), 20, "{text}");
+    let (e, text) = err("conn-dur", &format!("{GOOD}connections:\n  idle_timeout: soon\n"));
+    assert!(text.contains("connections") && text.contains("soon") && e.line() == 19, "{text}");
+    let (e, text) = err("conn-key", &format!("{GOOD}connections:\n  idle_timout: 5s\n"));
+    assert!(text.contains("idle_timout") && e.line() == 19, "{text}");
 }
 
 #[test]

@@ -162,3 +162,47 @@ async fn https_speaks_http2_and_trusts_only_the_configured_private_ca() {
     assert_eq!(attempts.len(), 3);
     assert!(attempts.iter().all(|a| a.version == http::Version::HTTP_2), "{attempts:?}");
 }
+
+/// The aggregator closes idle connections (GOAWAY on HTTP/2, a close on HTTP/1.1); the sender
+/// opens a new one for its next report without a failed attempt, over HTTPS and over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_keep_flowing_over_connections_the_aggregator_closes_when_idle() {
+    let limits = httpserve::Limits {
+        idle_timeout: Duration::from_millis(300),
+        header_read_timeout: Duration::from_millis(300),
+        ..httpserve::Limits::default()
+    };
+    let (server, ca_pem) = tls_server("localhost");
+    let roots: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(ca_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+    for tls in [Some(server), None] {
+        let metrics = Arc::new(httpserve::ServeMetrics::new());
+        let agg = FakeAggregator::start_bounded(tls, limits.clone(), metrics.clone()).await;
+        let mut client = Client::new(&agg.url().parse().unwrap(), Secret::new(TOKEN), &roots);
+        for seq in 1..=3 {
+            assert_eq!(client.send(report::encode(&sample_report(seq))).await, Verdict::Stored, "{}", agg.url());
+            let closed = metrics.closed("api", httpserve::Closed::IdleTimeout)
+                + metrics.closed("api", httpserve::Closed::HeaderTimeout);
+            wait_until("the idle connection to be closed", Duration::from_secs(10), || {
+                metrics.closed("api", httpserve::Closed::IdleTimeout)
+                    + metrics.closed("api", httpserve::Closed::HeaderTimeout)
+                    > closed
+            })
+            .await;
+        }
+        assert_eq!(agg.attempts().len(), 3, "one attempt per report, no retry: {:?}", agg.attempts());
+    }
+}
+
+/// What the prober's sender needs from the listener's defaults: its connection outlives the
+/// reporting interval, and the server never cuts an attempt the sender itself still waits for.
+#[test]
+fn the_default_bounds_never_cut_the_prober_sender() {
+    let d = httpserve::DEFAULT;
+    let interval = prober::agent::config::DEFAULT_REPORTING_INTERVAL;
+    assert!(d.idle_timeout >= 4 * interval, "idle {:?} vs reporting every {interval:?}", d.idle_timeout);
+    assert!(d.body_rate_grace >= prober::agent::sender::ATTEMPT_TIMEOUT, "the sender gives up first");
+    assert!(d.header_read_timeout >= prober::agent::sender::ATTEMPT_TIMEOUT, "the sender gives up first");
+    assert!(d.tls_handshake_timeout >= prober::agent::sender::ATTEMPT_TIMEOUT);
+    assert!(d.h2_max_concurrent_streams >= 1 && d.max_connections_per_peer >= 2);
+}

@@ -36,6 +36,48 @@ pub struct Config {
     pub faults: FaultSet,
     /// Caps on stored state.
     pub limits: Limits,
+    /// What the listener tolerates from slow, idle and hostile clients.
+    pub http: HttpLimits,
+}
+
+/// Bounds on the listener's clients: the same hyper settings the fleet's own listeners use,
+/// without their per-client cap (probers and load runs all come from one address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A connection's first request head must arrive within this, and every later HTTP/1.1 head
+    /// (hyper's timer starts when the previous response is written, so this also closes idle
+    /// HTTP/1.1 connections).
+    pub header_read_timeout: Duration,
+    /// An HTTP/2 connection with no request in flight for this long is closed (GOAWAY).
+    pub idle_timeout: Duration,
+    /// A whole request body (at most 64 KiB) must arrive within this; otherwise `408`.
+    pub body_timeout: Duration,
+    /// Connections open at once; more are closed as soon as they are accepted (`prober load`
+    /// opens one per worker, 1000 by default).
+    pub max_connections: usize,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`; larger heads get `431`.
+    pub h2_max_header_list_size: u32,
+    /// An HTTP/2 PING after this long without a frame; no answer within
+    /// `h2_keep_alive_timeout` closes the connection.
+    pub h2_keep_alive_interval: Duration,
+    pub h2_keep_alive_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 8192,
+            h2_max_concurrent_streams: 100,
+            h2_max_header_list_size: 16 * 1024,
+            h2_keep_alive_interval: Duration::from_secs(30),
+            h2_keep_alive_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 /// Caps that keep memory bounded whatever the load.
@@ -89,6 +131,7 @@ impl Default for Config {
             query_expiry: Duration::from_secs(60),
             faults: FaultSet::default(),
             limits: Limits::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -112,6 +155,16 @@ impl Config {
         if self.token_ttl.is_zero() {
             return bad("the token TTL must be positive (--token-ttl-secs)");
         }
+        let h = &self.http;
+        if [h.header_read_timeout, h.idle_timeout, h.body_timeout, h.h2_keep_alive_interval, h.h2_keep_alive_timeout]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            return bad("the listener's timeouts must be above zero");
+        }
+        if h.max_connections == 0 || h.h2_max_concurrent_streams == 0 || h.h2_max_header_list_size < 1024 {
+            return bad("max connections and HTTP/2 streams must be at least 1, the header list at least 1 KiB");
+        }
         for (service, fault) in self.faults.iter() {
             fault.validate(service).map_err(|source| crate::Error::Fault { service, source })?;
         }
@@ -134,6 +187,7 @@ impl fmt::Debug for Config {
             .field("query_expiry", &self.query_expiry)
             .field("faults", &self.faults)
             .field("limits", &self.limits)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -158,5 +212,7 @@ mod tests {
         let err = Config { ussd_pin: "12a4".into(), ..Default::default() }.validate().unwrap_err();
         assert!(err.to_string().contains("PIN"), "{err}");
         assert!(Config { shortcode: "12".into(), ..Default::default() }.validate().is_err());
+        let http = HttpLimits { body_timeout: Duration::ZERO, ..Default::default() };
+        assert!(Config { http, ..Default::default() }.validate().unwrap_err().to_string().contains("timeouts"));
     }
 }

@@ -1,7 +1,8 @@
 //! # sandbox — reference targets that answer like the real services
 //!
 //! Savanna Pulse's journeys need something to probe in tests and in the demo. This crate serves,
-//! from one HTTP/1.1 listener:
+//! from one listener (HTTP/1.1 and HTTP/2, with bounds on slow, idle and hostile clients:
+//! [`HttpLimits`]):
 //!
 //! - [`ussd`]: one USSD menu engine ("Savanna Pay", service code `*384*7#`) behind three gateway
 //!   dialects — Africa's Talking (`/ussd/at`, form POST, cumulative `text`, `CON`/`END`), Hubtel
@@ -39,12 +40,13 @@ pub mod ussd;
 
 mod client;
 mod error;
+mod listen;
 mod mask;
 mod rng;
 mod server;
 mod store;
 
-pub use config::{Config, Limits};
+pub use config::{Config, HttpLimits, Limits};
 pub use error::Error;
 pub use faults::{Fault, FaultError, FaultSet, Faults, Service};
 pub use mask::mask_phone;

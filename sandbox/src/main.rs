@@ -64,6 +64,9 @@ struct Args {
     /// How long a push with no callback (suffix 04) stays pending before 1037, in seconds.
     #[arg(long, default_value_t = 60)]
     query_expiry_secs: u64,
+    /// Most connections open at once; more are closed as soon as accepted.
+    #[arg(long, default_value_t = sandbox::HttpLimits::default().max_connections)]
+    max_connections: usize,
     /// A fault in force from the start, e.g. `daraja:error_rate=0.5` (repeatable).
     #[arg(long = "fault", value_name = "SERVICE:FIELD=VALUE")]
     faults: Vec<String>,
@@ -96,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         callback_delay: Duration::from_millis(args.callback_delay_ms),
         query_expiry: Duration::from_secs(args.query_expiry_secs),
         faults,
+        http: sandbox::HttpLimits { max_connections: args.max_connections, ..Default::default() },
         ..Config::default()
     };
     let handle = Sandbox::start(config).await?;

@@ -1,5 +1,5 @@
-//! The one HTTP/1.1 server: binds, wires the services behind their fault layers, serves until
-//! [`SandboxHandle::shutdown`].
+//! The one server (HTTP/1.1 and HTTP/2, bounded as in [`crate::config::HttpLimits`]): binds,
+//! wires the services behind their fault layers, serves until [`SandboxHandle::shutdown`].
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -23,6 +23,7 @@ use crate::{
     daraja::{self, Daraja, DarajaError},
     error::ApiError,
     faults::{Fault, Faults, Service},
+    listen,
     shop::{self, ShopState},
     ussd::{self, UssdState},
 };
@@ -60,7 +61,7 @@ pub struct SandboxHandle {
     base_url: String,
     faults: Faults,
     stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     tasks: Tasks,
 }
 
@@ -88,16 +89,14 @@ impl Sandbox {
             .merge(admin_router(faults.clone()))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn_with_state((config.http.body_timeout, MAX_BODY_BYTES), listen::read_body))
             .layer(middleware::from_fn(access_log));
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let server = tokio::spawn(listen::serve(listener, app, config.http.clone(), stopped, SHUTDOWN_GRACE));
         tracing::info!(%base_url, "sandbox listening");
         Ok(SandboxHandle { local_addr, base_url, faults, stop: Some(stop), server, tasks })
     }
@@ -150,13 +149,9 @@ impl SandboxHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "sandbox server ended with an error"),
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!("sandbox: connections still open after the grace period; closing them");
-                self.server.abort();
-            }
+        // The server drains for SHUTDOWN_GRACE itself; the extra second is for it to return.
+        if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), &mut self.server).await.is_err() {
+            self.server.abort();
         }
         self.tasks.shutdown().await;
         tracing::info!("sandbox stopped");

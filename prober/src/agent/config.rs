@@ -78,6 +78,9 @@ pub struct EdgeConfig {
     pub outbox: OutboxConfig,
     pub listen: SocketAddr,
     pub seed: u64,
+    /// Bounds on clients of the `/metrics` and Daraja callback listeners (`connections:`);
+    /// defaults in [`httpserve::DEFAULT`].
+    pub connections: httpserve::Limits,
 }
 
 /// Who this prober is.
@@ -162,6 +165,8 @@ struct EdgeFile {
     listen: Option<String>,
     /// Seed for offsets, jitter and per-run seeds (default: derived from the prober id).
     seed: Option<u64>,
+    /// Bounds on slow, idle and hostile clients of the agent's listeners.
+    connections: Option<httpserve::LimitsFile>,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +414,11 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
         .parse()
         .map_err(|_| invalid("listen", format!("`{listen_src}` is not an address such as 127.0.0.1:9464")))?;
 
+    let connections = doc.connections.unwrap_or_default().resolve().map_err(|e| match e {
+        httpserve::Error::InvalidLimit { field, reason } => invalid(&format!("connections.{field}"), reason),
+        other => invalid("connections", other.to_string()),
+    })?;
+
     let seed = doc.seed.unwrap_or_else(|| fnv1a(doc.prober.id.as_bytes()));
     Ok(EdgeConfig {
         source: source.to_path_buf(),
@@ -421,6 +431,7 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
         outbox,
         listen,
         seed,
+        connections,
     })
 }
 

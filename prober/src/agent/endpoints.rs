@@ -1,10 +1,12 @@
-//! The agent's own HTTP endpoints: `/metrics`, `/healthz`, `/readyz`.
+//! The agent's own HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, served through httpserve's
+//! bounds (the config's `connections:`; counted as `prober_connections_*{listener="metrics"}`).
 
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
 
+use super::metrics::Metrics;
 use axum::{
     Router,
     extract::State,
@@ -12,9 +14,6 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use tokio::net::TcpListener;
-
-use super::metrics::Metrics;
 
 #[derive(Clone)]
 struct Ctx {
@@ -31,11 +30,13 @@ pub fn router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
         .with_state(Ctx { metrics, ready })
 }
 
-/// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
-    if let Err(e) = axum::serve(listener, router(metrics, ready)).await {
-        tracing::error!("metrics endpoint stopped: {e}");
-    }
+/// The name of this listener in metrics and logs.
+pub const LISTENER: &str = "metrics";
+
+/// Serves until the task is dropped (which closes every connection).
+pub async fn serve(listener: httpserve::Listener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    let svc = httpserve::TowerToHyperService::new(router(metrics, ready));
+    listener.serve(svc, std::future::pending(), std::time::Duration::ZERO).await;
 }
 
 async fn metrics_text(State(c): State<Ctx>) -> impl IntoResponse {

@@ -71,6 +71,9 @@ pub struct Metrics {
     last_ack: Mutex<Option<Instant>>,
     started: Instant,
     uptime: Gauge<f64, AtomicU64>,
+    /// The `/metrics` and Daraja callback listeners' bounds: `prober_connections_refused_total`,
+    /// `…_closed_total`, `prober_requests_refused_total`, `prober_connections_open` (see httpserve).
+    pub listeners: std::sync::Arc<httpserve::ServeMetrics>,
 }
 
 impl Default for Metrics {
@@ -105,6 +108,7 @@ impl Metrics {
             last_ack: Mutex::new(None),
             started: Instant::now(),
             uptime: Gauge::default(),
+            listeners: Default::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -168,6 +172,7 @@ impl Metrics {
             m.last_send_age.clone(),
         );
         r.register("prober_uptime_seconds", "Seconds since the agent started", m.uptime.clone());
+        m.listeners.register(r, "prober");
         Metrics { registry, ..m }
     }
 

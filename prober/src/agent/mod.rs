@@ -96,6 +96,8 @@ pub enum AgentError {
     Outbox { dir: String, source: std::io::Error },
     #[error("cannot listen on {addr} for /metrics: {source} (change `listen:` in the config)")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("connections.{0}")]
+    Limits(#[from] httpserve::Error),
 }
 
 /// Runs file I/O off the async threads.
@@ -351,6 +353,7 @@ impl Agent {
                     ("reporting_interval", new.reporting_interval != self.cfg.reporting_interval),
                     ("concurrency", new.concurrency != self.cfg.concurrency),
                     ("seed", new.seed != self.cfg.seed),
+                    ("connections", new.connections != self.cfg.connections),
                 ];
                 for (field, changed) in restart_only {
                     if changed {
@@ -434,8 +437,12 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
         TcpListener::bind(cfg.listen).await.map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
     let listen = listener.local_addr().unwrap_or(cfg.listen);
 
+    let listener =
+        httpserve::Listener::new(listener, endpoints::LISTENER, cfg.connections.clone(), metrics.listeners.clone())?;
+
     let sink = Arc::new(AgentSink { recording: recording.clone(), metrics: metrics.clone(), clock });
-    let runner = Arc::new(PlayRunner { daraja: DarajaRuntime::new() });
+    let daraja = DarajaRuntime::with_listener_limits(cfg.connections.clone(), metrics.listeners.clone());
+    let runner = Arc::new(PlayRunner { daraja });
     let mut scheduler = Scheduler::new(cfg.concurrency, runner, sink, clock, cfg.seed);
     scheduler.start(jobs(&cfg));
     metrics.journeys.set(cfg.journeys.len() as i64);

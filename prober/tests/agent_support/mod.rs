@@ -17,7 +17,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper::{Request, Response, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
@@ -100,6 +100,27 @@ impl FakeAggregator {
         FakeAggregator { addr, state, tls: is_tls, task }
     }
 
+    /// As [`start_with`](Self::start_with), behind the hardened listener the real aggregator
+    /// uses, with `limits`; its counters are `metrics`.
+    pub async fn start_bounded(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: httpserve::Limits,
+        metrics: Arc<httpserve::ServeMetrics>,
+    ) -> FakeAggregator {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let is_tls = tls.is_some();
+        let mut listener = httpserve::Listener::new(tcp, "api", limits, metrics).unwrap();
+        if let Some(cfg) = tls {
+            listener = listener.with_tls(tokio_rustls::TlsAcceptor::from(cfg));
+        }
+        let st = state.clone();
+        let svc = service_fn(move |req| handle(st.clone(), req));
+        let task = tokio::spawn(listener.serve(svc, std::future::pending(), Duration::ZERO));
+        FakeAggregator { addr, state, tls: is_tls, task }
+    }
+
     pub fn url(&self) -> String {
         if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
     }
@@ -133,7 +154,11 @@ fn reply(status: u16, body: &str) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
-async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle<B>(st: Arc<State>, req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
     if req.uri().path() == "/probe" {
         st.probe_hits.fetch_add(1, Ordering::SeqCst);
         return Ok(reply(200, r#"{"ok":true}"#));

@@ -3,13 +3,15 @@
 //! Callbacks are kept by CheckoutRequestID until a step takes them (a callback may arrive before
 //! the push's own reply has been read). Duplicates are ignored; at most [`MAX_KEPT`] unclaimed
 //! callbacks are kept, oldest dropped first.
+//!
+//! The listener is reachable from outside (Daraja calls it), so it serves HTTP/1.1 and HTTP/2
+//! through httpserve's bounds on slow, idle and hostile clients (listener `daraja_callback`).
 
 use std::{collections::VecDeque, convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::{Request, Response, header, service::service_fn};
 use parking_lot::Mutex;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
@@ -33,22 +35,25 @@ struct State {
     arrivals: watch::Sender<u64>,
 }
 
+/// The name of this listener in metrics and logs.
+pub const LISTENER: &str = "daraja_callback";
+
 impl CallbackServer {
-    pub async fn start(listen: &str) -> std::io::Result<CallbackServer> {
+    /// Listens on `listen` with `limits`; refusals are counted in `metrics`.
+    pub async fn start(
+        listen: &str,
+        limits: httpserve::Limits,
+        metrics: Arc<httpserve::ServeMetrics>,
+    ) -> std::io::Result<CallbackServer> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let listener = httpserve::Listener::new(listener, LISTENER, limits, metrics)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let (arrivals, _) = watch::channel(0u64);
         let state = Arc::new(State { kept: Mutex::default(), seen: Mutex::default(), arrivals });
         let st = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(sock), svc).await;
-                });
-            }
-        });
+        let svc = service_fn(move |req| handle(st.clone(), req));
+        let task = tokio::spawn(listener.serve(svc, std::future::pending(), std::time::Duration::ZERO));
         Ok(CallbackServer { addr, state, task })
     }
 
@@ -84,7 +89,7 @@ impl Drop for CallbackServer {
     }
 }
 
-async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(st: Arc<State>, req: Request<httpserve::Body>) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: u16, body: &'static str| {
         Ok(Response::builder()
             .status(status)
@@ -95,8 +100,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     if req.method() != hyper::Method::POST {
         return reply(405, r#"{"ResultCode":1,"ResultDesc":"POST only"}"#);
     }
-    let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await else {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return reply(413, r#"{"ResultCode":1,"ResultDesc":"body too large"}"#);
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b,
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return reply(413, r#"{"ResultCode":1,"ResultDesc":"body too large"}"#);
+        }
+        // A body below the minimum rate is answered 408 by the listener; anything else is unreadable.
+        Err(_) => return reply(400, r#"{"ResultCode":1,"ResultDesc":"body could not be read"}"#),
     };
     let result = match parse_callback(&body.to_bytes()) {
         Ok(r) => r,

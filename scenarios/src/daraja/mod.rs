@@ -28,11 +28,19 @@ pub struct Runtime {
     tokens: Mutex<HashMap<(String, String), (Secret, Instant)>>,
     in_flight: Mutex<HashSet<String>>,
     callbacks: tokio::sync::Mutex<HashMap<String, Arc<CallbackServer>>>,
+    /// Bounds on the callback listener's clients, and where its refusals are counted.
+    listener: (httpserve::Limits, Arc<httpserve::ServeMetrics>),
 }
 
 impl Runtime {
     pub fn new() -> Arc<Runtime> {
         Arc::new(Runtime::default())
+    }
+
+    /// A runtime whose callback listener enforces `limits` and counts refusals in `metrics`
+    /// (listener `daraja_callback`).
+    pub fn with_listener_limits(limits: httpserve::Limits, metrics: Arc<httpserve::ServeMetrics>) -> Arc<Runtime> {
+        Arc::new(Runtime { listener: (limits, metrics), ..Runtime::default() })
     }
 
     /// A cached token for (base URL, consumer key) that is valid for at least [`TOKEN_MARGIN`].
@@ -72,7 +80,8 @@ impl Runtime {
         if let Some(s) = servers.get(listen) {
             return Ok(s.clone());
         }
-        let s = Arc::new(CallbackServer::start(listen).await?);
+        let (limits, metrics) = &self.listener;
+        let s = Arc::new(CallbackServer::start(listen, limits.clone(), metrics.clone()).await?);
         servers.insert(listen.to_owned(), s.clone());
         Ok(s)
     }
