@@ -153,7 +153,7 @@ impl Default for IngestOptions {
 }
 
 /// What the aggregator knows live about one configured prober.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProberLive {
     pub estimator: OffsetEstimator,
     pub last_received_ms: Option<i64>,
