@@ -818,6 +818,7 @@ mod tests {
         assert_eq!(c.retention, Duration::from_secs(35 * 86_400));
         assert_eq!(c.max_disk_bytes, 1 << 30);
         assert_eq!(c.max_body_bytes, report::MAX_REPORT_BYTES);
+        assert_eq!(c.ingest, IngestLimits::default(), "the example shows the defaults");
     }
 
     #[test]
