@@ -351,3 +351,54 @@ async fn the_bearer_scheme_is_case_insensitive() {
     assert_eq!(server.store().counts(&Selection::all(), 0, i64::MAX).unwrap().total, 3);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stepped_clock_is_flagged_then_followed_within_the_bound_and_never_beyond() {
+    let clock = ManualClock::new(T0);
+    let (server, http) = start("clock-step", "", &clock).await;
+    let mut seq = 0;
+    let mut send = async |ahead: i64| {
+        clock.advance_ms(15_000);
+        seq += 1;
+        let now = clock.now_ms();
+        let mut r = nbo(seq, now + ahead, 1);
+        r.sent_at_ms = now + ahead;
+        let (s, j) = http.post_report(Some(NBO), &r).await;
+        (s, j, now)
+    };
+    for _ in 0..3 {
+        assert_eq!(send(0).await.0, 200);
+    }
+    // The clock steps 30 min ahead: past the future horizon, so the first reports are refused
+    // (and kept by the prober), flagged with what the clock reads.
+    for _ in 0..2 {
+        let (s, j, _) = send(30 * MINUTE_MS).await;
+        assert_eq!(s, 400, "{j}");
+        assert!(j["reason"].as_str().unwrap().contains("does not agree with its estimated offset of 0 ms"), "{j}");
+        let (entry, _) = snapshot(&http, "nbo-1").await;
+        assert_eq!((&entry["clock_jump"], &entry["clock_observed_offset_ms"]), (&json!(true), &json!(30 * MINUTE_MS)));
+    }
+    // The third reading agrees with the two before: adopted (within the 1 h bound), corrected,
+    // stored in the minute it really ended.
+    let (s, j, now) = send(30 * MINUTE_MS).await;
+    assert_eq!((s, j["status"].as_str()), (200, Some("stored")), "{j}");
+    let (entry, _) = snapshot(&http, "nbo-1").await;
+    assert_eq!((&entry["clock_jump"], &entry["clock_skewed"]), (&json!(false), &json!(true)), "{entry}");
+    assert_eq!(entry["clock_offset_ms"], 30 * MINUTE_MS);
+    let last = server.store().minutes(&Selection::all(), now - MINUTE_MS, now + MINUTE_MS).unwrap();
+    assert_eq!(last.iter().map(|b| b.count).sum::<u64>(), 1, "{last:?}");
+    // Then a year ahead: the readings agree with each other, but beyond the bound, so nothing is
+    // corrected and every report is refused; the flag stays, with the offset seen.
+    for _ in 0..4 {
+        let (s, j, _) = send(YEAR).await;
+        assert_eq!(s, 400, "{j}");
+    }
+    let (entry, _) = snapshot(&http, "nbo-1").await;
+    assert_eq!((&entry["clock_jump"], &entry["clock_observed_offset_ms"]), (&json!(true), &json!(YEAR)), "{entry}");
+    assert_eq!(entry["clock_offset_ms"], 30 * MINUTE_MS, "never adopted");
+    let text = metrics(&http).await;
+    assert!(text.contains(r#"aggregator_prober_clock_jump{prober="nbo-1",region="nairobi"} 1"#), "{text}");
+    assert!(text.contains(r#"side="future"} 6"#), "{text}");
+    assert_eq!(server.store().counts(&Selection::all(), 0, i64::MAX).unwrap().total, 4);
+    server.shutdown().await.unwrap();
+}
