@@ -81,11 +81,13 @@ pub struct IngestLimits {
 }
 
 impl IngestLimits {
-    /// The defaults for a store keeping `retention`.
-    pub fn defaults(retention: Duration) -> IngestLimits {
+    /// The defaults for a store keeping `retention` and a `skew_threshold`: the future horizon is
+    /// 5 min, or twice the threshold when that is more (offsets below the threshold are not
+    /// corrected; the fleet demo raises it with its speed-up).
+    pub fn defaults(retention: Duration, skew_threshold: Duration) -> IngestLimits {
         IngestLimits {
             max_clock_correction: DEFAULT_MAX_CLOCK_CORRECTION,
-            future_horizon: DEFAULT_FUTURE_HORIZON,
+            future_horizon: DEFAULT_FUTURE_HORIZON.max(skew_threshold.saturating_mul(2)),
             past_horizon: default_past_horizon(retention),
             max_runs_per_second: DEFAULT_MAX_RUNS_PER_SECOND,
             max_load_runs_per_second: DEFAULT_MAX_LOAD_RUNS_PER_SECOND,
@@ -95,7 +97,7 @@ impl IngestLimits {
 
 impl Default for IngestLimits {
     fn default() -> IngestLimits {
-        IngestLimits::defaults(DEFAULT_RETENTION)
+        IngestLimits::defaults(DEFAULT_RETENTION, DEFAULT_SKEW_THRESHOLD)
     }
 }
 
@@ -284,7 +286,8 @@ struct OtlpDoc {
 struct IngestDoc {
     /// e.g. `1h` (default): larger clock offsets are flagged, never applied.
     max_clock_correction: Option<String>,
-    /// e.g. `5m` (default): how far past the receive time a corrected interval may end.
+    /// e.g. `5m` (default; twice `skew_threshold` when that is more): how far past the receive
+    /// time a corrected interval may end.
     future_horizon: Option<String>,
     /// Default: `retention` less a day (34d): how far before the receive time an interval may end.
     past_horizon: Option<String>,
@@ -623,7 +626,7 @@ fn ingest_limits(
         None => Ok(default),
         Some(s) => parse_duration(s).map_err(|m| (at(key), format!("ingest.{key}: {m}"))),
     };
-    let defaults = IngestLimits::defaults(retention);
+    let defaults = IngestLimits::defaults(retention, skew_threshold);
     let max_clock_correction = dur("max_clock_correction", &d.max_clock_correction, defaults.max_clock_correction)?;
     let future_horizon = dur("future_horizon", &d.future_horizon, defaults.future_horizon)?;
     if future_horizon < skew_threshold.max(Duration::from_secs(1)) {
@@ -919,6 +922,9 @@ mod tests {
         assert!(m.contains(":9:") && m.contains("ingest.past_horizon") && m.contains("(10d)"), "{m}");
         let m = message(&format!("{MIN}ingest:\n  future_horizon: 1s\n"));
         assert!(m.contains(":8:") && m.contains("skew_threshold"), "{m}");
+        // The default follows a raised threshold (the fleet demo at 480x uses 960s).
+        let c = parse(&format!("{MIN}skew_threshold: 960s\n")).unwrap();
+        assert_eq!(c.ingest.future_horizon, Duration::from_secs(1_920));
         let m = message(&format!("{MIN}ingest:\n  max_runs_per_second: 0\n"));
         assert!(m.contains(":8:") && m.contains("at least 1"), "{m}");
         let m = message(&format!("{MIN}ingest:\n  horizon: 1h\n"));
