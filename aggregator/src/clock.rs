@@ -9,6 +9,15 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+/// `ms` (UTC Unix milliseconds) as RFC 3339 with milliseconds, e.g. `2027-01-15T08:00:00.000Z`;
+/// a value chrono cannot place is shown as it is.
+pub fn rfc3339(ms: i64) -> String {
+    use chrono::{SecondsFormat, TimeZone, Utc};
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map_or_else(|| format!("{ms} ms after 1970"), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
 /// Wall-clock time as UTC Unix milliseconds.
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;

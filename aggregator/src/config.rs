@@ -37,6 +37,8 @@ pub struct Config {
     pub probers: Vec<ProberBinding>,
     /// A prober whose clock is off by more than this is flagged, and its intervals corrected.
     pub skew_threshold: Duration,
+    /// What one report may claim: clock correction, time horizon, runs per series.
+    pub ingest: IngestLimits,
     /// How long rollups (and the idempotency record) are kept.
     pub retention: Duration,
     /// Per-minute rollups older than this are merged into hourly ones.
@@ -59,6 +61,52 @@ pub struct Config {
     pub otlp: Option<OtlpConfig>,
     /// What the listener tolerates from clients (`connections:`); defaults in [`httpserve::DEFAULT`].
     pub connections: httpserve::Limits,
+}
+
+/// Bounds on what one report may claim, beyond the report format's own (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// The largest clock offset applied to a prober's intervals. A prober whose clock is further
+    /// off (or jumps) is flagged `clock_jump` and its reports are taken uncorrected.
+    pub max_clock_correction: Duration,
+    /// A report whose interval (corrected for the prober's clock) ends more than this after it
+    /// was received is refused.
+    pub future_horizon: Duration,
+    /// A report whose interval ends more than this before it was received is refused: covers the
+    /// probers' outbox age (`outbox.max_age`, 1d by default) and stays inside `retention`.
+    pub past_horizon: Duration,
+    /// Most runs one series of a scheduled report may count per second of its interval (the
+    /// prober runs a journey at most every 100 ms).
+    pub max_runs_per_second: u64,
+    /// The same for load-run reports (`prober load --report-to`).
+    pub max_load_runs_per_second: u64,
+}
+
+impl IngestLimits {
+    /// The defaults for a store keeping `retention` and a `skew_threshold`: the future horizon is
+    /// 5 min, or twice the threshold when that is more (offsets below the threshold are not
+    /// corrected; the fleet demo raises it with its speed-up).
+    pub fn defaults(retention: Duration, skew_threshold: Duration) -> IngestLimits {
+        IngestLimits {
+            max_clock_correction: DEFAULT_MAX_CLOCK_CORRECTION,
+            future_horizon: DEFAULT_FUTURE_HORIZON.max(skew_threshold.saturating_mul(2)),
+            past_horizon: default_past_horizon(retention),
+            max_runs_per_second: DEFAULT_MAX_RUNS_PER_SECOND,
+            max_load_runs_per_second: DEFAULT_MAX_LOAD_RUNS_PER_SECOND,
+        }
+    }
+}
+
+impl Default for IngestLimits {
+    fn default() -> IngestLimits {
+        IngestLimits::defaults(DEFAULT_RETENTION, DEFAULT_SKEW_THRESHOLD)
+    }
+}
+
+/// `retention` less a day (half of it when shorter than two days): whatever is accepted stays
+/// queryable for at least that long before retention removes it.
+pub fn default_past_horizon(retention: Duration) -> Duration {
+    retention - Duration::from_secs(86_400).min(retention / 2)
 }
 
 /// OTLP/HTTP (protobuf) metric export.
@@ -179,6 +227,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(35 * 86_400);
 pub const DEFAULT_COMPACT_AFTER: Duration = Duration::from_secs(2 * 86_400);
 pub const DEFAULT_MAX_DISK_BYTES: u64 = 1 << 30;
 pub const DEFAULT_DOWN_AFTER_INTERVALS: u32 = 8;
+pub const DEFAULT_MAX_CLOCK_CORRECTION: Duration = Duration::from_secs(3_600);
+pub const DEFAULT_FUTURE_HORIZON: Duration = Duration::from_secs(300);
+pub const DEFAULT_MAX_RUNS_PER_SECOND: u64 = 10;
+pub const DEFAULT_MAX_LOAD_RUNS_PER_SECOND: u64 = 1_000_000;
 
 // === the file as written ===
 
@@ -210,6 +262,7 @@ struct ConfigDoc {
     /// Default `10s`.
     shutdown_grace: Option<String>,
     relay: Option<RelayDoc>,
+    ingest: Option<IngestDoc>,
     slo: Option<SloDoc>,
     alertmanager: Option<AlertmanagerDoc>,
     otlp: Option<OtlpDoc>,
@@ -266,6 +319,22 @@ struct OtlpDoc {
     /// Header name → `env:NAME` or `file:PATH` (the value itself never goes in this file).
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IngestDoc {
+    /// e.g. `1h` (default): larger clock offsets are flagged, never applied.
+    max_clock_correction: Option<String>,
+    /// e.g. `5m` (default; twice `skew_threshold` when that is more): how far past the receive
+    /// time a corrected interval may end.
+    future_horizon: Option<String>,
+    /// Default: `retention` less a day (34d): how far before the receive time an interval may end.
+    past_horizon: Option<String>,
+    /// Default 10: runs per second of interval one series of a scheduled report may count.
+    max_runs_per_second: Option<u64>,
+    /// Default 1000000: the same for load runs.
+    max_load_runs_per_second: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +559,8 @@ impl Config {
             .map(|o| otlp_config(o, src, &base, env))
             .transpose()
             .map_err(|(line, message)| invalid(line, message))?;
+        let ingest = ingest_limits(doc.ingest.unwrap_or_default(), src, retention, skew_threshold)
+            .map_err(|(line, message)| invalid(line, message))?;
         let connections = match doc.connections {
             None => httpserve::Limits::default(),
             Some(c) => connections_config(c, src).map_err(|(line, message)| invalid(line, message))?,
@@ -505,6 +576,7 @@ impl Config {
             data_dir: base.join(doc.data_dir),
             probers,
             skew_threshold,
+            ingest,
             retention,
             compact_after,
             max_disk_bytes,
@@ -575,6 +647,73 @@ fn otlp_config(
     Ok(OtlpConfig { url, interval, timeout, headers })
 }
 
+/// 1-based line of `key:` in `section:`, looked up from the section's line on, so the same key
+/// elsewhere does not take the blame; the section's next line when the key is absent.
+fn section_line(src: &str, section: &str, key: &str) -> usize {
+    let lines: Vec<&str> = src.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end().starts_with(&format!("{section}:"))).unwrap_or(0);
+    (start..lines.len())
+        .find(|&i| {
+            let t = lines[i].trim_start();
+            t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
+                || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map_or(start + 1, |i| i + 1)
+}
+
+/// Checks the `ingest:` section (all optional); errors are (line, message).
+fn ingest_limits(
+    d: IngestDoc,
+    src: &str,
+    retention: Duration,
+    skew_threshold: Duration,
+) -> Result<IngestLimits, (usize, String)> {
+    let at = |key: &str| section_line(src, "ingest", key);
+    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|m| (at(key), format!("ingest.{key}: {m}"))),
+    };
+    let defaults = IngestLimits::defaults(retention, skew_threshold);
+    let max_clock_correction = dur("max_clock_correction", &d.max_clock_correction, defaults.max_clock_correction)?;
+    let future_horizon = dur("future_horizon", &d.future_horizon, defaults.future_horizon)?;
+    if future_horizon < skew_threshold.max(Duration::from_secs(1)) {
+        return Err((
+            at("future_horizon"),
+            format!(
+                "ingest.future_horizon: at least `skew_threshold` ({skew_threshold:?}) and 1s: offsets below the \
+                 threshold are not corrected, so intervals may end that far ahead"
+            ),
+        ));
+    }
+    let past_horizon = dur("past_horizon", &d.past_horizon, defaults.past_horizon)?;
+    if past_horizon < Duration::from_secs(3_600) || past_horizon >= retention {
+        return Err((
+            at("past_horizon"),
+            format!(
+                "ingest.past_horizon: between 1h and `retention` ({}d): older data would be deleted by the next \
+                 maintenance pass right after it was acknowledged; keep it above the probers' `outbox.max_age` \
+                 (1d by default)",
+                retention.as_secs() / 86_400
+            ),
+        ));
+    }
+    let rate = |key: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err((at(key), format!("ingest.{key}: at least 1"))),
+        v => Ok(v.unwrap_or(default)),
+    };
+    Ok(IngestLimits {
+        max_clock_correction,
+        future_horizon,
+        past_horizon,
+        max_runs_per_second: rate("max_runs_per_second", d.max_runs_per_second, defaults.max_runs_per_second)?,
+        max_load_runs_per_second: rate(
+            "max_load_runs_per_second",
+            d.max_load_runs_per_second,
+            defaults.max_load_runs_per_second,
+        )?,
+    })
+}
+
 /// The push URL for an OTLP/HTTP base URL: `/v1/metrics` appended unless already there.
 fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
     // What may be shown: never what stands before an `@` (a credential).
@@ -599,21 +738,6 @@ fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
     let path = if path.ends_with("/v1/metrics") { path.to_owned() } else { format!("{path}/v1/metrics") };
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     format!("{scheme}://{authority}{path}").parse().map_err(|_| format!("`{shown}` is not a usable URL"))
-}
-
-/// 1-based line of `key:` looked up from the top-level `section:` line on (the section's own line
-/// when the key is not written).
-fn section_line(src: &str, section: &str, key: &str) -> usize {
-    let lines: Vec<&str> = src.lines().collect();
-    let head = format!("{section}:");
-    let start = lines.iter().position(|l| l.trim_end().starts_with(&head)).unwrap_or(0);
-    (start..lines.len())
-        .find(|&i| {
-            let t = lines[i].trim_start();
-            t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
-                || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
-        })
-        .map_or(start + 1, |i| i + 1)
 }
 
 /// Checks the `connections:` section; errors are (line, message).
@@ -798,6 +922,7 @@ mod tests {
         assert_eq!(c.max_disk_bytes, 1 << 30);
         assert_eq!(c.max_body_bytes, report::MAX_REPORT_BYTES);
         assert_eq!(c.connections, httpserve::Limits::default(), "the example spells out the defaults");
+        assert_eq!(c.ingest, IngestLimits::default(), "the example shows the defaults");
     }
 
     #[test]
@@ -871,6 +996,40 @@ mod tests {
         assert_eq!(parse_duration("35d").unwrap(), Duration::from_secs(35 * 86_400));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("2").is_err());
+    }
+
+    #[test]
+    fn ingest_section() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.ingest, IngestLimits::default());
+        assert_eq!(c.ingest.past_horizon, Duration::from_secs(34 * 86_400));
+        assert_eq!(default_past_horizon(Duration::from_secs(86_400)), Duration::from_secs(43_200));
+        let c = parse(&format!(
+            "{MIN}ingest:\n  max_clock_correction: 10m\n  future_horizon: 1m\n  past_horizon: 2d\n  \
+             max_runs_per_second: 2\n  max_load_runs_per_second: 500\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.ingest,
+            IngestLimits {
+                max_clock_correction: Duration::from_secs(600),
+                future_horizon: Duration::from_secs(60),
+                past_horizon: Duration::from_secs(2 * 86_400),
+                max_runs_per_second: 2,
+                max_load_runs_per_second: 500,
+            }
+        );
+        let m = message(&format!("{MIN}retention: 10d\ningest:\n  past_horizon: 10d\n"));
+        assert!(m.contains(":9:") && m.contains("ingest.past_horizon") && m.contains("(10d)"), "{m}");
+        let m = message(&format!("{MIN}ingest:\n  future_horizon: 1s\n"));
+        assert!(m.contains(":8:") && m.contains("skew_threshold"), "{m}");
+        // The default follows a raised threshold (the fleet demo at 480x uses 960s).
+        let c = parse(&format!("{MIN}skew_threshold: 960s\n")).unwrap();
+        assert_eq!(c.ingest.future_horizon, Duration::from_secs(1_920));
+        let m = message(&format!("{MIN}ingest:\n  max_runs_per_second: 0\n"));
+        assert!(m.contains(":8:") && m.contains("at least 1"), "{m}");
+        let m = message(&format!("{MIN}ingest:\n  horizon: 1h\n"));
+        assert!(m.contains(":8:") && m.contains("horizon"), "{m}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct ResultLabels {
     /// `stored`, `duplicate`, `rejected` or `unavailable`.
     pub result: String,
     /// For `rejected`: `unauthenticated`, `forbidden`, `too_large`, `malformed`, `invalid`,
-    /// `version`; empty otherwise.
+    /// `version`, `too_many_runs`, `horizon`; empty otherwise.
     pub reason: String,
 }
 
@@ -34,6 +34,14 @@ pub struct StateLabels {
     pub prober: String,
     pub region: String,
     pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HorizonLabels {
+    pub prober: String,
+    pub region: String,
+    /// `past` or `future`.
+    pub side: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +66,9 @@ pub struct Metrics {
     pub prober_last_report_age: Family<ProberLabels, Gauge<f64, AtomicU64>>,
     pub prober_clock_offset: Family<ProberLabels, Gauge<f64, AtomicU64>>,
     pub prober_clock_skewed: Family<ProberLabels, Gauge>,
+    pub prober_clock_jump: Family<ProberLabels, Gauge>,
+    /// Fresh reports refused because their interval ends outside the horizon, by side.
+    pub reports_outside_horizon: Family<HorizonLabels, Counter>,
     pub prober_outbox_backlog: Family<ProberLabels, Gauge>,
     pub prober_state: Family<StateLabels, Gauge>,
     pub relay_callbacks: Family<RelayLabels, Counter>,
@@ -95,6 +106,8 @@ impl Metrics {
             prober_last_report_age: Family::default(),
             prober_clock_offset: Family::default(),
             prober_clock_skewed: Family::default(),
+            prober_clock_jump: Family::default(),
+            reports_outside_horizon: Family::default(),
             prober_outbox_backlog: Family::default(),
             prober_state: Family::default(),
             relay_callbacks: Family::default(),
@@ -153,8 +166,20 @@ impl Metrics {
         );
         registry.register(
             "aggregator_prober_clock_skewed",
-            "1 when the prober's clock offset exceeds skew_threshold (its intervals are corrected)",
+            "1 when the prober's adopted clock offset exceeds skew_threshold (its consistent intervals are corrected)",
             m.prober_clock_skewed.clone(),
+        );
+        registry.register(
+            "aggregator_prober_clock_jump",
+            "1 when the prober's last fresh report did not fit its adopted clock offset (a clock step, or an offset \
+             beyond max_clock_correction): it was not corrected",
+            m.prober_clock_jump.clone(),
+        );
+        registry.register(
+            "aggregator_reports_outside_horizon",
+            "Reports refused because their interval ends outside the horizon around the receive time, by side \
+             (past, future)",
+            m.reports_outside_horizon.clone(),
         );
         registry.register(
             "aggregator_prober_outbox_backlog",
@@ -179,6 +204,13 @@ impl Metrics {
     /// Counts one report result.
     pub fn report(&self, result: &str, reason: &str) {
         self.reports.get_or_create(&ResultLabels { result: result.into(), reason: reason.into() }).inc();
+    }
+
+    /// Counts a report refused for its horizon.
+    pub fn outside_horizon(&self, prober: &str, region: &str, side: &str) {
+        self.reports_outside_horizon
+            .get_or_create(&HorizonLabels { prober: prober.into(), region: region.into(), side: side.into() })
+            .inc();
     }
 
     /// The reports counted with this result and reason (tests and the status page).

@@ -146,12 +146,8 @@ async fn callback(State(s): State<RelayState>, body: Bytes) -> Response {
 }
 
 async fn fetch(State(s): State<RelayState>, Path(id): Path<String>, headers: header::HeaderMap) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let presented =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::ingest::bearer_token);
     if presented.and_then(|t| s.ingest.prober_with_token(t)).is_none() {
         let reason = if presented.is_none() { "missing `Authorization: Bearer <token>`" } else { "unknown token" };
         return (

@@ -13,7 +13,7 @@ use crate::{
     alerts::AlertSender,
     clock::SharedClock,
     config::{Config, TlsFiles},
-    ingest::Ingestor,
+    ingest::{IngestOptions, Ingestor},
     metrics::Metrics,
     relay::Relay,
     slo::service::SloService,
@@ -72,8 +72,7 @@ impl Server {
             store.clone(),
             clock.clone(),
             metrics.clone(),
-            config.skew_threshold.as_millis() as i64,
-            config.max_body_bytes,
+            IngestOptions::from_config(config),
         )?);
         let relay = Arc::new(Relay::new(clock.clone(), config.relay.ttl, config.relay.max_kept));
         let (stop, stopped) = watch::channel(false);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aggregator::{
     Server,
-    clock::ManualClock,
+    clock::{Clock, ManualClock},
     store::{MINUTE_MS, Selection},
 };
 use common::*;
@@ -240,35 +240,61 @@ async fn load_runs_are_queried_apart() {
 
 #[tokio::test]
 async fn skewed_clock_is_flagged_and_the_interval_corrected() {
-    let now = T0 + 5 * MINUTE_MS;
-    let clock = ManualClock::new(now);
+    let clock = ManualClock::new(T0 + 5 * MINUTE_MS);
     let (server, http) = start("skew", "", &clock).await;
-    // Kampala's clock runs 3 minutes fast: its interval "ends" at now + 3 min.
-    let mut r =
-        report("kla-1", "kampala", 1, now + 3 * MINUTE_MS, vec![series(key("checkout", "", "ok", "kampala"), &[9])]);
-    r.sent_at_ms = now + 3 * MINUTE_MS;
-    assert_eq!(http.post_report(Some(KLA), &r).await.0, 200);
-    // Nairobi is within the threshold (1 s).
-    let mut n = report("nbo-1", "nairobi", 1, now - 1_000, vec![series(key("checkout", "", "ok", "nairobi"), &[9])]);
-    n.sent_at_ms = now + 1_000;
-    assert_eq!(http.post_report(Some(NBO), &n).await.0, 200);
-
-    let (_, j) = http.get("/api/v1/probers").await;
+    let probers = async || http.get("/api/v1/probers").await.1;
+    // Kampala's clock runs 3 minutes fast: its intervals "end" 3 min ahead. Nairobi is 1 s fast,
+    // within the threshold (2 s).
+    for seq in 1..=3u64 {
+        let now = clock.now_ms();
+        let mut r = report(
+            "kla-1",
+            "kampala",
+            seq,
+            now + 3 * MINUTE_MS,
+            vec![series(key("checkout", "", "ok", "kampala"), &[9])],
+        );
+        r.sent_at_ms = now + 3 * MINUTE_MS;
+        assert_eq!(http.post_report(Some(KLA), &r).await.0, 200);
+        let mut n =
+            report("nbo-1", "nairobi", seq, now - 1_000, vec![series(key("checkout", "", "ok", "nairobi"), &[9])]);
+        n.sent_at_ms = now + 1_000;
+        assert_eq!(http.post_report(Some(NBO), &n).await.0, 200);
+        let j = probers().await;
+        let kla = &j["probers"][1];
+        assert_eq!(kla["id"], "kla-1");
+        if seq < 3 {
+            // One or two samples are not an agreement: flagged, taken as they are (inside the
+            // 5 min horizon), not re-timed.
+            assert_eq!((&kla["clock_jump"], &kla["clock_skewed"]), (&true.into(), &false.into()), "{j}");
+            assert_eq!(kla["clock_observed_offset_ms"], 3 * MINUTE_MS);
+            assert_eq!(kla["clock_offset_ms"], 0);
+            assert_eq!(kla["last_interval_end_ms"], now + 3 * MINUTE_MS);
+            clock.advance_ms(15_000);
+        }
+    }
+    let now = clock.now_ms();
+    let j = probers().await;
     let kla = &j["probers"][1];
-    assert_eq!(kla["id"], "kla-1");
-    assert_eq!(kla["clock_skewed"], true, "{j}");
+    assert_eq!((&kla["clock_jump"], &kla["clock_skewed"]), (&false.into(), &true.into()), "{j}");
     assert_eq!(kla["clock_offset_ms"], 3 * MINUTE_MS);
-    assert_eq!(kla["last_interval_end_ms"], now, "corrected end");
+    assert_eq!(kla["clock_observed_offset_ms"], serde_json::Value::Null);
+    assert_eq!(kla["last_interval_end_ms"], now + 3 * MINUTE_MS - 15_000, "the second, uncorrected, is the newest");
     let nbo = &j["probers"][0];
-    assert_eq!(nbo["clock_skewed"], false);
+    assert_eq!((&nbo["clock_skewed"], &nbo["clock_jump"]), (&false.into(), &false.into()), "{j}");
     assert_eq!(nbo["clock_offset_ms"], 1_000);
-    // Stored in the corrected minute.
+    // The third report, agreeing with the first two, is stored in the corrected minute.
     let b = server.store().minutes(&Selection::all().regions(["kampala"]), 0, i64::MAX).unwrap();
-    assert_eq!(b[0].start_ms, now - MINUTE_MS);
+    assert!(b.iter().any(|b| b.start_ms == store_minute(now)), "{b:?}");
     let text = String::from_utf8(http.request("GET", "/metrics", None, Vec::new()).await.2.to_vec()).unwrap();
     assert!(text.contains(r#"aggregator_prober_clock_skewed{prober="kla-1",region="kampala"} 1"#), "{text}");
+    assert!(text.contains(r#"aggregator_prober_clock_jump{prober="kla-1",region="kampala"} 0"#), "{text}");
     assert!(text.contains(r#"aggregator_prober_clock_offset_seconds{prober="kla-1",region="kampala"} 180"#), "{text}");
     server.shutdown().await.unwrap();
+}
+
+fn store_minute(end_ms: i64) -> i64 {
+    aggregator::store::minute_of_end(end_ms)
 }
 
 #[tokio::test]

@@ -237,6 +237,8 @@ async fn sigterm_flushes_the_last_interval_and_every_run_is_counted_once() {
         reports.iter().flat_map(|r| &r.series).any(|s| s.key.journey == "ussd-balance" && s.key.outcome == "ok");
     assert!(ussd_ok, "the USSD journey ran green against the sandbox");
     assert!(reports.iter().all(|r| r.heartbeat.journeys == 3 && r.prober == "e2e-1"));
+    // Every report announces the configured cadence, the first (partial) interval's included.
+    assert!(reports.iter().all(|r| r.heartbeat.interval_ms == Some(1_000)), "{:?}", reports[0].heartbeat);
     sb.shutdown().await;
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -11,8 +11,9 @@
 //! as a [`SparseHistogram`] (its non-empty buckets only, see [`sparse`]), which is what the
 //! aggregator merges and stores. They travel in the standard HdrHistogram V2 compressed encoding
 //! (DEFLATE), base64 in the JSON envelope, so any HdrHistogram library can read them. [`decode`]
-//! checks everything before a report may be stored: sizes, identities, intervals, histogram
-//! configuration, and that each series' count equals its histogram's.
+//! checks everything before a report may be stored: sizes, identities, the closed outcome vocabulary
+//! ([`OUTCOMES`]), intervals, unknown fields (refused at every level, heartbeat included),
+//! histogram configuration, and that each series' count equals its histogram's.
 //!
 //! ```
 //! let mut h = report::new_histogram();
@@ -45,7 +46,8 @@ pub const HIST_HIGH_US: u64 = 3_600_000_000;
 /// Significant decimal digits.
 pub const HIST_SIGFIG: u8 = 3;
 
-/// The outcome vocabulary (docs/outcomes.md §1). `ok` and `expected` are good runs; the rest are failures.
+/// The outcome vocabulary (docs/outcomes.md §1), closed: [`decode`] refuses any other. `ok` and
+/// `expected` are good runs; the rest are failures.
 pub const OUTCOMES: [&str; 8] =
     ["ok", "assertion_failed", "timeout", "network_error", "tls_error", "gateway_error", "business_error", "expected"];
 
@@ -57,6 +59,8 @@ pub const MAX_REPORT_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_SERIES: usize = 10_000;
 /// Longest identifier or label value.
 pub const MAX_LABEL: usize = 128;
+/// Shortest reporting interval a heartbeat may announce (a prober schedules nothing faster).
+pub const MIN_ANNOUNCED_INTERVAL_MS: u64 = 100;
 /// Longest interval one report may cover (an edge that slept through many intervals sends them
 /// one by one from its outbox).
 pub const MAX_INTERVAL_MS: i64 = 3_600_000;
@@ -89,10 +93,11 @@ pub struct Report {
     pub series: Vec<Series>,
 }
 
-/// The prober's own health, sent with every report. Missing fields read as zero, so probers and
-/// aggregators of neighbouring versions understand each other.
+/// The prober's own health, sent with every report. Missing fields read as zero (or none), so a
+/// newer aggregator understands older probers; unknown fields are refused, as everywhere else in a
+/// report, so the aggregator is upgraded before the probers whenever the heartbeat gains a field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Heartbeat {
     /// Reports waiting in the outbox (this one included) when it was sent.
     pub outbox_backlog: u64,
@@ -105,6 +110,11 @@ pub struct Heartbeat {
     pub uptime_s: u64,
     /// Prober version.
     pub version: String,
+    /// The prober's configured reporting interval (ms): the cadence the aggregator expects its
+    /// reports at. A report's own length is no guide: the first interval after a start, and one
+    /// rebuilt from the run journal, are shorter. Absent from probers before it was added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
 }
 
 /// What a series counts: one (journey, step, outcome, region, profile). `step` is empty for the
@@ -228,6 +238,17 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
     if w.interval_start_ms < 0 || w.sent_at_ms < 0 {
         return Err(invalid("interval_start_ms", "times are Unix milliseconds, not negative"));
     }
+    if !w.heartbeat.version.is_empty() {
+        name("heartbeat.version", &w.heartbeat.version)?;
+    }
+    if let Some(every) = w.heartbeat.interval_ms
+        && !(MIN_ANNOUNCED_INTERVAL_MS..=MAX_INTERVAL_MS as u64).contains(&every)
+    {
+        return Err(invalid(
+            "heartbeat.interval_ms",
+            format!("{every} is not a reporting interval ({MIN_ANNOUNCED_INTERVAL_MS} to {MAX_INTERVAL_MS} ms)"),
+        ));
+    }
     if w.series.len() > MAX_SERIES {
         return Err(invalid("series", format!("{} series, above the limit of {MAX_SERIES}", w.series.len())));
     }
@@ -239,7 +260,12 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         if !s.key.step.is_empty() {
             name(&at("step"), &s.key.step)?;
         }
-        label(&at("outcome"), &s.key.outcome)?;
+        if !OUTCOMES.contains(&s.key.outcome.as_str()) {
+            return Err(invalid(
+                at("outcome"),
+                format!("`{}` is not an outcome; use one of {}", s.key.outcome.escape_default(), OUTCOMES.join(", ")),
+            ));
+        }
         label(&at("profile"), &s.key.profile)?;
         if s.key.region != w.region {
             return Err(invalid(

@@ -72,6 +72,7 @@ fn bad_reports_are_refused_with_the_reason() {
     assert!(refused(|v| v["series"][0]["hist"] = "SElTVA==".into()).contains("not an HdrHistogram"));
     assert!(refused(|v| v["series"][0]["region"] = "kampala".into()).contains("differs from the report's region"));
     assert!(refused(|v| v["extra"] = 1.into()).contains("unknown field `extra`"));
+    assert!(refused(|v| v["series"][0]["extra"] = 1.into()).contains("unknown field `extra`"));
     assert!(
         refused(|v| {
             let s = v["series"][0].clone();
@@ -93,6 +94,37 @@ fn bad_reports_are_refused_with_the_reason() {
     assert!(refused(|v| v["series"][0]["hist"] = b64.into()).contains("the fleet uses 1..3600000000 at 3"));
     assert!(matches!(decode(&vec![b' '; MAX_REPORT_BYTES + 1]), Err(DecodeError::TooLarge(_))));
     assert!(matches!(decode(b"{\"v\":1"), Err(DecodeError::Malformed(_))));
+}
+
+#[test]
+fn the_outcome_vocabulary_is_closed() {
+    let m = refused(|v| v["series"][0]["outcome"] = "pwned".into());
+    assert!(m.starts_with("series[0].outcome: `pwned` is not an outcome; use one of ok, assertion_failed,"), "{m}");
+    assert!(m.contains("expected"), "{m}");
+    for o in OUTCOMES {
+        let mut r = sample();
+        r.series[0].key.outcome = o.into();
+        assert_eq!(decode(&encode(&r)).unwrap(), r);
+    }
+}
+
+#[test]
+fn the_heartbeat_refuses_unknown_fields_and_reads_missing_ones_as_defaults() {
+    let m = refused(|v| v["heartbeat"]["outbox_backlg"] = 1.into());
+    assert!(m.contains("unknown field `outbox_backlg`"), "{m}");
+    let mut v: serde_json::Value = serde_json::from_slice(&encode(&sample())).unwrap();
+    v["heartbeat"] = serde_json::json!({});
+    assert_eq!(decode(&serde_json::to_vec(&v).unwrap()).unwrap().heartbeat, Heartbeat::default());
+    // A heartbeat without `interval_ms` (older probers) is the golden file's; one with it round-trips.
+    assert_eq!(decode(GOLDEN).unwrap().heartbeat.interval_ms, None);
+    let mut r = sample();
+    r.heartbeat.interval_ms = Some(15_000);
+    assert_eq!(decode(&encode(&r)).unwrap(), r);
+    assert!(!String::from_utf8(encode(&sample())).unwrap().contains("interval_ms\":"));
+    assert!(refused(|v| v["heartbeat"]["interval_ms"] = 0.into()).starts_with("heartbeat.interval_ms:"));
+    assert!(refused(|v| v["heartbeat"]["interval_ms"] = 7_200_000.into()).starts_with("heartbeat.interval_ms:"));
+    assert!(refused(|v| v["heartbeat"]["version"] = "x".repeat(200).into()).starts_with("heartbeat.version:"));
+    assert!(refused(|v| v["heartbeat"]["version"] = "1.0\n\u{1b}[31m".into()).starts_with("heartbeat.version:"));
 }
 
 #[test]

@@ -9,13 +9,13 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use bytes::Bytes;
-use chrono::{SecondsFormat, TimeZone, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::{
+    clock::rfc3339,
     config::AlertmanagerConfig,
     slo::{
         Scope, Severity, Slo,
@@ -55,10 +55,6 @@ pub fn alert_name(slo: &str, severity: Severity) -> String {
         })
         .collect();
     format!("SLO{camel}{}", if severity == Severity::Page { "Page" } else { "Ticket" })
-}
-
-fn rfc3339(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// One alert as Alertmanager's API takes it.

@@ -29,6 +29,16 @@ pub async fn post_report(State(ingest): State<Arc<Ingestor>>, headers: HeaderMap
     reply.into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` header value. The scheme is matched
+/// case-insensitively (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme), then one or more
+/// spaces (RFC 6750 §2.1); surrounding whitespace is ignored. `None` for another scheme or an
+/// empty token.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 async fn receive(ingest: &Ingestor, headers: &HeaderMap, body: Body, received_ms: i64) -> Reply {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let who = match ingest.authenticate(auth) {
@@ -53,4 +63,19 @@ async fn receive(ingest: &Ingestor, headers: &HeaderMap, body: Body, received_ms
         Err(e) => return ingest.refuse(Some(who), Reason::Malformed, format!("the body could not be read: {e}")),
     };
     ingest.accept(who, bytes, received_ms).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for h in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr   abc ", " Bearer abc"] {
+            assert_eq!(bearer_token(h), Some("abc"), "{h:?}");
+        }
+        for h in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "", "Token abc"] {
+            assert_eq!(bearer_token(h), None, "{h:?}");
+        }
+    }
 }

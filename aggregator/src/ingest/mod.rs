@@ -1,32 +1,50 @@
-//! Ingest: who is reporting, is the report well-formed and theirs, how far off is their clock, and
-//! is it durably stored. A reply of `stored` or `duplicate` is sent only after the store's commit.
-//! Reports are committed in groups by one writer task (`writer.rs`): one transaction and one fsync
-//! per batch of concurrent reports, each request still answered with its own outcome.
+//! Ingest: who is reporting, is the report well-formed and theirs, how far off is their clock, does
+//! it fall inside the time horizon, and is it durably stored. A reply of `stored` or `duplicate` is
+//! sent only after the store's commit. Reports are committed in groups by one writer task
+//! (`writer.rs`): one transaction and one fsync per batch of concurrent reports, each request still
+//! answered with its own outcome.
 //!
-//! Order of checks (each refusal changes nothing and is counted by reason): bearer token (401),
-//! body size (413), decoding (400), identity bound to the token, and a `kind: load` identity
-//! sending anything but a load run (403), then the store (503 when it
-//! cannot commit: the prober keeps the report in its outbox and retries).
+//! Order of checks (each refusal is counted by reason and changes nothing else):
+//! 1. bearer token, scheme case-insensitive (401);
+//! 2. body size (413);
+//! 3. decoding (400: format, unknown fields, closed outcome vocabulary, label syntax);
+//! 4. identity bound to the token, and a `kind: load` identity sending anything but a load run (403);
+//! 5. runs per series against `ingest.max_runs_per_second` × the interval (400 `too_many_runs`);
+//! 6. the clock offset to apply (`skew.rs`) and the horizon around the receive time (400
+//!    `horizon`; a replay of a stored seq is answered `duplicate` instead);
+//! 7. the store (503 when it cannot commit: the prober keeps the report and retries).
+//!
+//! Only a stored report changes a prober's status (last report, heartbeat, cadence, clock). A
+//! duplicate changes nothing but the `duplicates` count. A report refused for its horizon alone
+//! is still a fresh reading of the prober's clock: it feeds the offset estimator and may flag
+//! `clock_jump` (otherwise a prober whose clock stepped past the horizon could never be flagged or
+//! followed); nothing else.
 
 mod http;
 pub mod skew;
 pub mod writer;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use report::{DecodeError, Report};
 use serde::Serialize;
 
-pub use self::http::post_report;
-use self::{skew::OffsetEstimator, writer::Writer};
+pub use self::http::{bearer_token, post_report};
+use self::{
+    skew::{ClockJump, ClockRules, OffsetEstimator, Plan},
+    writer::{CommitError, Writer},
+};
 use crate::{
-    clock::SharedClock,
-    config::{ProberBinding, ProberKind},
+    clock::{SharedClock, rfc3339},
+    config::{Config, IngestLimits, ProberBinding, ProberKind},
     metrics::Metrics,
     store::{Ingested, Receipt, Store},
 };
+
+/// Reporting cadence assumed for a prober that has not announced one (`heartbeat.interval_ms`).
+pub const DEFAULT_INTERVAL_MS: i64 = 15_000;
 
 /// Why a report was refused (the metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +55,10 @@ pub enum Reason {
     Malformed,
     Invalid,
     Version,
+    /// A series counts more runs than its interval can hold, or a sum would overflow.
+    TooManyRuns,
+    /// The interval ends outside the horizon around the receive time.
+    Horizon,
 }
 
 impl Reason {
@@ -48,6 +70,8 @@ impl Reason {
             Reason::Malformed => "malformed",
             Reason::Invalid => "invalid",
             Reason::Version => "version",
+            Reason::TooManyRuns => "too_many_runs",
+            Reason::Horizon => "horizon",
         }
     }
 
@@ -56,7 +80,23 @@ impl Reason {
             Reason::Unauthenticated => 401,
             Reason::Forbidden => 403,
             Reason::TooLarge => 413,
-            Reason::Malformed | Reason::Invalid | Reason::Version => 400,
+            Reason::Malformed | Reason::Invalid | Reason::Version | Reason::TooManyRuns | Reason::Horizon => 400,
+        }
+    }
+}
+
+/// Which side of the horizon a refused interval fell on (the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Past,
+    Future,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Past => "past",
+            Side::Future => "future",
         }
     }
 }
@@ -78,17 +118,56 @@ impl Reply {
     }
 }
 
+/// What ingest enforces (from the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Largest report body accepted.
+    pub max_body_bytes: usize,
+    /// Clock offsets up to this are not corrected.
+    pub skew_threshold: Duration,
+    pub limits: IngestLimits,
+    /// The store's retention (named in refusals).
+    pub retention: Duration,
+}
+
+impl IngestOptions {
+    pub fn from_config(c: &Config) -> IngestOptions {
+        IngestOptions {
+            max_body_bytes: c.max_body_bytes,
+            skew_threshold: c.skew_threshold,
+            limits: c.ingest.clone(),
+            retention: c.retention,
+        }
+    }
+}
+
+impl Default for IngestOptions {
+    fn default() -> IngestOptions {
+        IngestOptions {
+            max_body_bytes: report::MAX_REPORT_BYTES,
+            skew_threshold: crate::config::DEFAULT_SKEW_THRESHOLD,
+            limits: IngestLimits::default(),
+            retention: crate::config::DEFAULT_RETENTION,
+        }
+    }
+}
+
 /// What the aggregator knows live about one configured prober.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProberLive {
     pub estimator: OffsetEstimator,
     pub last_received_ms: Option<i64>,
     pub last_interval_start_ms: Option<i64>,
     pub last_interval_end_ms: Option<i64>,
-    /// The last report's interval length (its reporting cadence).
+    /// The reporting cadence: announced by the heartbeat, else the longest report seen (at least
+    /// [`DEFAULT_INTERVAL_MS`]: a report's own length can be a partial interval).
     pub interval_ms: Option<i64>,
+    /// The adopted clock offset (prober − aggregator).
     pub offset_ms: Option<i64>,
+    /// The adopted offset exceeds `skew_threshold`: consistent reports are corrected by it.
     pub skewed: bool,
+    /// The last fresh report's clock did not fit the adopted offset: it was not corrected.
+    pub clock_jump: Option<ClockJump>,
     pub outbox_backlog: u64,
     pub outbox_dropped_total: u64,
     pub version: String,
@@ -103,6 +182,23 @@ fn token_digest(token: &str) -> [u8; 32] {
     ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A span for people: `850 ms`, `4.2 s`, `5 min 3 s`, `2 h 10 min`, `365 d 0 h`.
+fn span(ms: i64) -> String {
+    let a = ms.unsigned_abs();
+    let (s, m, h, d) = (a / 1_000, a / 60_000, a / 3_600_000, a / 86_400_000);
+    match a {
+        0..1_000 => format!("{a} ms"),
+        1_000..60_000 => format!("{:.1} s", a as f64 / 1e3),
+        60_000..3_600_000 => format!("{m} min {} s", s % 60),
+        3_600_000..86_400_000 => format!("{h} h {} min", m % 60),
+        _ => format!("{d} d {} h", h % 24),
+    }
+}
+
 /// The ingest pipeline, shared by every connection.
 pub struct Ingestor {
     probers: Vec<ProberBinding>,
@@ -112,8 +208,8 @@ pub struct Ingestor {
     writer: Writer,
     clock: SharedClock,
     metrics: Arc<Metrics>,
-    skew_threshold_ms: i64,
-    max_body_bytes: usize,
+    opts: IngestOptions,
+    rules: ClockRules,
     live: Mutex<HashMap<String, ProberLive>>,
     /// Told about every freshly stored report (never duplicates).
     slo: std::sync::OnceLock<Arc<crate::slo::service::SloService>>,
@@ -131,19 +227,20 @@ impl Ingestor {
         store: Arc<Store>,
         clock: SharedClock,
         metrics: Arc<Metrics>,
-        skew_threshold_ms: i64,
-        max_body_bytes: usize,
+        opts: IngestOptions,
     ) -> Result<Ingestor, crate::store::StoreError> {
+        let rules = ClockRules::new(ms(opts.skew_threshold), ms(opts.limits.max_clock_correction));
         let mut live: HashMap<String, ProberLive> =
             probers.iter().map(|p| (p.id.clone(), ProberLive::default())).collect();
         for r in store.probers()? {
             if let Some(l) = live.get_mut(&r.prober) {
+                l.estimator = OffsetEstimator::seeded(r.offset_ms, &rules);
                 l.last_received_ms = Some(r.last_received_ms);
                 l.last_interval_start_ms = Some(r.last_interval_start_ms);
                 l.last_interval_end_ms = Some(r.last_interval_end_ms);
-                l.interval_ms = Some(r.last_interval_end_ms - r.last_interval_start_ms);
-                l.offset_ms = Some(r.offset_ms);
-                l.skewed = r.skewed;
+                l.interval_ms = Some((r.last_interval_end_ms - r.last_interval_start_ms).max(DEFAULT_INTERVAL_MS));
+                l.offset_ms = Some(l.estimator.offset_ms());
+                l.skewed = skew::correction(l.estimator.offset_ms(), rules.threshold_ms) != 0;
                 l.outbox_backlog = r.outbox_backlog;
                 l.outbox_dropped_total = r.outbox_dropped_total;
                 l.version = r.version;
@@ -159,15 +256,19 @@ impl Ingestor {
             store,
             clock,
             metrics,
-            skew_threshold_ms,
-            max_body_bytes,
+            opts,
+            rules,
             live: Mutex::new(live),
             slo: std::sync::OnceLock::new(),
         })
     }
 
     pub fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
+        self.opts.max_body_bytes
+    }
+
+    pub fn options(&self) -> &IngestOptions {
+        &self.opts
     }
 
     pub fn probers(&self) -> &[ProberBinding] {
@@ -184,10 +285,9 @@ impl Ingestor {
     }
 
     /// The prober whose token is presented in `Authorization: Bearer <token>` (see
-    /// [`Ingestor::prober_with_token`]).
+    /// [`bearer_token`] and [`Ingestor::prober_with_token`]).
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<&ProberBinding, Reply> {
-        let presented = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
-        let Some(presented) = presented.filter(|t| !t.is_empty()) else {
+        let Some(presented) = authorization.and_then(bearer_token) else {
             return Err(self.refuse(None, Reason::Unauthenticated, "missing `Authorization: Bearer <token>`"));
         };
         self.prober_with_token(presented).ok_or_else(|| self.refuse(None, Reason::Unauthenticated, "unknown token"))
@@ -213,55 +313,24 @@ impl Ingestor {
         Reply::rejected(reason, message)
     }
 
-    /// Decodes, checks identity, estimates the clock, and stores. `received_ms` is when the
+    /// Decodes, checks identity, bounds, clock and horizon, and stores. `received_ms` is when the
     /// request arrived.
     pub async fn accept(&self, who: &ProberBinding, body: Bytes, received_ms: i64) -> Reply {
-        let report = match report::decode(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = match e {
-                    DecodeError::TooLarge(_) => Reason::TooLarge,
-                    DecodeError::Malformed(_) => Reason::Malformed,
-                    DecodeError::Version(_) => Reason::Version,
-                    DecodeError::Invalid { .. } => Reason::Invalid,
-                };
-                return self.refuse(Some(who), reason, e.to_string());
-            }
+        let report = match self.admit(who, &body) {
+            Ok(r) => Arc::new(r),
+            Err(reply) => return reply,
         };
-        if report.prober != who.id || report.region != who.region {
-            return self.refuse(
-                Some(who),
-                Reason::Forbidden,
-                format!(
-                    "this token may report only as prober `{}` in region `{}`, not `{}` in `{}`",
-                    who.id, who.region, report.prober, report.region
-                ),
-            );
-        }
-        if who.kind == ProberKind::Load && report.run.is_none() {
-            return self.refuse(
-                Some(who),
-                Reason::Forbidden,
-                format!(
-                    "prober `{}` is configured `kind: load`: it may report only load runs (`prober load --report-to`), \
-                     whose reports name their run",
-                    who.id
-                ),
-            );
-        }
-        if i64::try_from(report.seq).is_err() {
-            return self.refuse(Some(who), Reason::Invalid, "seq: above 2^63");
-        }
-        let offset_ms = {
-            let mut live = self.live.lock();
-            let l = live.entry(who.id.clone()).or_default();
-            l.estimator.add(report.sent_at_ms, received_ms)
+        let plan = match self.live.lock().get(&who.id) {
+            Some(l) => l.estimator.plan(&self.rules, report.sent_at_ms, received_ms),
+            None => OffsetEstimator::default().plan(&self.rules, report.sent_at_ms, received_ms),
         };
-        let correction_ms = skew::correction(offset_ms, self.skew_threshold_ms);
-        let receipt = Receipt { received_ms, offset_ms, correction_ms };
-        let report = Arc::new(report);
+        if let Err((side, message)) = self.within_horizon(&report, &plan, received_ms) {
+            return self.outside_horizon(who, &report, &plan, received_ms, side, message).await;
+        }
+        let receipt = Receipt { received_ms, offset_ms: plan.offset_ms, correction_ms: plan.correction_ms };
         let outcome = match self.writer.commit(report.clone(), receipt).await {
             Ok(o) => o,
+            Err(CommitError::Overflow(m)) => return self.refuse(Some(who), Reason::TooManyRuns, m),
             Err(e) => {
                 self.metrics.store_errors.inc();
                 self.metrics.report("unavailable", "");
@@ -273,45 +342,210 @@ impl Ingestor {
                 };
             }
         };
-        self.note(who, &report, receipt, outcome);
         self.metrics.series.set(self.store.series_count() as i64);
         match outcome {
             Ingested::Stored => {
+                self.note_stored(who, &report, receipt, &plan);
                 if let Some(slo) = self.slo.get() {
                     slo.observe(&report, receipt.correction_ms);
                 }
                 self.metrics.report("stored", "");
                 Reply { http_status: 200, status: "stored", reason: None }
             }
-            Ingested::Duplicate => {
-                self.metrics.report("duplicate", "");
-                Reply {
-                    http_status: 200,
-                    status: "duplicate",
-                    reason: Some(format!("report {} of {} was stored before", report.seq, report.prober)),
-                }
-            }
+            Ingested::Duplicate => self.duplicate(who, &report),
         }
     }
 
-    fn note(&self, who: &ProberBinding, r: &Report, receipt: Receipt, outcome: Ingested) {
+    /// Steps 3 to 5: decoding, identity, runs per series.
+    fn admit(&self, who: &ProberBinding, body: &[u8]) -> Result<Report, Reply> {
+        let report = report::decode(body).map_err(|e| {
+            let reason = match e {
+                DecodeError::TooLarge(_) => Reason::TooLarge,
+                DecodeError::Malformed(_) => Reason::Malformed,
+                DecodeError::Version(_) => Reason::Version,
+                DecodeError::Invalid { .. } => Reason::Invalid,
+            };
+            self.refuse(Some(who), reason, e.to_string())
+        })?;
+        if report.prober != who.id || report.region != who.region {
+            return Err(self.refuse(
+                Some(who),
+                Reason::Forbidden,
+                format!(
+                    "this token may report only as prober `{}` in region `{}`, not `{}` in `{}`",
+                    who.id, who.region, report.prober, report.region
+                ),
+            ));
+        }
+        if who.kind == ProberKind::Load && report.run.is_none() {
+            return Err(self.refuse(
+                Some(who),
+                Reason::Forbidden,
+                format!(
+                    "prober `{}` is configured `kind: load`: it may report only load runs (`prober load --report-to`), \
+                     whose reports name their run",
+                    who.id
+                ),
+            ));
+        }
+        if i64::try_from(report.seq).is_err() {
+            return Err(self.refuse(Some(who), Reason::Invalid, "seq: above 2^63"));
+        }
+        self.check_runs(&report).map_err(|m| self.refuse(Some(who), Reason::TooManyRuns, m))?;
+        Ok(report)
+    }
+
+    /// Most runs one series of `r` may count: the configured rate over the interval plus a second
+    /// (a run that started in the previous interval may end in this one).
+    pub fn max_runs(&self, r: &Report) -> u64 {
+        let rate = if r.run.is_some() {
+            self.opts.limits.max_load_runs_per_second
+        } else {
+            self.opts.limits.max_runs_per_second
+        };
+        let len_ms = u64::try_from(r.interval_end_ms.saturating_sub(r.interval_start_ms)).unwrap_or(0);
+        rate.saturating_mul(len_ms.saturating_add(1_000)).div_ceil(1_000)
+    }
+
+    fn check_runs(&self, r: &Report) -> Result<(), String> {
+        let bound = self.max_runs(r);
+        let Some((i, s)) = r.series.iter().enumerate().find(|(_, s)| s.count > bound) else { return Ok(()) };
+        let key = if r.run.is_some() { "max_load_runs_per_second" } else { "max_runs_per_second" };
+        Err(format!(
+            "series[{i}].count: {} runs of `{}` in an interval of {} is above the bound of {bound} \
+             (`ingest.{key}` per second of interval, plus one second)",
+            s.count,
+            s.key.journey,
+            span(r.interval_end_ms - r.interval_start_ms),
+        ))
+    }
+
+    /// Step 6: the interval end, corrected by the plan, must lie within the horizon around the
+    /// receive time.
+    fn within_horizon(&self, r: &Report, plan: &Plan, received_ms: i64) -> Result<(), (Side, String)> {
+        let end = r.interval_end_ms.saturating_sub(plan.correction_ms);
+        let (future, past) = (ms(self.opts.limits.future_horizon), ms(self.opts.limits.past_horizon));
+        let side = if end > received_ms.saturating_add(future) {
+            Side::Future
+        } else if end < received_ms.saturating_sub(past) {
+            Side::Past
+        } else {
+            return Ok(());
+        };
+        let clock = match plan.jump {
+            Some(j) if j.beyond_max => format!(
+                "its clock is {} off (more than `ingest.max_clock_correction`, {}), so nothing was corrected",
+                span(j.observed_ms),
+                span(self.rules.max_correction_ms)
+            ),
+            Some(j) => format!(
+                "its clock reads {} ms off ours now, which does not agree with its estimated offset of {} ms, so \
+                 nothing was corrected",
+                j.observed_ms, plan.offset_ms
+            ),
+            None => format!(
+                "the prober's estimated clock offset is {} ms ({} ms corrected)",
+                plan.offset_ms, plan.correction_ms
+            ),
+        };
+        let rule = match side {
+            Side::Future => format!("at most {} ahead (`ingest.future_horizon`)", span(future)),
+            Side::Past => format!(
+                "at most {} back (`ingest.past_horizon`: the store keeps {}, and probers' outboxes drop reports older \
+                 than their `outbox.max_age`, 1d by default)",
+                span(past),
+                span(ms(self.opts.retention))
+            ),
+        };
+        Err((
+            side,
+            format!(
+                "interval_end_ms: the interval ends at {} by the aggregator's clock, {} {} the report arrived; {clock}. \
+                 An interval may end {rule}: check the prober's clock (NTP)",
+                rfc3339(end),
+                span(end.saturating_sub(received_ms)),
+                if side == Side::Future { "after" } else { "before" },
+            ),
+        ))
+    }
+
+    /// A report outside the horizon: a replay of a stored seq is a duplicate (what the prober
+    /// needs to hear); a fresh one is refused, and only its clock reading is kept.
+    async fn outside_horizon(
+        &self,
+        who: &ProberBinding,
+        r: &Report,
+        plan: &Plan,
+        received_ms: i64,
+        side: Side,
+        message: String,
+    ) -> Reply {
+        let (store, prober, seq) = (self.store.clone(), r.prober.clone(), r.seq);
+        let seen = tokio::task::spawn_blocking(move || store.seen(&prober, seq)).await;
+        if matches!(seen, Ok(Ok(true))) {
+            return self.duplicate(who, r);
+        }
+        {
+            let mut live = self.live.lock();
+            let l = live.entry(who.id.clone()).or_default();
+            l.estimator.observe(&self.rules, r.sent_at_ms, received_ms);
+            l.offset_ms = Some(l.estimator.offset_ms());
+            l.skewed = skew::correction(l.estimator.offset_ms(), self.rules.threshold_ms) != 0;
+            l.clock_jump = plan.jump;
+        }
+        self.metrics.outside_horizon(&who.id, &who.region, side.label());
+        tracing::warn!(prober = %who.id, seq = r.seq, side = side.label(), "refused a report outside the horizon");
+        self.refuse(Some(who), Reason::Horizon, message)
+    }
+
+    fn duplicate(&self, who: &ProberBinding, r: &Report) -> Reply {
+        if let Some(l) = self.live.lock().get_mut(&who.id) {
+            l.duplicates += 1;
+        }
+        self.metrics.report("duplicate", "");
+        Reply {
+            http_status: 200,
+            status: "duplicate",
+            reason: Some(format!("report {} of {} was stored before", r.seq, r.prober)),
+        }
+    }
+
+    /// A stored report: its heartbeat, cadence and clock reading become the prober's status.
+    fn note_stored(&self, who: &ProberBinding, r: &Report, receipt: Receipt, plan: &Plan) {
         let mut live = self.live.lock();
         let l = live.entry(who.id.clone()).or_default();
+        l.estimator.observe(&self.rules, r.sent_at_ms, receipt.received_ms);
+        l.offset_ms = Some(l.estimator.offset_ms());
+        l.skewed = skew::correction(l.estimator.offset_ms(), self.rules.threshold_ms) != 0;
+        l.clock_jump = plan.jump;
         l.last_received_ms = Some(receipt.received_ms);
-        l.offset_ms = Some(receipt.offset_ms);
-        l.skewed = receipt.skewed();
         l.outbox_backlog = r.heartbeat.outbox_backlog;
         l.outbox_dropped_total = r.heartbeat.outbox_dropped_total;
         l.version = r.heartbeat.version.clone();
-        l.interval_ms = Some(r.interval_end_ms - r.interval_start_ms);
+        l.interval_ms = Some(match r.heartbeat.interval_ms {
+            Some(every) => every as i64,
+            None => (r.interval_end_ms - r.interval_start_ms).max(l.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS)),
+        });
         let end = r.interval_end_ms - receipt.correction_ms;
         if l.last_interval_end_ms.is_none_or(|e| e < end) {
             l.last_interval_end_ms = Some(end);
             l.last_interval_start_ms = Some(r.interval_start_ms - receipt.correction_ms);
         }
-        match outcome {
-            Ingested::Stored => l.stored_total += 1,
-            Ingested::Duplicate => l.duplicates += 1,
-        }
+        l.stored_total += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_like_people_write_them() {
+        assert_eq!(span(850), "850 ms");
+        assert_eq!(span(-4_200), "4.2 s");
+        assert_eq!(span(303_000), "5 min 3 s");
+        assert_eq!(span(7_800_000), "2 h 10 min");
+        assert_eq!(span(365 * 86_400_000), "365 d 0 h");
+        assert!(span(i64::MIN).ends_with(" h"));
     }
 }

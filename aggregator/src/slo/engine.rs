@@ -140,11 +140,11 @@ pub fn count_within(h: &SparseHistogram, threshold: Duration) -> u64 {
 /// [`count_within`] for several thresholds (µs) in one pass over the non-empty buckets: the cost
 /// follows the values recorded, not the size of the fleet layout, once per report series.
 pub fn counts_within(h: &SparseHistogram, thresholds_us: &[u64]) -> Vec<u64> {
-    let mut out = vec![0; thresholds_us.len()];
+    let mut out = vec![0u64; thresholds_us.len()];
     for b in h.iter() {
         for (i, t) in thresholds_us.iter().enumerate() {
             if *t >= report::HIST_LOW_US && b.low <= *t {
-                out[i] += b.count;
+                out[i] = out[i].saturating_add(b.count);
             }
         }
     }

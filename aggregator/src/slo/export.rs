@@ -109,13 +109,16 @@ impl SloMetrics {
             }
             st.durations.insert(dk.clone(), Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
         }
-        *st.runs.entry(rk).or_default() += count;
+        // Monotonic counters saturate rather than wrap. Ingest bounds every series of a report
+        // (`ingest.max_runs_per_second` × its interval), so 2^64 runs are out of reach.
+        let runs = st.runs.entry(rk).or_default();
+        *runs = runs.saturating_add(count);
         if outcome == "ok" {
             let b = st.durations.get_mut(&dk).expect("inserted above");
             for (i, n) in counts_within(h, &self.edges_us).into_iter().enumerate() {
-                b.le[i] += n.min(count);
+                b.le[i] = b.le[i].saturating_add(n.min(count));
             }
-            b.count += count;
+            b.count = b.count.saturating_add(count);
             b.sum_s += h.mean() * h.len() as f64 / 1e6;
         }
     }

@@ -40,6 +40,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store: schema version {found} is newer than this aggregator's ({SCHEMA_VERSION})", SCHEMA_VERSION = schema::SCHEMA_VERSION)]
     Schema { found: i64 },
+    /// A run count would not fit (a bucket or a query total above 2^63 − 1): nothing was applied.
+    #[error("store: {0}")]
+    Overflow(String),
+}
+
+/// `a + b`, or the overflow error naming `what`.
+fn checked_sum(a: u64, b: u64, what: &str) -> Result<u64, StoreError> {
+    a.checked_add(b)
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or_else(|| StoreError::Overflow(format!("{what}: the run count would exceed 2^63 - 1")))
 }
 
 /// Bounds the store keeps itself within.
@@ -93,6 +103,16 @@ pub enum Ingested {
 pub struct Counts {
     pub total: u64,
     pub by_outcome: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    /// Adds `n` runs of `outcome`, checked.
+    fn add(&mut self, outcome: &str, n: u64) -> Result<(), StoreError> {
+        self.total = checked_sum(self.total, n, "a query total")?;
+        let o = self.by_outcome.entry(outcome.to_owned()).or_default();
+        *o = checked_sum(*o, n, "a query total")?;
+        Ok(())
+    }
 }
 
 /// One stored bucket of one series.
@@ -308,7 +328,7 @@ impl Store {
             for s in &report.series {
                 let id = self.series_id(&tx, &s.key, &mut new_series)?;
                 let e = pending.entry((report.run.as_deref(), id, minute)).or_default();
-                e.0 += s.count;
+                e.0 = checked_sum(e.0, s.count, "a minute bucket")?;
                 e.1.push(&s.histogram);
             }
             if let Some(run) = &report.run {
@@ -348,28 +368,8 @@ impl Store {
         }
         for ((run, id, minute), (count, hists)) in &pending {
             match run {
-                None => merge_into(
-                    &tx,
-                    "SELECT count, hist FROM rollup_minute WHERE series_id = ?1 AND minute_ms = ?2",
-                    "INSERT INTO rollup_minute (series_id, minute_ms, count, hist) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (series_id, minute_ms) DO UPDATE SET count = excluded.count, hist = excluded.hist",
-                    None,
-                    *id,
-                    *minute,
-                    *count,
-                    hists,
-                )?,
-                Some(run) => merge_into(
-                    &tx,
-                    "SELECT count, hist FROM run_minute WHERE series_id = ?1 AND minute_ms = ?2 AND run_id = ?3",
-                    "INSERT INTO run_minute (series_id, minute_ms, count, hist, run_id) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (run_id, series_id, minute_ms) DO UPDATE SET count = excluded.count, hist = excluded.hist",
-                    Some(run),
-                    *id,
-                    *minute,
-                    *count,
-                    hists,
-                )?,
+                None => merge_into(&tx, &MINUTES, None, (*id, *minute), *count, hists)?,
+                Some(run) => merge_into(&tx, &RUN_MINUTES, Some(run), (*id, *minute), *count, hists)?,
             }
         }
         tx.commit()?;
@@ -449,9 +449,9 @@ impl Store {
                 let mut rows = st.query(params![id, from_ms, to_ms])?;
                 while let Some(r) = rows.next()? {
                     let start: i64 = r.get(0)?;
-                    let count: i64 = r.get(1)?;
+                    let count = stored_count(r.get(1)?)?;
                     let blob = r.get_ref(2)?.as_blob_or_null()?;
-                    f(key, start, width, count as u64, blob)?;
+                    f(key, start, width, count, blob)?;
                 }
             }
         }
@@ -461,11 +461,7 @@ impl Store {
     /// Runs in `[from_ms, to_ms)` over the selection: total and per outcome.
     pub fn counts(&self, sel: &Selection, from_ms: i64, to_ms: i64) -> Result<Counts, StoreError> {
         let mut c = Counts::default();
-        self.visit(sel, from_ms, to_ms, false, |key, _, _, n, _| {
-            c.total += n;
-            *c.by_outcome.entry(key.outcome.clone()).or_default() += n;
-            Ok(())
-        })?;
+        self.visit(sel, from_ms, to_ms, false, |key, _, _, n, _| c.add(&key.outcome, n))?;
         Ok(c)
     }
 
@@ -529,8 +525,8 @@ impl Store {
         for (id, key) in &series {
             let mut rows = st.query(params![run_id, id])?;
             while let Some(r) = rows.next()? {
-                let n: i64 = r.get(0)?;
-                add_to_groups(&mut groups, group_by, key, n as u64, r.get_ref(1)?.as_blob_or_null()?)?;
+                let n = stored_count(r.get(0)?)?;
+                add_to_groups(&mut groups, group_by, key, n, r.get_ref(1)?.as_blob_or_null()?)?;
             }
         }
         Ok(finish_groups(groups, group_by))
@@ -621,21 +617,11 @@ impl Store {
             let mut hours: BTreeMap<(i64, i64), (u64, Vec<SparseHistogram>)> = BTreeMap::new();
             for (series_id, minute_ms, count, blob) in &rows {
                 let e = hours.entry((*series_id, hour_of(*minute_ms))).or_default();
-                e.0 += *count as u64;
+                e.0 = checked_sum(e.0, stored_count(*count)?, "an hour bucket")?;
                 e.1.push(hist::decode(blob)?);
             }
             for ((series_id, hour_ms), (count, hs)) in &hours {
-                merge_into(
-                    &tx,
-                    "SELECT count, hist FROM rollup_hour WHERE series_id = ?1 AND hour_ms = ?2",
-                    "INSERT INTO rollup_hour (series_id, hour_ms, count, hist) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (series_id, hour_ms) DO UPDATE SET count = excluded.count, hist = excluded.hist",
-                    None,
-                    *series_id,
-                    *hour_ms,
-                    *count,
-                    &hs.iter().collect::<Vec<_>>(),
-                )?;
+                merge_into(&tx, &HOURS, None, (*series_id, *hour_ms), *count, &hs.iter().collect::<Vec<_>>())?;
             }
             {
                 let mut del = tx.prepare_cached("DELETE FROM rollup_minute WHERE series_id = ?1 AND minute_ms = ?2")?;
@@ -710,22 +696,46 @@ fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Reads the bucket's row (if any), merges `count` and the histograms `hs` into it, and writes it
-/// back. The queries take `(series_id, bucket_ms[, run_id])` and `(series_id, bucket_ms, count,
-/// hist[, run_id])`.
-#[allow(clippy::too_many_arguments)]
+/// A stored count (never negative: every write is a checked sum of counts).
+fn stored_count(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("a bucket holds a negative run count ({n})")))
+}
+
+/// A rollup table's statements: `select` takes `(series_id, bucket_ms[, run_id])`, `upsert`
+/// `(series_id, bucket_ms, count, hist[, run_id])`.
+struct Rollup {
+    select: &'static str,
+    upsert: &'static str,
+}
+
+const MINUTES: Rollup = Rollup {
+    select: "SELECT count, hist FROM rollup_minute WHERE series_id = ?1 AND minute_ms = ?2",
+    upsert: "INSERT INTO rollup_minute (series_id, minute_ms, count, hist) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (series_id, minute_ms) DO UPDATE SET count = excluded.count, hist = excluded.hist",
+};
+const RUN_MINUTES: Rollup = Rollup {
+    select: "SELECT count, hist FROM run_minute WHERE series_id = ?1 AND minute_ms = ?2 AND run_id = ?3",
+    upsert: "INSERT INTO run_minute (series_id, minute_ms, count, hist, run_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (run_id, series_id, minute_ms) DO UPDATE SET count = excluded.count, hist = excluded.hist",
+};
+const HOURS: Rollup = Rollup {
+    select: "SELECT count, hist FROM rollup_hour WHERE series_id = ?1 AND hour_ms = ?2",
+    upsert: "INSERT INTO rollup_hour (series_id, hour_ms, count, hist) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (series_id, hour_ms) DO UPDATE SET count = excluded.count, hist = excluded.hist",
+};
+
+/// Reads the bucket's row (if any) of `table` (and `run`), adds `count` (checked) and merges the
+/// histograms `hs` into it, and writes it back.
 fn merge_into(
     tx: &Transaction<'_>,
-    select: &str,
-    upsert: &str,
+    table: &Rollup,
     run: Option<&str>,
-    series_id: i64,
-    bucket_ms: i64,
+    (series_id, bucket_ms): (i64, i64),
     count: u64,
     hs: &[&SparseHistogram],
 ) -> Result<(), StoreError> {
     let existing: Option<(i64, Vec<u8>)> = {
-        let mut st = tx.prepare_cached(select)?;
+        let mut st = tx.prepare_cached(table.select)?;
         match run {
             None => st.query_row(params![series_id, bucket_ms], |r| Ok((r.get(0)?, r.get(1)?))),
             Some(run) => st.query_row(params![series_id, bucket_ms, run], |r| Ok((r.get(0)?, r.get(1)?))),
@@ -740,15 +750,18 @@ fn merge_into(
         (Some((old, blob)), hs) => {
             let stored = hist::decode(&blob)?;
             (
-                old as u64 + count,
+                checked_sum(stored_count(old)?, count, "a stored bucket")?,
                 hist::encode(&SparseHistogram::sum(std::iter::once(&stored).chain(hs.iter().copied()))),
             )
         }
     };
-    let mut st = tx.prepare_cached(upsert)?;
+    // `checked_sum` keeps every total within i64.
+    let total =
+        i64::try_from(total).map_err(|_| StoreError::Overflow("a bucket's run count exceeds 2^63 - 1".into()))?;
+    let mut st = tx.prepare_cached(table.upsert)?;
     match run {
-        None => st.execute(params![series_id, bucket_ms, clamp_i64(total), blob])?,
-        Some(run) => st.execute(params![series_id, bucket_ms, clamp_i64(total), blob, run])?,
+        None => st.execute(params![series_id, bucket_ms, total, blob])?,
+        Some(run) => st.execute(params![series_id, bucket_ms, total, blob, run])?,
     };
     Ok(())
 }
@@ -763,8 +776,7 @@ fn add_to_groups(
     let g = groups
         .entry(group_by.iter().map(|d| d.of(key).to_owned()).collect())
         .or_insert_with(|| (Counts::default(), report::new_histogram()));
-    g.0.total += n;
-    *g.0.by_outcome.entry(key.outcome.clone()).or_default() += n;
+    g.0.add(&key.outcome, n)?;
     hist::merge_blob(&mut g.1, blob)
 }
 

@@ -255,12 +255,16 @@ pub async fn page(State(app): State<AppState>) -> Response {
             "<tr data-prober=\"{id}\" data-field=\"edge\"><td class=l>{id}</td><td class=l>{r}</td><td class=l><span class=\"pill {state}\" data-field=\"state\">{state}</span></td><td>{age}</td><td>{lag}</td><td>{}</td><td>{}</td><td class=\"{}\">{off}</td></tr>",
             p.outbox_backlog,
             p.outbox_dropped_total,
-            if p.clock_skewed { "bad" } else { "" },
+            if p.clock_skewed || p.clock_jump { "bad" } else { "" },
             id = esc(&p.id),
             r = esc(&p.region),
             age = p.last_report_age_s.map_or("never".to_owned(), |s| format!("{s:.0} s ago")),
             lag = p.lag_s.map_or("–".to_owned(), |s| format!("{s:.0} s")),
-            off = p.clock_offset_ms.map_or("–".to_owned(), |o| format!("{o} ms")),
+            off = match (p.clock_observed_offset_ms, p.clock_offset_ms) {
+                (Some(seen), _) => format!("clock jump: reads {seen} ms"),
+                (None, Some(o)) => format!("{o} ms"),
+                (None, None) => "–".to_owned(),
+            },
         );
     }
     h.push_str("</table>");

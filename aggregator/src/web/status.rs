@@ -8,6 +8,7 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 
 use super::AppState;
+pub use crate::ingest::DEFAULT_INTERVAL_MS;
 use crate::{
     config::ProberKind,
     ingest::ProberLive,
@@ -45,10 +46,8 @@ impl ProberState {
     }
 }
 
-/// Reporting cadence assumed before a prober's first report tells us its interval.
-pub const DEFAULT_INTERVAL_MS: i64 = 15_000;
-
-/// The state from the last reception and the last interval end.
+/// The state from the last reception, the last interval end and the prober's reporting cadence
+/// (announced, not a report's length: see [`ProberLive::interval_ms`]).
 pub fn derive_state(
     now_ms: i64,
     last_received_ms: Option<i64>,
@@ -93,11 +92,21 @@ pub struct ProberStatus {
     pub last_interval_end_ms: Option<i64>,
     /// now − last interval end, seconds.
     pub lag_s: Option<f64>,
+    /// The reporting cadence the state is judged by: announced by the prober's heartbeat, else
+    /// the longest report seen (at least 15 s).
     pub interval_s: Option<f64>,
     pub outbox_backlog: u64,
     pub outbox_dropped_total: u64,
+    /// The adopted clock offset (prober − aggregator): what consistent reports are corrected by
+    /// when it exceeds `skew_threshold`.
     pub clock_offset_ms: Option<i64>,
     pub clock_skewed: bool,
+    /// The prober's last fresh report did not fit the adopted offset (its clock stepped, or is
+    /// further off than `ingest.max_clock_correction`): it was taken uncorrected, or refused by the
+    /// horizon.
+    pub clock_jump: bool,
+    /// What that report's clock read (prober − aggregator, ms), while `clock_jump`.
+    pub clock_observed_offset_ms: Option<i64>,
     pub reports: ReportCounts,
     pub version: String,
 }
@@ -144,6 +153,8 @@ pub fn statuses(app: &AppState) -> Vec<ProberStatus> {
                 outbox_dropped_total: l.outbox_dropped_total,
                 clock_offset_ms: l.offset_ms,
                 clock_skewed: l.skewed,
+                clock_jump: l.clock_jump.is_some(),
+                clock_observed_offset_ms: l.clock_jump.map(|j| j.observed_ms),
                 reports: ReportCounts { stored_total: l.stored_total, duplicates: l.duplicates, rejected: l.rejected },
                 version: l.version,
             }
@@ -164,6 +175,7 @@ pub fn refresh_gauges(app: &AppState) {
             m.prober_clock_offset.get_or_create(&labels).set(off as f64 / 1000.0);
         }
         m.prober_clock_skewed.get_or_create(&labels).set(i64::from(s.clock_skewed));
+        m.prober_clock_jump.get_or_create(&labels).set(i64::from(s.clock_jump));
         m.prober_outbox_backlog.get_or_create(&labels).set(s.outbox_backlog as i64);
         for state in ProberState::ALL {
             m.prober_state

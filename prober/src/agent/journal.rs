@@ -346,7 +346,7 @@ mod tests {
         // Interval 1 is reported; interval 2 gets two runs, then kill -9 (and a half-written third).
         let mut j = close(&ob, &mut rec, j, 12_000);
         live(&mut j, &mut rec, &run(12_400, "ok"));
-        live(&mut j, &mut rec, &run(13_100, "failed"));
+        live(&mut j, &mut rec, &run(13_100, "gateway_error"));
         append_raw(&d, 2, b"0123456789abcdef {\"run\":{\"finish_ms\":13");
         drop((j, rec, ob));
 
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(done, vec![Recovery::Rebuilt { seq: 2, runs: 2, start_ms: 12_000, end_ms: 13_100, torn: true }]);
         assert_eq!(
             reported(&d),
-            vec![(1, "ok".into(), 2), (1, "timeout".into(), 1), (2, "failed".into(), 1), (2, "ok".into(), 1)]
+            vec![(1, "ok".into(), 2), (1, "timeout".into(), 1), (2, "gateway_error".into(), 1), (2, "ok".into(), 1)]
         );
         let rebuilt = report::decode(&fs::read(d.join("00000000000000000002.report")).unwrap()).unwrap();
         let pay: u64 = rebuilt.series.iter().filter(|s| s.key.step == "pay").map(|s| s.count).sum();

@@ -280,6 +280,7 @@ impl Agent {
             journeys: self.cfg.journeys.len() as u32,
             uptime_s: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").into(),
+            interval_ms: Some(announced_interval(&self.cfg)),
             ..Default::default()
         };
         let (id, region) = (self.cfg.prober.id.clone(), self.cfg.prober.region.clone());
@@ -376,6 +377,13 @@ impl Agent {
 }
 
 /// `07:27:45.000–07:27:46.000 UTC`, for logs.
+/// The reporting interval the heartbeat announces (ms): the aggregator judges this prober late by
+/// it, not by one report's length (the first interval after a start, and a report rebuilt from
+/// the journal, are shorter). The config keeps it within 100 ms … 1 h, what a report may announce.
+fn announced_interval(cfg: &EdgeConfig) -> u64 {
+    cfg.reporting_interval.as_millis() as u64
+}
+
 fn span(start_ms: i64, end_ms: i64) -> String {
     let t = |ms| {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -403,6 +411,7 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
         journeys: cfg.journeys.len() as u32,
         version: env!("CARGO_PKG_VERSION").into(),
         outbox_dropped_total: outbox.dropped_total(),
+        interval_ms: Some(announced_interval(&cfg)),
         ..Default::default()
     };
     let (ob, id, region) = (outbox.clone(), cfg.prober.id.clone(), cfg.prober.region.clone());

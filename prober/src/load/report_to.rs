@@ -111,7 +111,12 @@ impl Reporter {
             interval_end_ms: end,
             sent_at_ms: end,
             run: Some(label(&self.cfg.run_id)),
-            heartbeat: report::Heartbeat { version: env!("CARGO_PKG_VERSION").into(), ..Default::default() },
+            heartbeat: report::Heartbeat {
+                version: env!("CARGO_PKG_VERSION").into(),
+                // The aggregator shows the identity idle once two of these pass without a report.
+                interval_ms: Some(self.cfg.every.as_millis().min(report::MAX_INTERVAL_MS as u128) as u64),
+                ..Default::default()
+            },
             series,
         };
         self.since_ms = end;
