@@ -168,7 +168,7 @@ fn with_faults(router: Router, faults: &Faults, service: Service) -> Router {
 }
 
 /// Applies the service's faults to one request: outage → 503 at once; otherwise the drawn delay,
-/// then either an injected 500 or the service's own answer.
+/// then the request echoed in a 500, an injected 500, or the service's own answer.
 async fn fault_layer(State((faults, service)): State<(Faults, Service)>, request: Request, next: Next) -> Response {
     let decision = faults.decide(service);
     if decision.outage {
@@ -176,6 +176,9 @@ async fn fault_layer(State((faults, service)): State<(Faults, Service)>, request
     }
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
+    }
+    if decision.echo {
+        return crate::faults::echo(request).await;
     }
     if decision.error {
         return fault_response(service, StatusCode::INTERNAL_SERVER_ERROR, "error");
