@@ -206,11 +206,12 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
     response
 }
 
-/// One debug line per request: method, path (never the query), status, time.
+/// One debug line per request: method, path (never the query; phone numbers in it masked),
+/// status, time.
 async fn access_log(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = crate::mask::mask_phones(request.uri().path());
     let response = next.run(request).await;
     tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "request");
     response
