@@ -14,7 +14,10 @@
 //! The phone rule and its output shape are written down once, in `docs/security-masking.md`,
 //! with the table of shapes both this module and the sandbox's copy are tested against.
 
-use std::{fmt, sync::LazyLock};
+use std::{
+    fmt,
+    sync::{LazyLock, OnceLock},
+};
 
 use regex::{Captures, Regex};
 
@@ -78,8 +81,8 @@ pub struct Masker {
     secrets: Vec<String>,
     /// National numbers (digits) of the run's own phone numbers.
     numbers: Vec<String>,
-    /// Those numbers in every shape; rebuilt when one is added.
-    known: Option<Regex>,
+    /// Those numbers in every shape; built when first needed after a number is added.
+    known: OnceLock<Regex>,
 }
 
 /// Never prints what it hides.
@@ -116,7 +119,7 @@ impl Masker {
         if !self.numbers.contains(&nsn) {
             self.numbers.push(nsn);
             self.numbers.sort_by_key(|n| std::cmp::Reverse(n.len()));
-            self.known = Some(known_numbers(&self.numbers));
+            self.known = OnceLock::new();
         }
     }
 
@@ -126,8 +129,8 @@ impl Masker {
         // Long secrets before phones, so a digit run inside a secret cannot break it apart; short
         // ones (a PIN) after, so they cannot break a phone number apart.
         out = self.replace_secrets(out, |s| s.len() >= LONG_SECRET);
-        if let Some(known) = &self.known {
-            out = replace_numbers(known, &out);
+        if !self.numbers.is_empty() {
+            out = replace_numbers(self.known.get_or_init(|| known_numbers(&self.numbers)), &out);
         }
         out = mask_phones(&out);
         self.replace_secrets(out, |s| s.len() < LONG_SECRET)
