@@ -1,11 +1,17 @@
 //! Fault injection: per service, a fixed added latency, normal jitter, a fraction of requests
-//! answered with HTTP 500, a full outage (HTTP 503), and for Daraja an override of the callback
-//! delay. Changed at runtime over `/admin/faults`, by `--fault` flags, or through [`Faults`].
+//! answered with HTTP 500, a full outage (HTTP 503), an echo (HTTP 500 whose body repeats the
+//! request, as careless error pages do), and for Daraja an override of the callback delay.
+//! Changed at runtime over `/admin/faults`, by `--fault` flags, or through [`Faults`].
 //!
 //! The decision for one request is drawn from a seeded stream, so a run replays from `--seed`.
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
+use axum::{
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderValue, StatusCode, header};
 use parking_lot::RwLock;
 use rand::RngExt;
 use serde::Serialize;
@@ -83,6 +89,12 @@ pub struct Fault {
     pub error_rate: f64,
     /// Every request of the service gets HTTP 503 at once.
     pub outage: bool,
+    /// Every request of the service gets HTTP 500 whose body is the request as received: the
+    /// request line, every header and the body (the first [`ECHO_BODY_LIMIT`] bytes). Many real
+    /// error pages do this; it puts the caller's credentials and phone numbers into the response,
+    /// which is what the prober's masking must survive. Left out of the JSON when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub echo: bool,
     /// Daraja only: overrides the configured STK callback delay, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_delay_ms: Option<u64>,
@@ -116,6 +128,8 @@ impl Fault {
         let millis = |v: &Value| {
             v.as_u64().ok_or_else(|| FaultError::new(field, format!("must be a whole number of milliseconds, got {v}")))
         };
+        let flag =
+            |v: &Value| v.as_bool().ok_or_else(|| FaultError::new(field, format!("must be true or false, got {v}")));
         match field {
             "latency_ms" => self.latency_ms = millis(value)?,
             "jitter_ms" => self.jitter_ms = millis(value)?,
@@ -123,16 +137,13 @@ impl Fault {
                 self.error_rate =
                     value.as_f64().ok_or_else(|| FaultError::new(field, format!("must be a number, got {value}")))?
             }
-            "outage" => {
-                self.outage = value
-                    .as_bool()
-                    .ok_or_else(|| FaultError::new(field, format!("must be true or false, got {value}")))?
-            }
+            "outage" => self.outage = flag(value)?,
+            "echo" => self.echo = flag(value)?,
             "callback_delay_ms" => self.callback_delay_ms = if value.is_null() { None } else { Some(millis(value)?) },
             other => {
                 return Err(FaultError::new(
                     other,
-                    "unknown field (expected latency_ms, jitter_ms, error_rate, outage, callback_delay_ms)",
+                    "unknown field (expected latency_ms, jitter_ms, error_rate, outage, echo, callback_delay_ms)",
                 ));
             }
         }
@@ -224,6 +235,8 @@ pub(crate) struct Decision {
     pub outage: bool,
     pub delay: Duration,
     pub error: bool,
+    /// After the delay, answer with the request echoed (see [`echo`]).
+    pub echo: bool,
 }
 
 /// The live fault settings of a running sandbox. Cloning shares them.
@@ -280,10 +293,10 @@ impl Faults {
     pub(crate) fn decide(&self, service: Service) -> Decision {
         let fault = self.get(service);
         if fault.outage {
-            return Decision { outage: true, delay: Duration::ZERO, error: false };
+            return Decision { outage: true, delay: Duration::ZERO, error: false, echo: false };
         }
         if fault.latency_ms == 0 && fault.jitter_ms == 0 && fault.error_rate <= 0.0 {
-            return Decision { outage: false, delay: Duration::ZERO, error: false };
+            return Decision { outage: false, delay: Duration::ZERO, error: false, echo: fault.echo };
         }
         self.rng.with(|rng| {
             let mut delay_ms = fault.latency_ms as f64;
@@ -292,9 +305,38 @@ impl Faults {
                 delay_ms += z * fault.jitter_ms as f64;
             }
             let error = fault.error_rate > 0.0 && rng.random_bool(fault.error_rate);
-            Decision { outage: false, delay: Duration::from_secs_f64(delay_ms.max(0.0) / 1000.0), error }
+            let delay = Duration::from_secs_f64(delay_ms.max(0.0) / 1000.0);
+            Decision { outage: false, delay, error, echo: fault.echo }
         })
     }
+}
+
+/// The most of a request body the echo fault repeats.
+pub const ECHO_BODY_LIMIT: usize = 64 * 1024;
+
+/// The echo fault's answer: HTTP 500, `text/plain`, `x-sandbox-fault: echo`, and the request as
+/// received (request line with the query, every header, a blank line, the body) after one line
+/// saying what this is.
+pub(crate) async fn echo(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut text = format!(
+        "injected echo fault: the request as received\n{} {} {:?}\n",
+        parts.method,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        parts.version
+    );
+    for (name, value) in &parts.headers {
+        text.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+    }
+    text.push('\n');
+    match axum::body::to_bytes(body, ECHO_BODY_LIMIT).await {
+        Ok(b) => text.push_str(&String::from_utf8_lossy(&b)),
+        Err(_) => text.push_str(&format!("(a body of more than {ECHO_BODY_LIMIT} bytes, or one that failed)")),
+    }
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
+        .into_response();
+    response.headers_mut().insert("x-sandbox-fault", HeaderValue::from_static("echo"));
+    response
 }
 
 #[cfg(test)]
@@ -360,7 +402,10 @@ mod tests {
     #[test]
     fn outage_and_no_fault() {
         let faults = Faults::new(FaultSet::default(), 1);
-        assert_eq!(faults.decide(Service::Ussd), Decision { outage: false, delay: Duration::ZERO, error: false });
+        assert_eq!(
+            faults.decide(Service::Ussd),
+            Decision { outage: false, delay: Duration::ZERO, error: false, echo: false }
+        );
         faults.set(Service::Ussd, Fault { outage: true, ..Default::default() }).unwrap();
         assert!(faults.decide(Service::Ussd).outage);
         assert!(!faults.decide(Service::Daraja).outage);

@@ -49,5 +49,5 @@ mod store;
 pub use config::{Config, HttpLimits, Limits};
 pub use error::Error;
 pub use faults::{Fault, FaultError, FaultSet, Faults, Service};
-pub use mask::mask_phone;
+pub use mask::{mask_phone, mask_phones};
 pub use server::{Sandbox, SandboxHandle};

@@ -26,6 +26,7 @@ Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVI
   jitter_ms=N         normal jitter, standard deviation in ms
   error_rate=F        fraction (0..1) answered with HTTP 500
   outage=true         HTTP 503 for everything of that service
+  echo=true           HTTP 500 whose body repeats the request (line, headers, body)
   callback_delay_ms=N daraja only: overrides --callback-delay-ms
   e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
 

@@ -163,7 +163,7 @@ fn with_faults(router: Router, faults: &Faults, service: Service) -> Router {
 }
 
 /// Applies the service's faults to one request: outage → 503 at once; otherwise the drawn delay,
-/// then either an injected 500 or the service's own answer.
+/// then the request echoed in a 500, an injected 500, or the service's own answer.
 async fn fault_layer(State((faults, service)): State<(Faults, Service)>, request: Request, next: Next) -> Response {
     let decision = faults.decide(service);
     if decision.outage {
@@ -171,6 +171,9 @@ async fn fault_layer(State((faults, service)): State<(Faults, Service)>, request
     }
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
+    }
+    if decision.echo {
+        return crate::faults::echo(request).await;
     }
     if decision.error {
         return fault_response(service, StatusCode::INTERNAL_SERVER_ERROR, "error");
@@ -198,11 +201,12 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
     response
 }
 
-/// One debug line per request: method, path (never the query), status, time.
+/// One debug line per request: method, path (never the query; phone numbers in it masked),
+/// status, time.
 async fn access_log(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = crate::mask::mask_phones(request.uri().path());
     let response = next.run(request).await;
     tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "request");
     response

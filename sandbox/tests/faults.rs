@@ -190,3 +190,35 @@ async fn faults_from_flags_apply_at_start() {
     let err = sandbox::Sandbox::start(Config { faults: bad, ..common::fast_config() }).await.err().expect("refused");
     assert!(err.to_string().contains("callback_delay_ms"), "{err}");
 }
+
+#[tokio::test]
+async fn echo_repeats_the_request_in_a_500() {
+    let sb = start().await;
+    let (http, base) = (Http::default(), sb.base_url().to_owned());
+    let r = http.put_json(&format!("{base}/admin/faults/shop"), &json!({"echo": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["echo"], true);
+    assert_eq!(http.get(&format!("{base}/admin/faults")).await.json()["ussd"].get("echo"), None, "off: left out");
+
+    let body = json!({"phone": "+254 712 345 678", "note": "x"});
+    let r = http
+        .post_json_with(&format!("{base}/shop/api/checkout?ref=sub_254712345678"), &[("x-api-key", "k-123")], &body)
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.headers["x-sandbox-fault"], "echo");
+    let text = r.text();
+    for part in
+        ["POST /shop/api/checkout?ref=sub_254712345678 HTTP/1.1\n", "x-api-key: k-123\n", &format!("\n\n{body}")]
+    {
+        assert!(text.contains(part), "{part:?} in\n{text}");
+    }
+    // Other services answer as usual; a flag sets it too.
+    assert_eq!(at_first_hit(&http, &base).await.status, StatusCode::OK);
+    let mut set = FaultSet::default();
+    set.apply_flags(&["ussd:echo=true"]).unwrap();
+    assert!(set.ussd.echo);
+    let r = http.put_json(&format!("{base}/admin/faults/shop"), &json!({"echo": "yes"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"].as_str().unwrap().contains("`echo`"), "{}", r.text());
+    sb.shutdown().await;
+}

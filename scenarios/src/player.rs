@@ -17,7 +17,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::{
     daraja::Runtime as DarajaRuntime,
     http::{HttpClient, tls_config},
-    journey::{Extract, Journey, JsonPath, Step, StepKind, template::Scope},
+    journey::{Extract, Journey, JsonPath, Step, StepKind, credentials, is_msisdn, template::Scope},
     mask::Masker,
     outcome::{Failure, Outcome},
     steps::{self, Ctx, Done, Final, Recorder, http::human},
@@ -53,7 +53,7 @@ pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
     if let Some(m) = journey.msisdn_pool.first() {
         scope.vars.entry("msisdn".into()).or_insert_with(|| m.clone());
     }
-    let masker = Mutex::new(Masker::new(journey.secrets.values()));
+    let masker = Mutex::new(run_masker(journey, &scope));
 
     let tls = tls_config(&opts.extra_roots);
     let http = HttpClient::new(Arc::new(Connector::new(opts.profile.clone(), opts.seed)), tls.clone());
@@ -97,7 +97,7 @@ pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
             }
         };
         let result = result.and_then(|done| {
-            extract(step, &done.last, &mut scope)?;
+            extract(step, &done.last, &mut scope, &masker)?;
             Ok(done)
         });
         let (outcome, fail) = match result {
@@ -147,13 +147,39 @@ async fn run_step(step: &Step, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
     }
 }
 
-/// Copies `extract:` values from the step's final document into the scope.
-fn extract(step: &Step, last: &Final, scope: &mut Scope) -> Result<(), Failure> {
+/// The run's masker: the journey's secrets and MSISDN pool, and the variables (overrides
+/// included) that hold a credential or a phone number.
+fn run_masker(journey: &Journey, scope: &Scope) -> Masker {
+    let mut m = Masker::new(journey.secrets.values());
+    for phone in &journey.msisdn_pool {
+        m.add_number(phone);
+    }
+    for (name, value) in &scope.vars {
+        hide_variable(&mut m, name, value);
+    }
+    m
+}
+
+/// Hides a variable's value from now on when it holds a credential or a phone number.
+fn hide_variable(m: &mut Masker, name: &str, value: &str) {
+    if credentials::is_credential_variable(name, value) {
+        credentials::secret_parts(value).into_iter().for_each(|p| m.add_secret(p));
+    }
+    let compact: String = value.chars().filter(|c| !" -.()".contains(*c)).collect();
+    if is_msisdn(&compact) {
+        m.add_number(value);
+    }
+}
+
+/// Copies `extract:` values from the step's final document into the scope (and a value that is a
+/// credential or a phone number into the masker).
+fn extract(step: &Step, last: &Final, scope: &mut Scope, masker: &Mutex<Masker>) -> Result<(), Failure> {
     for (var, ex) in &step.extract {
         let value = extract_one(ex, last).ok_or_else(|| {
             let from = ex.json.as_deref().or(ex.regex.as_deref()).or(ex.header.as_deref()).unwrap_or_default();
             Failure::new(Outcome::AssertionFailed, format!("extract.{var}: `{from}` matched nothing in the response"))
         })?;
+        hide_variable(&mut masker.lock(), var, &value);
         scope.vars.insert(var.clone(), value);
     }
     Ok(())

@@ -34,7 +34,7 @@ impl Phases {
     }
 }
 
-/// One request/response of a step, masked and truncated.
+/// One request/response of a step: masked whole, then cut to [`EXCERPT_LIMIT`] characters.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Excerpt {
     /// e.g. `POST /ussd/at` or `hop 2`.
@@ -85,14 +85,6 @@ fn ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
-/// Longest excerpt kept per request or response.
+/// Longest excerpt kept per request or response, in characters (cut by
+/// [`crate::mask::Masker::excerpt`], after masking).
 pub const EXCERPT_LIMIT: usize = 600;
-
-/// Cuts `text` to [`EXCERPT_LIMIT`] characters on a character boundary.
-pub fn excerpt(text: &str) -> String {
-    if text.chars().count() <= EXCERPT_LIMIT {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().take(EXCERPT_LIMIT).collect();
-    format!("{cut}… ({} bytes in all)", text.len())
-}

@@ -14,7 +14,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_TEXT_CHARS, UssdState, check_input, menu::split_africastalking_text, redact_inputs};
-use crate::{error::ApiError, mask::mask_phone};
+use crate::{
+    error::ApiError,
+    mask::{mask_phone, mask_phones},
+};
 
 /// One hop from the gateway.
 #[derive(Debug, Deserialize)]
@@ -90,8 +93,8 @@ struct EventForm {
     error_message: Option<String>,
 }
 
-/// An event as kept for `GET /ussd/at/events`: AT's field names, the phone number masked and the
-/// PIN in `input` replaced by `****`.
+/// An event as kept for `GET /ussd/at/events`: AT's field names, every phone number masked (in
+/// `input`, `lastAppResponse` and `errorMessage` too) and the PIN in `input` replaced by `****`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {
@@ -145,9 +148,9 @@ pub(crate) async fn event(State(state): State<Arc<UssdState>>, body: Bytes) -> R
         status: form.status,
         cost: form.cost,
         hops_metadata: form.hops_metadata,
-        input: form.input.as_deref().map(|i| redact_inputs(&split_africastalking_text(i)).join("*")),
-        last_app_response: form.last_app_response,
-        error_message: form.error_message,
+        input: form.input.as_deref().map(|i| mask_phones(&redact_inputs(&split_africastalking_text(i)).join("*"))),
+        last_app_response: form.last_app_response.as_deref().map(mask_phones),
+        error_message: form.error_message.as_deref().map(mask_phones),
         received_at: chrono::Utc::now().to_rfc3339(),
     };
     tracing::info!(session = %stored.session_id, status = %stored.status, "ussd end-of-session event");

@@ -45,7 +45,7 @@ fn parse_source(src: &Source, base: &Path) -> Result<Journey, LoadError> {
         return dialoguss::import(src);
     }
     let doc: JourneyFile = src.parse()?;
-    doc.validate(src, base)
+    doc.validate(src, base).inspect(|j| super::credentials::warn(src, j))
 }
 
 #[derive(Deserialize)]

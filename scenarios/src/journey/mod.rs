@@ -6,6 +6,7 @@
 //! `{{ var }}` templates, rendered when the step runs. [`load_file`] checks everything it can
 //! before anything is sent: unknown keys, impossible values, unknown variables, money limits.
 
+pub mod credentials;
 mod load;
 mod matcher;
 mod secrets;

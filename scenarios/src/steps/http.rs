@@ -9,7 +9,8 @@ use tokio::time::{Instant, sleep_until};
 use super::{Ctx, Done, Final, Recorder, exchange, json_body};
 use crate::{
     http::{RequestSpec, Response},
-    journey::HttpStep,
+    journey::{HttpStep, credentials},
+    mask::Masker,
     outcome::{Failure, Outcome},
 };
 
@@ -28,7 +29,7 @@ pub async fn run(h: &HttpStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
         )
         .await;
         let problem = match resp {
-            Ok(r) => match check(h, &r) {
+            Ok(r) => match check(h, &r, &ctx.masker.lock()) {
                 None => return Ok(Done::ok(Final::from_response(&r))),
                 Some(f) => f,
             },
@@ -52,7 +53,12 @@ fn request(h: &HttpStep, ctx: &Ctx<'_>) -> Result<RequestSpec, Failure> {
     let method = Method::from_bytes(h.method.to_ascii_uppercase().as_bytes()).expect("validated at load");
     let mut headers = Vec::new();
     for (k, v) in &h.headers {
-        headers.push((k.clone(), ctx.render(&format!("http.headers.{k}"), v)?));
+        let value = ctx.render(&format!("http.headers.{k}"), v)?;
+        if credentials::is_credential_header_value(k, &value) {
+            let mut m = ctx.masker.lock();
+            credentials::secret_parts(&value).into_iter().for_each(|p| m.add_secret(p));
+        }
+        headers.push((k.clone(), value));
     }
     let body = if let Some(j) = &h.json {
         let v = ctx.scope.render_json(j).map_err(|e| {
@@ -74,8 +80,9 @@ fn request(h: &HttpStep, ctx: &Ctx<'_>) -> Result<RequestSpec, Failure> {
     Ok(RequestSpec { method, url, headers, body })
 }
 
-/// `None` when every assertion holds; otherwise the first that does not, classified.
-pub fn check(h: &HttpStep, r: &Response) -> Option<Failure> {
+/// `None` when every assertion holds; otherwise the first that does not, classified. The start
+/// of a body quoted in a message is masked before it is cut.
+pub fn check(h: &HttpStep, r: &Response, masker: &Masker) -> Option<Failure> {
     let a = &h.assertions;
     let status = r.status.as_u16();
     let status_ok = match &a.status {
@@ -85,7 +92,7 @@ pub fn check(h: &HttpStep, r: &Response) -> Option<Failure> {
     if !status_ok {
         let want = a.status.as_ref().map_or("2xx".to_owned(), |s| s.to_string());
         let outcome = if r.status.is_server_error() { Outcome::GatewayError } else { Outcome::AssertionFailed };
-        let body: String = r.text().chars().take(120).collect();
+        let body = masker.start(&r.text(), 120);
         return Some(Failure::new(outcome, format!("HTTP {status}, expected {want}; body starts {body:?}")));
     }
     for (name, m) in &a.headers {
@@ -103,7 +110,7 @@ pub fn check(h: &HttpStep, r: &Response) -> Option<Failure> {
     if let Some(m) = &a.body {
         let text = r.text();
         if !m.matches(&text) {
-            let start: String = text.chars().take(120).collect();
+            let start = masker.start(&text, 120);
             return Some(Failure::new(Outcome::AssertionFailed, format!("body {start:?} is not {m}")));
         }
     }

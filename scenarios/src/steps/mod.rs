@@ -19,7 +19,7 @@ use crate::{
     journey::{Journey, template::Scope},
     mask::Masker,
     outcome::{Failure, Outcome},
-    trace::{Excerpt, Phases, excerpt},
+    trace::{Excerpt, Phases},
 };
 
 /// Everything a step needs while it runs.
@@ -53,6 +53,16 @@ impl Ctx<'_> {
     pub fn mask(&self, text: &str) -> String {
         self.masker.lock().mask(text)
     }
+
+    /// The first `chars` characters of `text`, masked before the cut.
+    pub fn start(&self, text: &str, chars: usize) -> String {
+        self.masker.lock().start(text, chars)
+    }
+
+    /// Hides a phone number the step uses from now on, in every shape.
+    pub fn hide_number(&self, phone: &str) {
+        self.masker.lock().add_number(phone);
+    }
 }
 
 /// What a step measured so far. Lives outside the step's future, so a timeout keeps it.
@@ -65,30 +75,26 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records one exchange (masked) and adds its phases.
+    /// Records one exchange and adds its phases. Label, request and response are masked whole,
+    /// and only then cut to excerpts.
     pub fn exchange(
         &mut self,
         masker: &Mutex<Masker>,
-        label: String,
+        label: &str,
         request: &str,
         result: &Result<Response, HttpError>,
         started: Instant,
     ) {
+        let duration = started.elapsed();
         let m = masker.lock();
         let (status, response) = match result {
             Ok(r) => {
                 self.phases.add(&r.phases);
-                (Some(r.status.as_u16()), m.mask(&excerpt(&r.text())))
+                (Some(r.status.as_u16()), m.excerpt(&r.text()))
             }
-            Err(e) => (None, m.mask(&format!("(no response: {e})"))),
+            Err(e) => (None, m.excerpt(&format!("(no response: {e})"))),
         };
-        self.excerpts.push(Excerpt {
-            label,
-            status,
-            request: m.mask(&excerpt(request)),
-            response,
-            duration: started.elapsed(),
-        });
+        self.excerpts.push(Excerpt { label: m.mask(label), status, request: m.excerpt(request), response, duration });
     }
 }
 
@@ -134,7 +140,7 @@ pub async fn exchange(
         Some((_, b)) => format!("{} {}\n{}", spec.method, spec.url, String::from_utf8_lossy(b)),
         None => format!("{} {}", spec.method, spec.url),
     };
-    rec.exchange(ctx.masker, label, &shown, &result, started);
+    rec.exchange(ctx.masker, &label, &shown, &result, started);
     result.map_err(|e| Failure::new(e.outcome(), ctx.mask(&e.to_string())))
 }
 

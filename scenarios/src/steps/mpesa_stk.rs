@@ -17,6 +17,7 @@ use super::{Ctx, Done, Final, Recorder, exchange, json_body};
 use crate::{
     daraja::{
         basic_auth,
+        callback::CallbackServer,
         codes::{self, StkResult},
         daraja_msisdn, password, timestamp_now,
     },
@@ -37,19 +38,7 @@ struct Daraja {
 }
 
 pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
-    let d = Daraja {
-        base: ctx.render("mpesa_stk.base_url", &k.base_url)?.trim_end_matches('/').to_owned(),
-        key: ctx.render("mpesa_stk.consumer_key", &k.consumer_key)?,
-        secret: ctx.render("mpesa_stk.consumer_secret", &k.consumer_secret)?,
-        shortcode: ctx.render("mpesa_stk.shortcode", &k.shortcode)?,
-        passkey: ctx.render("mpesa_stk.passkey", &k.passkey)?,
-    };
-    {
-        let mut m = ctx.masker.lock();
-        for s in [&d.key, &d.secret, &d.passkey] {
-            m.add_secret(s);
-        }
-    }
+    let d = Daraja::of(k, ctx)?;
     // Money safety, checked again at run time whatever the loader let through.
     if k.amount == 0 || k.amount > k.max_amount || k.amount > HARD_AMOUNT_CAP {
         return Err(Failure::new(
@@ -60,11 +49,7 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
             ),
         ));
     }
-    let candidates: Vec<String> = if k.phone == "pool" {
-        ctx.journey.msisdn_pool.iter().map(|m| daraja_msisdn(m)).collect()
-    } else {
-        vec![daraja_msisdn(&ctx.render("mpesa_stk.phone", &k.phone)?)]
-    };
+    let candidates = payers(k, ctx)?;
     rec.last_problem = Some("every MSISDN of the step had a push in flight".into());
     let payer = ctx.daraja.lock_msisdn(&candidates).await;
     rec.last_problem = None;
@@ -119,20 +104,7 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
     let id = accepted.checkout_request_id;
 
     let result = match &mode {
-        StkResultMode::Callback(_) => {
-            rec.last_problem = Some(format!("no callback arrived for CheckoutRequestID {id}"));
-            let s = server.expect("callback mode has a server");
-            let started = Instant::now();
-            let r = s.wait(&id).await;
-            rec.excerpts.push(crate::trace::Excerpt {
-                label: "callback".into(),
-                status: None,
-                request: String::new(),
-                response: ctx.mask(&crate::trace::excerpt(&r.raw.to_string())),
-                duration: started.elapsed(),
-            });
-            r
-        }
+        StkResultMode::Callback(_) => callback_wait(ctx, rec, &server.expect("callback mode has a server"), &id).await,
         StkResultMode::Relay(r) => {
             let relay = ctx.render("mpesa_stk.result.relay.url", &r.url)?;
             let token = match &r.token {
@@ -156,7 +128,34 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
     classify(k, &result)
 }
 
+/// The MSISDNs the step may charge: its pool, or the number it names (masked from now on).
+fn payers(k: &StkStep, ctx: &Ctx<'_>) -> Result<Vec<String>, Failure> {
+    if k.phone == "pool" {
+        return Ok(ctx.journey.msisdn_pool.iter().map(|m| daraja_msisdn(m)).collect());
+    }
+    let phone = ctx.render("mpesa_stk.phone", &k.phone)?;
+    ctx.hide_number(&phone);
+    Ok(vec![daraja_msisdn(&phone)])
+}
+
 impl Daraja {
+    /// The step's Daraja, its credentials rendered and masked from now on.
+    fn of(k: &StkStep, ctx: &Ctx<'_>) -> Result<Daraja, Failure> {
+        let d = Daraja {
+            base: ctx.render("mpesa_stk.base_url", &k.base_url)?.trim_end_matches('/').to_owned(),
+            key: ctx.render("mpesa_stk.consumer_key", &k.consumer_key)?,
+            secret: ctx.render("mpesa_stk.consumer_secret", &k.consumer_secret)?,
+            shortcode: ctx.render("mpesa_stk.shortcode", &k.shortcode)?,
+            passkey: ctx.render("mpesa_stk.passkey", &k.passkey)?,
+        };
+        let mut m = ctx.masker.lock();
+        for s in [&d.key, &d.secret, &d.passkey] {
+            m.add_secret(s);
+        }
+        drop(m);
+        Ok(d)
+    }
+
     /// A valid access token, from the cache or a fresh OAuth call.
     async fn token(&self, ctx: &Ctx<'_>, rec: &mut Recorder) -> Result<Secret, Failure> {
         if let Some(t) = ctx.daraja.cached_token(&self.base, &self.key) {
@@ -173,7 +172,7 @@ impl Daraja {
         };
         let r = exchange(ctx, rec, ctx.http, "oauth".into(), &spec).await?;
         if !r.status.is_success() {
-            return Err(refusal("oauth", &r));
+            return Err(refusal("oauth", &r, ctx));
         }
         let (token, ttl) =
             codes::parse_token(&r.body).map_err(|e| Failure::new(Outcome::GatewayError, format!("oauth: {e}")))?;
@@ -237,7 +236,7 @@ impl Daraja {
                 Some(e) if e.is_pending() => {
                     rec.last_problem = Some(format!("STK Query still says {:?}", e.error_message))
                 }
-                _ => return Err(refusal("stk query", &r)),
+                _ => return Err(refusal("stk query", &r, ctx)),
             }
             wait = (wait * 2).min(max);
         }
@@ -248,6 +247,22 @@ impl Daraja {
         url::Url::parse(&s)
             .map_err(|e| Failure::new(Outcome::AssertionFailed, format!("mpesa_stk.base_url: `{s}` is not a URL: {e}")))
     }
+}
+
+/// Waits for the callback on the step's own listener, and records it as an excerpt (masked).
+async fn callback_wait(ctx: &Ctx<'_>, rec: &mut Recorder, server: &CallbackServer, id: &str) -> StkResult {
+    rec.last_problem = Some(format!("no callback arrived for CheckoutRequestID {id}"));
+    let started = Instant::now();
+    let r = server.wait(id).await;
+    let duration = started.elapsed();
+    rec.excerpts.push(crate::trace::Excerpt {
+        label: "callback".into(),
+        status: None,
+        request: String::new(),
+        response: ctx.masker.lock().excerpt(&r.raw.to_string()),
+        duration,
+    });
+    r
 }
 
 /// Fetches the relayed callback from `{relay}/stk/{id}` (404 means not yet), backing off to 5 s,
@@ -290,8 +305,9 @@ async fn relay_wait(
     }
 }
 
-/// A non-2xx answer, as a failure: Daraja's envelope when there is one.
-fn refusal(what: &str, r: &Response) -> Failure {
+/// A non-2xx answer, as a failure: Daraja's envelope when there is one, else the start of the
+/// body (masked before it is cut).
+fn refusal(what: &str, r: &Response, ctx: &Ctx<'_>) -> Failure {
     let status = r.status.as_u16();
     match codes::parse_envelope(&r.body) {
         Some(e) => {
@@ -299,10 +315,7 @@ fn refusal(what: &str, r: &Response) -> Failure {
         }
         None => {
             let outcome = if r.status.is_server_error() { Outcome::GatewayError } else { Outcome::AssertionFailed };
-            Failure::new(
-                outcome,
-                format!("{what}: HTTP {status}, body {:?}", r.text().chars().take(120).collect::<String>()),
-            )
+            Failure::new(outcome, format!("{what}: HTTP {status}, body {:?}", ctx.start(&r.text(), 120)))
         }
     }
 }

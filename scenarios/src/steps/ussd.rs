@@ -5,6 +5,8 @@
 //! session limit (180 s) and the 182-character GSM-7 screen (80 in UCS-2). A session the app does
 //! not end is released the way the dialect does it (Africa's Talking: an `Incomplete` event).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::Method;
 use rand::RngExt;
@@ -13,9 +15,9 @@ use tokio::time::{Instant, timeout};
 use super::{Ctx, Done, Final, Recorder, exchange, http::human};
 use crate::{
     http::RequestSpec,
-    journey::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep},
+    journey::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn},
     outcome::{Failure, Outcome},
-    ussd::{Dialect, HopRequest, Release, Session, dialect, dialects::EndEvent, screen_capacity},
+    ussd::{Dialect, HopRequest, Release, Screen, Session, dialect, dialects::EndEvent, screen_capacity},
 };
 
 pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
@@ -25,14 +27,7 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
         Some(e) => Some(parse_url(ctx, "ussd.events_url", e)?),
         None => None,
     };
-    let mut session = Session {
-        id: format!("ATUid_{}", hex(ctx.rng.random::<u64>())),
-        service_code: ctx.render("ussd.service_code", &u.service_code)?,
-        phone: ctx.render("ussd.phone", &u.phone)?,
-        network_code: u.network_code.clone(),
-        inputs: Vec::new(),
-        client_state: None,
-    };
+    let mut session = new_session(u, ctx)?;
     let hop_timeout = u.hop_timeout.map_or(USSD_HOP_TIMEOUT, |x| x.get());
     let started = Instant::now();
     let session_deadline = started + u.session_timeout.map_or(USSD_SESSION_TIMEOUT, |x| x.get());
@@ -83,7 +78,9 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
         let screen = match d.parse(resp.status.as_u16(), &resp.text()) {
             Ok(s) => s,
             Err(e) => {
-                let f = Failure::new(Outcome::GatewayError, format!("hop {hop}: {}", ctx.mask(&e)));
+                let start = ctx.start(&resp.text(), 40);
+                let f =
+                    Failure::new(Outcome::GatewayError, format!("hop {hop}: {}; the reply: {start:?}", ctx.mask(&e)));
                 send_event(ctx, rec, events_url.as_ref(), &session, "Failed", started, &last_text, Some(&f.message))
                     .await;
                 return Err(f);
@@ -91,35 +88,7 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
         };
         last_text = screen.text.clone();
         session.client_state = screen.client_state.clone();
-        let fail = |msg: String| Failure::new(Outcome::AssertionFailed, format!("hop {hop}: {msg}"));
-        let (used, capacity, coding) = screen_capacity(&screen.text);
-        if used > capacity {
-            return Err(fail(format!(
-                "the screen is {used} {coding} characters, above the limit of {capacity}; phones would cut it"
-            )));
-        }
-        if let Some(max) = turn.max_latency
-            && took > max.get()
-        {
-            return Err(fail(format!("the app took {}, above max_latency {}", human(took), human(max.get()))));
-        }
-        if let Some(m) = &turn.expect
-            && !m.matches(&screen.text)
-        {
-            return Err(fail(format!("expected a screen {m}, got {:?}", ctx.mask(&screen.text))));
-        }
-        if let Some(end) = turn.end
-            && end != screen.end
-        {
-            let what = if end { "end the session (END)" } else { "continue (CON)" };
-            return Err(fail(format!("expected the app to {what}; it answered {:?}", ctx.mask(&screen.text))));
-        }
-        if screen.end && i < last_turn {
-            return Err(fail(format!(
-                "the app ended the session, but the dialogue has {} more turn(s)",
-                last_turn - i
-            )));
-        }
+        check_screen(ctx, turn, &screen, took, hop, last_turn - i)?;
         if screen.end {
             send_event(ctx, rec, events_url.as_ref(), &session, "Success", started, &last_text, None).await;
             return Ok(Done::ok(Final { text: screen.text, ..Final::default() }));
@@ -128,6 +97,59 @@ pub async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<
     // The dialogue is over and the app still waits for input: the user walks away.
     release(ctx, rec, d, &session, events_url.as_ref(), &url, Release::UserAbandoned, started, &last_text, None).await;
     Ok(Done::ok(Final { text: last_text, ..Final::default() }))
+}
+
+/// The gateway's session for this step; its phone number is masked from now on.
+fn new_session(u: &UssdStep, ctx: &mut Ctx<'_>) -> Result<Session, Failure> {
+    let phone = ctx.render("ussd.phone", &u.phone)?;
+    ctx.hide_number(&phone);
+    Ok(Session {
+        id: format!("ATUid_{}", hex(ctx.rng.random::<u64>())),
+        service_code: ctx.render("ussd.service_code", &u.service_code)?,
+        phone,
+        network_code: u.network_code.clone(),
+        inputs: Vec::new(),
+        client_state: None,
+    })
+}
+
+/// Checks one screen against the network's limit and the turn's expectations; `turns_left` is
+/// how many turns of the dialogue follow this one.
+fn check_screen(
+    ctx: &Ctx<'_>,
+    turn: &UssdTurn,
+    screen: &Screen,
+    took: Duration,
+    hop: usize,
+    turns_left: usize,
+) -> Result<(), Failure> {
+    let fail = |msg: String| Err(Failure::new(Outcome::AssertionFailed, format!("hop {hop}: {msg}")));
+    let (used, capacity, coding) = screen_capacity(&screen.text);
+    if used > capacity {
+        return fail(format!(
+            "the screen is {used} {coding} characters, above the limit of {capacity}; phones would cut it"
+        ));
+    }
+    if let Some(max) = turn.max_latency
+        && took > max.get()
+    {
+        return fail(format!("the app took {}, above max_latency {}", human(took), human(max.get())));
+    }
+    if let Some(m) = &turn.expect
+        && !m.matches(&screen.text)
+    {
+        return fail(format!("expected a screen {m}, got {:?}", ctx.mask(&screen.text)));
+    }
+    if let Some(end) = turn.end
+        && end != screen.end
+    {
+        let what = if end { "end the session (END)" } else { "continue (CON)" };
+        return fail(format!("expected the app to {what}; it answered {:?}", ctx.mask(&screen.text)));
+    }
+    if screen.end && turns_left > 0 {
+        return fail(format!("the app ended the session, but the dialogue has {turns_left} more turn(s)"));
+    }
+    Ok(())
 }
 
 fn parse_url(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<url::Url, Failure> {

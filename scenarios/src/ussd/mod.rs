@@ -64,7 +64,8 @@ pub trait Dialect: Send + Sync {
     /// The request for the current hop; `input` is what the user just typed (`None` for the dial).
     fn request(&self, session: &Session, input: Option<&str>) -> HopRequest;
     /// Reads the application's reply. An `Err` is a gateway error: the real gateway would have
-    /// shown the user an error and dropped the session.
+    /// shown the user an error and dropped the session. It says what is wrong without quoting the
+    /// body: the caller quotes its start, masked before the cut.
     fn parse(&self, status: u16, body: &str) -> Result<Screen, String>;
     /// The request that tells the application the session ended without its `END`, if the dialect
     /// has one in-band (Africa's Talking uses a separate events URL instead).

@@ -36,8 +36,8 @@ impl Dialect for AfricasTalking {
                 return Ok(Screen { text, end, client_state: None });
             }
         }
-        let start: String = body.chars().take(20).collect();
-        Err(format!("the reply starts with neither CON nor END ({start:?}); Africa's Talking ends the session"))
+        // The caller quotes the start of the reply, masked before it is cut.
+        Err("the reply starts with neither CON nor END; Africa's Talking ends the session".to_owned())
     }
 }
 
