@@ -19,6 +19,7 @@
 //! crash can tear only the last line (entries are appended and fsync'd one at a time); a line
 //! without its newline or with a wrong checksum ends the journal, and what follows is ignored.
 
+use super::fnv::fnv1a;
 use std::{
     fs::{self, File},
     io::{self, Write},
@@ -215,11 +216,6 @@ fn parse_line(l: &[u8]) -> Option<Entry> {
         return None;
     }
     serde_json::from_str(payload).ok()
-}
-
-/// FNV-1a, 64 bits: enough to tell a torn or garbled line from a whole one.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -22,6 +22,7 @@
 pub mod clock;
 pub mod config;
 pub mod endpoints;
+mod fnv;
 pub mod journal;
 pub mod metrics;
 pub mod outbox;
@@ -234,7 +235,7 @@ impl Sink for AgentSink {
             .get_or_create(&JourneyLabels { journey: job.name.clone(), profile: job.profile.name.clone() })
             .observe(t.duration.as_secs_f64());
         // Failure messages come masked from the player (secrets and phone numbers).
-        if t.outcome.is_success() {
+        if t.outcome.is_good() {
             tracing::debug!("{}", scenarios::player::summary(t));
         } else {
             tracing::info!("{} [{}]", scenarios::player::summary(t), job.profile.name);

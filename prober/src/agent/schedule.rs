@@ -32,7 +32,7 @@ use tokio::{
     time::{Instant, sleep_until, timeout, timeout_at},
 };
 
-use super::{clock::Clock, config::fnv1a};
+use super::{clock::Clock, fnv::fnv1a};
 
 /// One scheduled journey, resolved.
 #[derive(Debug, Clone)]
