@@ -32,12 +32,16 @@
 #![deny(rust_2018_idioms)]
 
 pub mod sparse;
+pub mod vocab;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use self::sparse::SparseHistogram;
+pub use self::{
+    sparse::SparseHistogram,
+    vocab::{MAX_LABEL, OUTCOMES, Outcome, check_label, check_name, is_good},
+};
 
 /// Lowest recordable value: 1 µs.
 pub const HIST_LOW_US: u64 = 1;
@@ -46,19 +50,12 @@ pub const HIST_HIGH_US: u64 = 3_600_000_000;
 /// Significant decimal digits.
 pub const HIST_SIGFIG: u8 = 3;
 
-/// The outcome vocabulary (docs/outcomes.md §1), closed: [`decode`] refuses any other. `ok` and
-/// `expected` are good runs; the rest are failures.
-pub const OUTCOMES: [&str; 8] =
-    ["ok", "assertion_failed", "timeout", "network_error", "tls_error", "gateway_error", "business_error", "expected"];
-
 /// Format version; a decoder refuses any other.
 pub const VERSION: u32 = 1;
 /// Largest encoded report accepted (bytes).
 pub const MAX_REPORT_BYTES: usize = 4 * 1024 * 1024;
 /// Most series in one report.
 pub const MAX_SERIES: usize = 10_000;
-/// Longest identifier or label value.
-pub const MAX_LABEL: usize = 128;
 /// Shortest reporting interval a heartbeat may announce (a prober schedules nothing faster).
 pub const MIN_ANNOUNCED_INTERVAL_MS: u64 = 100;
 /// Longest interval one report may cover (an edge that slept through many intervals sends them
@@ -260,12 +257,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         if !s.key.step.is_empty() {
             name(&at("step"), &s.key.step)?;
         }
-        if !OUTCOMES.contains(&s.key.outcome.as_str()) {
-            return Err(invalid(
-                at("outcome"),
-                format!("`{}` is not an outcome; use one of {}", s.key.outcome.escape_default(), OUTCOMES.join(", ")),
-            ));
-        }
+        s.key.outcome.parse::<Outcome>().map_err(|reason| invalid(at("outcome"), reason))?;
         label(&at("profile"), &s.key.profile)?;
         if s.key.region != w.region {
             return Err(invalid(
@@ -296,32 +288,14 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
     })
 }
 
-/// Journey and step names: printable text (spaces allowed), no quotes or backslashes.
+/// Journey and step names ([`check_name`]).
 fn name(field: &str, v: &str) -> Result<(), DecodeError> {
-    if v.is_empty() || v.len() > MAX_LABEL {
-        return Err(invalid(field, format!("must be 1 to {MAX_LABEL} bytes")));
-    }
-    if v.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
-        return Err(invalid(field, "must not contain control characters, quotes or backslashes"));
-    }
-    Ok(())
+    check_name(v).map_err(|reason| invalid(field, reason))
 }
 
-/// Identifiers (prober, region, outcome, profile, run): letters, digits, `-`, `_`, `.`, `:`.
+/// Identifiers: prober, region, profile, run ([`check_label`]).
 fn label(field: &str, v: &str) -> Result<(), DecodeError> {
-    if v.is_empty() {
-        return Err(invalid(field, "must not be empty"));
-    }
-    if v.len() > MAX_LABEL {
-        return Err(invalid(field, format!("longer than {MAX_LABEL} bytes")));
-    }
-    if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
-        return Err(invalid(
-            field,
-            format!("`{}` may use only letters, digits, `-`, `_`, `.`, `:`", v.escape_default()),
-        ));
-    }
-    Ok(())
+    check_label(v).map_err(|reason| invalid(field, reason))
 }
 
 #[cfg(test)]

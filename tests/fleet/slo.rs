@@ -47,7 +47,7 @@ pub fn recompute(slos: &serde_json::Value, series: &[report::Series]) -> Expecte
             }
             let bad = match threshold_us {
                 None => {
-                    if matches!(k.outcome.as_str(), "ok" | "expected") {
+                    if report::is_good(&k.outcome) {
                         0
                     } else {
                         s.count

@@ -125,11 +125,6 @@ impl<'a> SeriesEvent<'a> {
     }
 }
 
-/// Whether an outcome counts as a good run.
-pub fn is_good(outcome: &str) -> bool {
-    matches!(outcome, "ok" | "expected")
-}
-
 /// Runs within `threshold`: the rule shared with the exported `le` buckets. A run counts as fast
 /// when its HDR bucket starts at or below the threshold (values up to the bucket's highest
 /// equivalent value, at most 0.1 % above it) — what `count_between(1, threshold)` counts.
@@ -279,7 +274,7 @@ pub fn counts_for(slo: &Slo, e: &SeriesEvent<'_>) -> Option<Counts> {
         return None;
     }
     match &slo.sli {
-        Sli::Availability => Some(Counts { total: e.count, bad: if is_good(e.outcome) { 0 } else { e.count } }),
+        Sli::Availability => Some(Counts { total: e.count, bad: if report::is_good(e.outcome) { 0 } else { e.count } }),
         Sli::Latency { threshold } => {
             if e.outcome != "ok" {
                 return None;

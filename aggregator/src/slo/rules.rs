@@ -16,9 +16,6 @@ use super::{
     windows::{Severity, WINDOWS, Window},
 };
 
-/// The failure matcher: every outcome but the good ones.
-const FAILED: &str = r#"outcome!~"ok|expected""#;
-
 /// A Prometheus rules file (the subset we write).
 #[derive(Serialize)]
 struct RulesFile {
@@ -100,7 +97,8 @@ fn error_ratio(slo: &Slo, w: &str, by: &str) -> String {
     match &slo.sli {
         Sli::Availability => {
             let total = selector(slo, "");
-            let bad = selector(slo, FAILED);
+            // The failure matcher: every outcome but the good ones.
+            let bad = selector(slo, &format!("outcome!~\"{}\"", report::vocab::good_outcomes_regex()));
             format!(
                 "(sum by ({by}) (rate(synthetic_journey_runs_total{bad}[{w}])) or (0 * sum by ({by}) (rate(synthetic_journey_runs_total{total}[{w}]))))\n  / sum by ({by}) (rate(synthetic_journey_runs_total{total}[{w}]))"
             )

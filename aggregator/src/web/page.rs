@@ -218,7 +218,7 @@ pub async fn page(State(app): State<AppState>) -> Response {
             for g in groups {
                 let label = |d: Dim| g.key.iter().find(|(k, _)| *k == d).map_or("", |(_, v)| v.as_str()).to_owned();
                 let failed: u64 =
-                    g.counts.by_outcome.iter().filter(|(o, _)| !crate::slo::engine::is_good(o)).map(|(_, n)| *n).sum();
+                    g.counts.by_outcome.iter().filter(|(o, _)| !report::is_good(o)).map(|(_, n)| *n).sum();
                 let q = |p: f64| {
                     if g.histogram.is_empty() {
                         "–".to_owned()

@@ -16,6 +16,8 @@ use std::{
 };
 
 use conf::{Secret, SecretRef, Source};
+
+use super::fnv::fnv1a;
 use netem::Profile;
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use scenarios::journey::{Journey, LoadError};
@@ -232,10 +234,10 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
 
     // prober
     for (key, v) in [("id", &doc.prober.id), ("region", &doc.prober.region)] {
-        label(v).map_err(|m| invalid(&format!("prober.{key}"), m))?;
+        report::check_label(v).map_err(|m| invalid(&format!("prober.{key}"), m))?;
     }
     for (k, v) in &doc.prober.labels {
-        label(k).map_err(|m| invalid(&format!("prober.labels.{k}"), format!("label name: {m}")))?;
+        report::check_label(k).map_err(|m| invalid(&format!("prober.labels.{k}"), format!("label name: {m}")))?;
         if v.len() > report::MAX_LABEL {
             return Err(invalid(&format!("prober.labels.{k}"), "value longer than 128 bytes".into()));
         }
@@ -362,7 +364,7 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
                 netem::profile::resolve(name, &[]).map_err(|e| invalid(&at("file"), format!("journey profile: {e}")))?
             }
         };
-        label(&profile.name).map_err(|m| invalid(&at("profile"), format!("profile name: {m}")))?;
+        report::check_label(&profile.name).map_err(|m| invalid(&at("profile"), format!("profile name: {m}")))?;
         let offset = match j.offset {
             Some(o) if o.get() >= interval => {
                 return Err(invalid(&at("offset"), format!("must be below the interval {}", human(interval))));
@@ -435,48 +437,16 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
     })
 }
 
-/// Report identifiers: letters, digits, `-`, `_`, `.`, `:` (what the aggregator accepts).
-fn label(v: &str) -> Result<(), String> {
-    if v.is_empty() || v.len() > report::MAX_LABEL {
-        return Err(format!("must be 1 to {} bytes", report::MAX_LABEL));
-    }
-    if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
-        return Err(format!("`{}` may use only letters, digits, `-`, `_`, `.`, `:`", v.escape_default()));
-    }
-    Ok(())
-}
-
 /// Journey and step names must be acceptable series names in a report.
 fn check_names(j: &Journey) -> Result<(), String> {
-    let ok = |v: &str| {
-        !v.is_empty() && v.len() <= report::MAX_LABEL && !v.chars().any(|c| c.is_control() || c == '"' || c == '\\')
-    };
-    if !ok(&j.name) {
-        return Err(format!("journey name `{}` cannot be reported: 1–128 bytes, no quotes or backslashes", j.name));
-    }
-    if let Some(s) = j.steps.iter().find(|s| !ok(&s.name)) {
-        return Err(format!("step name `{}` cannot be reported: 1–128 bytes, no quotes or backslashes", s.name));
+    report::check_name(&j.name).map_err(|m| format!("journey name `{}` cannot be reported: {m}", j.name))?;
+    for s in &j.steps {
+        report::check_name(&s.name).map_err(|m| format!("step name `{}` cannot be reported: {m}", s.name))?;
     }
     Ok(())
-}
-
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn human(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 1000.0 { format!("{ms:.0}ms") } else { format!("{}s", ms / 1000.0) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_follow_the_report_rules() {
-        assert!(label("nbo-1").is_ok());
-        assert!(label("nairobi west").is_err());
-        assert!(label("").is_err());
-    }
 }

@@ -175,7 +175,7 @@ mod tests {
     }
 
     fn trace(steps: Vec<StepTrace>) -> Trace {
-        let outcome = steps.iter().map(|s| s.outcome).find(|o| !o.is_success()).unwrap_or(Outcome::Ok);
+        let outcome = steps.iter().map(|s| s.outcome).find(|o| !o.is_good()).unwrap_or(Outcome::Ok);
         Trace {
             journey: "checkout-mpesa".into(),
             profile: "ea-3g".into(),

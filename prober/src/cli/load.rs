@@ -235,10 +235,8 @@ fn run_id(args: &LoadArgs, seed: u64) -> String {
 async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
     let seed = args.link.seed();
     let run_id = run_id(&args, seed);
-    if let Some(r) = &args.run_id
-        && (r.is_empty() || r.len() > 128 || !r.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
-    {
-        return Err(usage(format!("--run-id `{r}`: use 1 to 128 letters, digits, `-`, `_`, `.`, `:`")));
+    if let Some(r) = &args.run_id {
+        report::check_label(r).map_err(|m| usage(format!("--run-id: {m}")))?;
     }
     let extra_roots = ca_roots(&args.ca_file)?;
     let journey = match &args.journey {
@@ -280,10 +278,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
                 .and_then(|r| r.resolve(std::path::Path::new(".")))
                 .map_err(|e| usage(format!("--token: {e}")))?;
             for (flag, v) in [("--prober-id", &args.prober_id), ("--region", &args.region)] {
-                if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-                {
-                    return Err(usage(format!("{flag} `{v}`: use 1 to 128 letters, digits, `-`, `_`, `.`, `:`")));
-                }
+                report::check_label(v).map_err(|m| usage(format!("{flag}: {m}")))?;
             }
             Some(ReportTo {
                 url,

@@ -71,7 +71,7 @@ pub async fn run(args: OnceArgs) -> anyhow::Result<bool> {
     } else {
         print!("{}", render(&trace, args.verbose));
     }
-    Ok(trace.outcome.is_success())
+    Ok(trace.outcome.is_good())
 }
 
 /// The human-readable trace.

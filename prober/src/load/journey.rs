@@ -64,6 +64,6 @@ impl Iteration for JourneyWorker {
                 s.series[idx].record(step.outcome, corrected, step.duration);
             }
         }
-        trace.outcome.is_success()
+        trace.outcome.is_good()
     }
 }

@@ -160,12 +160,8 @@ pub fn render(s: &Summary) -> String {
     out.push_str(&t.to_string());
     out.push_str("\n  latency from each iteration's intended start (corrected for coordinated omission)\n");
     for x in &s.series {
-        let failed: Vec<String> = x
-            .outcomes
-            .iter()
-            .filter(|(o, _)| !matches!(**o, "ok" | "expected"))
-            .map(|(o, c)| format!("{o} {c}"))
-            .collect();
+        let failed: Vec<String> =
+            x.outcomes.iter().filter(|(o, _)| !report::is_good(o)).map(|(o, c)| format!("{o} {c}")).collect();
         if !failed.is_empty() {
             let _ = writeln!(out, "  errors in {}: {}", x.name, failed.join(", "));
         }

@@ -212,6 +212,6 @@ impl Iteration for RawWorker {
         };
         let end = Instant::now();
         stats.lock().series[0].record(outcome, end - intended, end - sent);
-        outcome.is_success()
+        outcome.is_good()
     }
 }

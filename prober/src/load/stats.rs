@@ -60,7 +60,7 @@ impl SeriesStats {
 
     /// Failures (everything but `ok` and `expected`).
     pub fn errors(&self) -> u64 {
-        Outcome::ALL.iter().zip(self.counts()).filter(|(o, _)| !o.is_success()).map(|(_, c)| c).sum()
+        Outcome::ALL.iter().zip(self.counts()).filter(|(o, _)| !o.is_good()).map(|(_, c)| c).sum()
     }
 
     /// All classes merged (corrected, uncorrected).
