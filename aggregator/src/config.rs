@@ -6,24 +6,17 @@
 //! (API keys) the same way. See `aggregator/examples/aggregator.yaml`.
 
 use std::{
-    collections::HashSet,
-    fmt,
+    collections::{BTreeMap, HashSet},
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
+use conf::{Dur, SecretRef, Size, Source};
 use serde::Deserialize;
 
-/// A config file that could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read the config file: {source}")]
-    Read { file: String, source: std::io::Error },
-    /// `line` is 1-based; 0 when the problem has no single line.
-    #[error("{file}:{line}: {message}")]
-    Invalid { file: String, line: usize, message: String },
-}
+/// A config file that could not be read or is not valid: `file:line:column: field: message`.
+pub type ConfigError = conf::Error;
 
 /// The aggregator's resolved configuration.
 #[derive(Debug, Clone)]
@@ -188,36 +181,9 @@ pub struct RelayConfig {
     pub max_kept: usize,
 }
 
-/// A bearer token. Its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(s: impl Into<String>) -> Token {
-        Token(s.into())
-    }
-
-    /// Compares without stopping at the first differing byte.
-    pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        let mut diff = (a.len() != b.len()) as u8;
-        for i in 0..a.len().max(b.len()) {
-            diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-        }
-        diff == 0
-    }
-
-    /// The secret itself (for clients in tests and tools; never log it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
+/// A bearer token or another credential: `Debug` and `Display` show `***`, comparison takes
+/// constant time.
+pub type Token = conf::Secret;
 
 /// Shortest token accepted: anything shorter can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -246,11 +212,11 @@ struct ConfigDoc {
     /// The probers allowed to report.
     probers: Vec<ProberDoc>,
     /// e.g. `2s` (default).
-    skew_threshold: Option<String>,
+    skew_threshold: Option<Dur>,
     /// e.g. `35d` (default); keep it above the longest SLO period.
-    retention: Option<String>,
+    retention: Option<Dur>,
     /// e.g. `2d` (default): older per-minute rollups become hourly.
-    compact_after: Option<String>,
+    compact_after: Option<Dur>,
     /// e.g. `1GiB` (default).
     max_disk_bytes: Option<Size>,
     /// Default: the report format's limit (4 MiB).
@@ -258,52 +224,16 @@ struct ConfigDoc {
     /// Default 8.
     down_after_intervals: Option<u32>,
     /// Default `5s`.
-    busy_timeout: Option<String>,
+    busy_timeout: Option<Dur>,
     /// Default `10s`.
-    shutdown_grace: Option<String>,
+    shutdown_grace: Option<Dur>,
     relay: Option<RelayDoc>,
     ingest: Option<IngestDoc>,
     slo: Option<SloDoc>,
     alertmanager: Option<AlertmanagerDoc>,
     otlp: Option<OtlpDoc>,
-    connections: Option<ConnectionsDoc>,
-}
-
-/// Bounds on slow, idle and hostile clients; every key optional (see httpserve's README).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectionsDoc {
-    /// Default `10s`: the first request head of a connection, and every HTTP/1.1 head.
-    header_read_timeout: Option<String>,
-    /// Default `90s`: an HTTP/2 connection with no request in flight is closed.
-    idle_timeout: Option<String>,
-    /// Default `10s`.
-    tls_handshake_timeout: Option<String>,
-    /// Bytes per second a request body must keep up after `body_rate_grace`; default `1KiB`.
-    body_min_rate: Option<Size>,
-    /// Default `10s`.
-    body_rate_grace: Option<String>,
-    /// Default 4096.
-    max_connections: Option<usize>,
-    /// Default 64; behind a reverse proxy, raise it to `max_connections`.
-    max_connections_per_peer: Option<usize>,
-    /// Default 100.
-    h2_max_concurrent_streams: Option<u32>,
-    /// Default `16KiB`.
-    h2_max_header_list_size: Option<Size>,
-    /// Default `30s`; `off` sends no PINGs.
-    h2_keep_alive_interval: Option<String>,
-    /// Default `20s`.
-    h2_keep_alive_timeout: Option<String>,
-    /// Default 20.
-    h2_max_pending_accept_reset_streams: Option<usize>,
-    /// Default 1024.
-    h2_max_local_error_reset_streams: Option<usize>,
-    /// Default `10s`: after an early HTTP/2 answer (413), the rest of the upload is discarded this
-    /// long so the client can read the answer.
-    h2_linger_time: Option<String>,
-    /// Default `64MiB`.
-    h2_linger_bytes: Option<Size>,
+    /// Bounds on slow, idle and hostile clients; every key optional (see httpserve's README).
+    connections: Option<httpserve::LimitsFile>,
 }
 
 #[derive(Deserialize)]
@@ -312,38 +242,38 @@ struct OtlpDoc {
     /// The collector's OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`; `/v1/metrics` is appended
     /// unless the path already ends with it.
     endpoint: String,
-    /// Default `30s`.
-    interval: Option<String>,
-    /// Default `10s`; at most `interval`.
-    timeout: Option<String>,
+    /// Default `30s`; 1s to 1h.
+    interval: Option<Dur<1_000, 3_600_000>>,
+    /// Default `10s`; at least 100ms, at most `interval`.
+    timeout: Option<Dur<100>>,
     /// Header name → `env:NAME` or `file:PATH` (the value itself never goes in this file).
     #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
+    headers: BTreeMap<String, SecretRef>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct IngestDoc {
     /// e.g. `1h` (default): larger clock offsets are flagged, never applied.
-    max_clock_correction: Option<String>,
+    max_clock_correction: Option<Dur>,
     /// e.g. `5m` (default; twice `skew_threshold` when that is more): how far past the receive
     /// time a corrected interval may end.
-    future_horizon: Option<String>,
+    future_horizon: Option<Dur>,
     /// Default: `retention` less a day (34d): how far before the receive time an interval may end.
-    past_horizon: Option<String>,
+    past_horizon: Option<Dur>,
     /// Default 10: runs per second of interval one series of a scheduled report may count.
     max_runs_per_second: Option<u64>,
     /// Default 1000000: the same for load runs.
     max_load_runs_per_second: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct SloDoc {
     /// SLO file (see aggregator/slos/marketplace.yaml); default: the bundled SLOs.
     file: Option<PathBuf>,
-    /// Default `15s`.
-    evaluation_interval: Option<String>,
+    /// Default `15s`; 1s to 5m.
+    evaluation_interval: Option<Dur<1_000, 300_000>>,
     /// e.g. `https://pulse.example.net`, for links in alerts.
     public_url: Option<String>,
 }
@@ -354,7 +284,7 @@ struct AlertmanagerDoc {
     /// e.g. `http://127.0.0.1:9093`.
     url: String,
     /// Default `1m`.
-    resend_interval: Option<String>,
+    resend_interval: Option<Dur>,
 }
 
 #[derive(Deserialize)]
@@ -372,7 +302,7 @@ struct ProberDoc {
     /// The region its reports carry.
     region: String,
     /// `env:NAME` or `file:PATH`: never the token itself.
-    token: String,
+    token: SecretRef,
     /// `edge` (default: a site running scheduled journeys) or `load` (only `prober load
     /// --report-to` runs).
     kind: Option<String>,
@@ -382,16 +312,22 @@ struct ProberDoc {
 #[serde(deny_unknown_fields)]
 struct RelayDoc {
     /// How long a callback is kept (default `15m`).
-    ttl: Option<String>,
+    ttl: Option<Dur>,
     /// Most callbacks kept (default 10000), oldest dropped first.
     max_kept: Option<usize>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Size {
-    Bytes(u64),
-    Text(String),
+/// Resolving the file: where it is, its folder, and the environment secrets come from.
+struct Cx<'a> {
+    src: &'a Source,
+    base: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Cx<'_> {
+    fn err(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        self.src.error(path, message)
+    }
 }
 
 impl Config {
@@ -402,307 +338,235 @@ impl Config {
 
     /// As [`Config::load`], with `env` standing in for the environment.
     pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
-        Config::parse(&src, path, env)
+        Config::from_source(&Source::read(path)?, path, env)
     }
 
     /// Parses `src` as if read from `path` (relative paths resolve against its folder).
     pub fn parse(src: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let invalid = |line: usize, message: String| ConfigError::Invalid { file: file.clone(), line, message };
-        let doc: ConfigDoc = serde_yaml_ng::from_str(src).map_err(|e| {
-            let line = e.location().map_or(0, |l| l.line());
-            let mut message = e.to_string();
-            if let Some(i) = message.rfind(" at line ") {
-                message.truncate(i);
-            }
-            invalid(line, message)
-        })?;
-        let at = |key: &str| line_of(src, None, key);
+        Config::from_source(&Source::new(path.display().to_string(), src), path, env)
+    }
 
-        let listen: SocketAddr = doc.listen.parse().map_err(|_| {
-            invalid(at("listen"), format!("listen: `{}` is not IP:PORT (for example 0.0.0.0:8443)", doc.listen))
-        })?;
-        let tls = doc.tls.map(|t| TlsFiles { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
+    fn from_source(src: &Source, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let cx = Cx { src, base: path.parent().map(Path::to_path_buf).unwrap_or_default(), env };
+        let doc: ConfigDoc = src.parse()?;
+        let listen: SocketAddr = doc
+            .listen
+            .parse()
+            .map_err(|_| cx.err("listen", format!("`{}` is not IP:PORT (for example 0.0.0.0:8443)", doc.listen)))?;
+        let tls =
+            doc.tls.map(|t| TlsFiles { cert_file: cx.base.join(t.cert_file), key_file: cx.base.join(t.key_file) });
         if tls.is_none() && !listen.ip().is_loopback() {
-            return Err(invalid(
-                at("listen"),
+            return Err(cx.err(
+                "listen",
                 format!(
-                    "listen: {listen} is not a loopback address, so `tls: {{cert_file, key_file}}` is required \
+                    "{listen} is not a loopback address, so `tls: {{cert_file, key_file}}` is required \
                      (plain HTTP is allowed only on 127.0.0.1 or ::1)"
                 ),
             ));
         }
-
-        if doc.probers.is_empty() {
-            return Err(invalid(at("probers"), "probers: list at least one prober (id, region, token)".into()));
-        }
-        let mut probers = Vec::with_capacity(doc.probers.len());
-        let mut ids = HashSet::new();
-        for p in doc.probers {
-            let pat = |key: &str| line_of(src, Some(&p.id), key);
-            for (key, v) in [("id", &p.id), ("region", &p.region)] {
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
-                    return Err(invalid(
-                        pat(key),
-                        format!(
-                            "probers.{key}: `{}` may use only letters, digits, `-`, `_`, `.`, `:`",
-                            v.escape_default()
-                        ),
-                    ));
-                }
-            }
-            if !ids.insert(p.id.clone()) {
-                return Err(invalid(pat("id"), format!("probers.id: prober `{}` is listed twice", p.id)));
-            }
-            let token = resolve_token(&p.token, &base, env)
-                .map_err(|m| invalid(pat("token"), format!("probers.token ({}): {m}", p.id)))?;
-            if probers.iter().any(|q: &ProberBinding| q.token == token) {
-                return Err(invalid(
-                    pat("token"),
-                    format!(
-                        "probers.token ({}): the same token is given to another prober; each prober needs its own",
-                        p.id
-                    ),
-                ));
-            }
-            let kind = match p.kind.as_deref() {
-                None | Some("edge") => ProberKind::Edge,
-                Some("load") => ProberKind::Load,
-                Some(other) => {
-                    return Err(invalid(
-                        pat("kind"),
-                        format!(
-                            "probers.kind ({}): `{}` is not a kind; use `edge` (a site running scheduled journeys, \
-                             the default) or `load` (only `prober load --report-to` runs)",
-                            p.id,
-                            other.escape_default()
-                        ),
-                    ));
-                }
-            };
-            probers.push(ProberBinding { id: p.id, region: p.region, token, kind });
-        }
-
-        let dur = |key: &str, v: &Option<String>, default: Duration| match v {
-            None => Ok(default),
-            Some(s) => parse_duration(s).map_err(|m| invalid(at(key), format!("{key}: {m}"))),
-        };
-        let size = |key: &str, v: &Option<Size>, default: u64| match v {
-            None => Ok(default),
-            Some(Size::Bytes(n)) => Ok(*n),
-            Some(Size::Text(s)) => parse_size(s).map_err(|m| invalid(at(key), format!("{key}: {m}"))),
-        };
-        let skew_threshold = dur("skew_threshold", &doc.skew_threshold, DEFAULT_SKEW_THRESHOLD)?;
-        let retention = dur("retention", &doc.retention, DEFAULT_RETENTION)?;
-        let compact_after = dur("compact_after", &doc.compact_after, DEFAULT_COMPACT_AFTER)?;
+        let probers = probers(&cx, doc.probers)?;
+        let dur = |v: Option<Dur>, default: Duration| v.map_or(default, Dur::get);
+        let skew_threshold = dur(doc.skew_threshold, DEFAULT_SKEW_THRESHOLD);
+        let retention = dur(doc.retention, DEFAULT_RETENTION);
+        let compact_after = dur(doc.compact_after, DEFAULT_COMPACT_AFTER);
         if compact_after >= retention {
-            return Err(invalid(at("compact_after"), "compact_after: must be shorter than `retention`".into()));
+            return Err(cx.err("compact_after", "must be shorter than `retention`"));
         }
         if retention < Duration::from_secs(86_400) {
-            return Err(invalid(at("retention"), "retention: keep at least 1d (SLO windows need 28d or 30d)".into()));
+            return Err(cx.err("retention", "keep at least 1d (SLO windows need 28d or 30d)"));
         }
-        let max_disk_bytes = size("max_disk_bytes", &doc.max_disk_bytes, DEFAULT_MAX_DISK_BYTES)?;
+        let max_disk_bytes = doc.max_disk_bytes.map_or(DEFAULT_MAX_DISK_BYTES, Size::bytes);
         if max_disk_bytes < 1 << 20 {
-            return Err(invalid(at("max_disk_bytes"), "max_disk_bytes: at least 1MiB".into()));
+            return Err(cx.err("max_disk_bytes", "at least 1MiB"));
         }
-        let max_body_bytes = size("max_body_bytes", &doc.max_body_bytes, report::MAX_REPORT_BYTES as u64)?;
+        let max_body_bytes = doc.max_body_bytes.map_or(report::MAX_REPORT_BYTES as u64, Size::bytes);
         if max_body_bytes == 0 || max_body_bytes > report::MAX_REPORT_BYTES as u64 {
-            return Err(invalid(
-                at("max_body_bytes"),
-                format!("max_body_bytes: 1 to {} (the report format's own limit)", report::MAX_REPORT_BYTES),
-            ));
+            return Err(
+                cx.err("max_body_bytes", format!("1 to {} (the report format's own limit)", report::MAX_REPORT_BYTES))
+            );
         }
         let down_after_intervals = doc.down_after_intervals.unwrap_or(DEFAULT_DOWN_AFTER_INTERVALS);
         if down_after_intervals < 3 {
-            return Err(invalid(
-                at("down_after_intervals"),
-                "down_after_intervals: at least 3 (after 2 a prober is `late`)".into(),
-            ));
+            return Err(cx.err("down_after_intervals", "at least 3 (after 2 a prober is `late`)"));
         }
-        let busy_timeout = dur("busy_timeout", &doc.busy_timeout, Duration::from_secs(5))?;
-        let shutdown_grace = dur("shutdown_grace", &doc.shutdown_grace, Duration::from_secs(10))?;
-        let relay = match doc.relay {
-            None => RelayConfig { ttl: Duration::from_secs(900), max_kept: 10_000 },
-            Some(r) => RelayConfig {
-                ttl: dur("ttl", &r.ttl, Duration::from_secs(900))?,
-                max_kept: r.max_kept.unwrap_or(10_000).max(1),
-            },
-        };
-        let slo = {
-            let d = doc.slo.unwrap_or(SloDoc { file: None, evaluation_interval: None, public_url: None });
-            let slos = match &d.file {
-                None => crate::slo::spec::bundled(),
-                Some(f) => crate::slo::spec::load_file(&base.join(f))
-                    .map_err(|e| invalid(at("file"), format!("slo.file: {e}")))?,
-            };
-            let evaluation_interval = dur("evaluation_interval", &d.evaluation_interval, Duration::from_secs(15))?;
-            if evaluation_interval < Duration::from_secs(1) || evaluation_interval > Duration::from_secs(300) {
-                return Err(invalid(at("evaluation_interval"), "slo.evaluation_interval: between 1s and 5m".into()));
-            }
-            SloConfig { slos, evaluation_interval, public_url: d.public_url }
-        };
-        let alertmanager = match doc.alertmanager {
-            None => None,
-            Some(a) => {
-                if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
-                    return Err(invalid(at("url"), format!("alertmanager.url: `{}` is not an http(s) URL", a.url)));
-                }
-                let resend_interval = dur("resend_interval", &a.resend_interval, Duration::from_secs(60))?;
-                Some(AlertmanagerConfig { url: a.url.trim_end_matches('/').to_owned(), resend_interval })
-            }
-        };
-        let otlp = doc
-            .otlp
-            .map(|o| otlp_config(o, src, &base, env))
-            .transpose()
-            .map_err(|(line, message)| invalid(line, message))?;
-        let ingest = ingest_limits(doc.ingest.unwrap_or_default(), src, retention, skew_threshold)
-            .map_err(|(line, message)| invalid(line, message))?;
-        let connections = match doc.connections {
-            None => httpserve::Limits::default(),
-            Some(c) => connections_config(c, src).map_err(|(line, message)| invalid(line, message))?,
-        };
+        let relay = doc.relay.map_or(RelayConfig { ttl: Duration::from_secs(900), max_kept: 10_000 }, |r| {
+            RelayConfig { ttl: dur(r.ttl, Duration::from_secs(900)), max_kept: r.max_kept.unwrap_or(10_000).max(1) }
+        });
+        let alertmanager = doc.alertmanager.map(|a| alertmanager_config(&cx, a)).transpose()?;
         Ok(Config {
             file: path.to_path_buf(),
-            slo,
+            slo: slo_config(&cx, doc.slo.unwrap_or_default())?,
             alertmanager,
-            otlp,
-            connections,
+            otlp: doc.otlp.map(|o| otlp_config(&cx, o)).transpose()?,
+            connections: connections_config(&cx, doc.connections.unwrap_or_default())?,
+            ingest: ingest_limits(&cx, doc.ingest.unwrap_or_default(), retention, skew_threshold)?,
             listen,
             tls,
-            data_dir: base.join(doc.data_dir),
+            data_dir: cx.base.join(doc.data_dir),
             probers,
             skew_threshold,
-            ingest,
             retention,
             compact_after,
             max_disk_bytes,
             max_body_bytes: max_body_bytes as usize,
             down_after_intervals,
-            busy_timeout,
-            shutdown_grace,
+            busy_timeout: dur(doc.busy_timeout, Duration::from_secs(5)),
+            shutdown_grace: dur(doc.shutdown_grace, Duration::from_secs(10)),
             relay,
         })
     }
 }
 
+/// Checks `probers:`: identities by the report rules, unique ids, a token of its own for each.
+fn probers(cx: &Cx<'_>, docs: Vec<ProberDoc>) -> Result<Vec<ProberBinding>, ConfigError> {
+    if docs.is_empty() {
+        return Err(cx.err("probers", "list at least one prober (id, region, token)"));
+    }
+    let mut probers: Vec<ProberBinding> = Vec::with_capacity(docs.len());
+    let mut ids = HashSet::new();
+    for (i, p) in docs.into_iter().enumerate() {
+        let at = |key: &str| format!("probers[{i}].{key}");
+        for (key, v) in [("id", &p.id), ("region", &p.region)] {
+            report::check_label(v).map_err(|m| cx.err(&at(key), m))?;
+        }
+        if !ids.insert(p.id.clone()) {
+            return Err(cx.err(&at("id"), format!("prober `{}` is listed twice", p.id)));
+        }
+        let token = resolve_token(cx, &p.token).map_err(|m| cx.err(&at("token"), format!("prober `{}`: {m}", p.id)))?;
+        if probers.iter().any(|q| q.token == token) {
+            return Err(cx.err(
+                &at("token"),
+                format!("prober `{}`: the same token is given to another prober; each prober needs its own", p.id),
+            ));
+        }
+        let kind = match p.kind.as_deref() {
+            None | Some("edge") => ProberKind::Edge,
+            Some("load") => ProberKind::Load,
+            Some(other) => {
+                return Err(cx.err(
+                    &at("kind"),
+                    format!(
+                        "prober `{}`: `{}` is not a kind; use `edge` (a site running scheduled journeys, the \
+                         default) or `load` (only `prober load --report-to` runs)",
+                        p.id,
+                        other.escape_default()
+                    ),
+                ));
+            }
+        };
+        probers.push(ProberBinding { id: p.id, region: p.region, token, kind });
+    }
+    Ok(probers)
+}
+
+/// A prober token: resolved by reference, long enough not to be guessed, one word. Messages
+/// never contain it.
+fn resolve_token(cx: &Cx<'_>, r: &SecretRef) -> Result<Token, String> {
+    let token = r.resolve_with(&cx.base, cx.env)?;
+    if token.expose().len() < MIN_TOKEN_LEN {
+        return Err(format!("the token is shorter than {MIN_TOKEN_LEN} characters"));
+    }
+    if token.expose().chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the token contains whitespace or control characters".into());
+    }
+    Ok(token)
+}
+
+fn slo_config(cx: &Cx<'_>, d: SloDoc) -> Result<SloConfig, ConfigError> {
+    let slos = match &d.file {
+        None => crate::slo::spec::bundled(),
+        // The SLO file's own error (its file:line:column) is the message.
+        Some(f) => crate::slo::spec::load_file(&cx.base.join(f)).map_err(|e| cx.err("slo.file", e.to_string()))?,
+    };
+    let evaluation_interval = d.evaluation_interval.map_or(Duration::from_secs(15), Dur::get);
+    Ok(SloConfig { slos, evaluation_interval, public_url: d.public_url })
+}
+
+fn alertmanager_config(cx: &Cx<'_>, a: AlertmanagerDoc) -> Result<AlertmanagerConfig, ConfigError> {
+    if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+        return Err(cx.err("alertmanager.url", format!("`{}` is not an http(s) URL", a.url)));
+    }
+    let resend_interval = a.resend_interval.map_or(Duration::from_secs(60), Dur::get);
+    Ok(AlertmanagerConfig { url: a.url.trim_end_matches('/').to_owned(), resend_interval })
+}
+
 pub const DEFAULT_OTLP_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Checks the `otlp:` section; errors are (line, message).
-fn otlp_config(
-    o: OtlpDoc,
-    src: &str,
-    base: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<OtlpConfig, (usize, String)> {
-    // Keys are looked up from the `otlp:` line on, so `interval:` or `timeout:` elsewhere do not
-    // take the blame.
-    let at = |key: &str| section_line(src, "otlp", key);
-    let url = otlp_url(&o.endpoint).map_err(|m| (at("endpoint"), format!("otlp.endpoint: {m}")))?;
-    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
-        None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|m| (at(key), format!("otlp.{key}: {m}"))),
-    };
-    let interval = dur("interval", &o.interval, DEFAULT_OTLP_INTERVAL)?;
-    if interval < Duration::from_secs(1) || interval > Duration::from_secs(3_600) {
-        return Err((at("interval"), "otlp.interval: between 1s and 1h".into()));
-    }
-    let timeout = dur("timeout", &o.timeout, DEFAULT_OTLP_TIMEOUT.min(interval))?;
-    if timeout < Duration::from_millis(100) || timeout > interval {
-        return Err((at("timeout"), format!("otlp.timeout: between 100ms and the interval ({interval:?})")));
+/// Checks the `otlp:` section.
+fn otlp_config(cx: &Cx<'_>, o: OtlpDoc) -> Result<OtlpConfig, ConfigError> {
+    let url = otlp_url(&o.endpoint).map_err(|m| cx.err("otlp.endpoint", m))?;
+    let interval = o.interval.map_or(DEFAULT_OTLP_INTERVAL, Dur::get);
+    let timeout = o.timeout.map_or(DEFAULT_OTLP_TIMEOUT.min(interval), Dur::get);
+    if timeout > interval {
+        return Err(
+            cx.err("otlp.timeout", format!("between 100ms and the interval ({})", conf::duration::format(interval)))
+        );
     }
     let mut headers = Vec::with_capacity(o.headers.len());
     for (name, spec) in &o.headers {
-        let line = at(name);
+        let at = format!("otlp.headers.{name}");
         let header = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| (line, format!("otlp.headers: `{}` is not an HTTP header name", name.escape_default())))?;
+            .map_err(|_| cx.err(&at, format!("`{}` is not an HTTP header name", name.escape_default())))?;
         if matches!(header.as_str(), "content-type" | "content-length" | "host" | "transfer-encoding") {
-            return Err((line, format!("otlp.headers: `{header}` is set by the exporter; remove it")));
+            return Err(cx.err(&at, format!("`{header}` is set by the exporter; remove it")));
         }
-        let value = resolve_secret(spec, base, env).map_err(|m| (line, format!("otlp.headers.{header}: {m}")))?;
-        if http::HeaderValue::from_str(&value).is_err() {
-            return Err((
-                line,
-                format!(
-                    "otlp.headers.{header}: the value from `{spec}` is not a valid HTTP header value \
-                     (printable ASCII only)"
-                ),
-            ));
+        let value = spec.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at, m))?;
+        if http::HeaderValue::from_str(value.expose()).is_err() {
+            return Err(
+                cx.err(&at, format!("the value from `{spec}` is not a valid HTTP header value (printable ASCII only)"))
+            );
         }
-        headers.push((header, Token(value)));
+        headers.push((header, value));
     }
     let loopback = url.host().is_some_and(|h| {
         h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     });
     if !headers.is_empty() && url.scheme_str() == Some("http") && !loopback {
-        return Err((
-            at("endpoint"),
-            "otlp.endpoint: headers (API keys) are sent only over https, or plain http to a loopback address".into(),
-        ));
+        return Err(
+            cx.err("otlp.endpoint", "headers (API keys) are sent only over https, or plain http to a loopback address")
+        );
     }
     Ok(OtlpConfig { url, interval, timeout, headers })
 }
 
-/// 1-based line of `key:` in `section:`, looked up from the section's line on, so the same key
-/// elsewhere does not take the blame; the section's next line when the key is absent.
-fn section_line(src: &str, section: &str, key: &str) -> usize {
-    let lines: Vec<&str> = src.lines().collect();
-    let start = lines.iter().position(|l| l.trim_end().starts_with(&format!("{section}:"))).unwrap_or(0);
-    (start..lines.len())
-        .find(|&i| {
-            let t = lines[i].trim_start();
-            t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))
-                || t.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
-        })
-        .map_or(start + 1, |i| i + 1)
-}
-
-/// Checks the `ingest:` section (all optional); errors are (line, message).
+/// Checks the `ingest:` section (all optional).
 fn ingest_limits(
+    cx: &Cx<'_>,
     d: IngestDoc,
-    src: &str,
     retention: Duration,
     skew_threshold: Duration,
-) -> Result<IngestLimits, (usize, String)> {
-    let at = |key: &str| section_line(src, "ingest", key);
-    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
-        None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|m| (at(key), format!("ingest.{key}: {m}"))),
-    };
+) -> Result<IngestLimits, ConfigError> {
     let defaults = IngestLimits::defaults(retention, skew_threshold);
-    let max_clock_correction = dur("max_clock_correction", &d.max_clock_correction, defaults.max_clock_correction)?;
-    let future_horizon = dur("future_horizon", &d.future_horizon, defaults.future_horizon)?;
+    let dur = |v: Option<Dur>, default: Duration| v.map_or(default, Dur::get);
+    let future_horizon = dur(d.future_horizon, defaults.future_horizon);
     if future_horizon < skew_threshold.max(Duration::from_secs(1)) {
-        return Err((
-            at("future_horizon"),
+        return Err(cx.err(
+            "ingest.future_horizon",
             format!(
-                "ingest.future_horizon: at least `skew_threshold` ({skew_threshold:?}) and 1s: offsets below the \
-                 threshold are not corrected, so intervals may end that far ahead"
+                "at least `skew_threshold` ({}) and 1s: offsets below the threshold are not corrected, so \
+                 intervals may end that far ahead",
+                conf::duration::format(skew_threshold)
             ),
         ));
     }
-    let past_horizon = dur("past_horizon", &d.past_horizon, defaults.past_horizon)?;
+    let past_horizon = dur(d.past_horizon, defaults.past_horizon);
     if past_horizon < Duration::from_secs(3_600) || past_horizon >= retention {
-        return Err((
-            at("past_horizon"),
+        return Err(cx.err(
+            "ingest.past_horizon",
             format!(
-                "ingest.past_horizon: between 1h and `retention` ({}d): older data would be deleted by the next \
-                 maintenance pass right after it was acknowledged; keep it above the probers' `outbox.max_age` \
-                 (1d by default)",
+                "between 1h and `retention` ({}d): older data would be deleted by the next maintenance pass right \
+                 after it was acknowledged; keep it above the probers' `outbox.max_age` (1d by default)",
                 retention.as_secs() / 86_400
             ),
         ));
     }
     let rate = |key: &str, v: Option<u64>, default: u64| match v {
-        Some(0) => Err((at(key), format!("ingest.{key}: at least 1"))),
+        Some(0) => Err(cx.err(&format!("ingest.{key}"), "at least 1")),
         v => Ok(v.unwrap_or(default)),
     };
     Ok(IngestLimits {
-        max_clock_correction,
+        max_clock_correction: dur(d.max_clock_correction, defaults.max_clock_correction),
         future_horizon,
         past_horizon,
         max_runs_per_second: rate("max_runs_per_second", d.max_runs_per_second, defaults.max_runs_per_second)?,
@@ -711,6 +575,14 @@ fn ingest_limits(
             d.max_load_runs_per_second,
             defaults.max_load_runs_per_second,
         )?,
+    })
+}
+
+/// The `connections:` section over httpserve's defaults.
+fn connections_config(cx: &Cx<'_>, c: httpserve::LimitsFile) -> Result<httpserve::Limits, ConfigError> {
+    c.resolve().map_err(|e| match e {
+        httpserve::Error::InvalidLimit { field, reason } => cx.err(&format!("connections.{field}"), reason),
+        other => cx.err("connections", other.to_string()),
     })
 }
 
@@ -738,149 +610,6 @@ fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
     let path = if path.ends_with("/v1/metrics") { path.to_owned() } else { format!("{path}/v1/metrics") };
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     format!("{scheme}://{authority}{path}").parse().map_err(|_| format!("`{shown}` is not a usable URL"))
-}
-
-/// Checks the `connections:` section; errors are (line, message).
-fn connections_config(c: ConnectionsDoc, src: &str) -> Result<httpserve::Limits, (usize, String)> {
-    let at = |key: &str| section_line(src, "connections", key);
-    let d = httpserve::DEFAULT;
-    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
-        None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|m| (at(key), format!("connections.{key}: {m}"))),
-    };
-    let size = |key: &str, v: &Option<Size>, default: u64| match v {
-        None => Ok(default),
-        Some(Size::Bytes(n)) => Ok(*n),
-        Some(Size::Text(s)) => parse_size(s).map_err(|m| (at(key), format!("connections.{key}: {m}"))),
-    };
-    let keep_alive = match c.h2_keep_alive_interval.as_deref().map(str::trim) {
-        None => d.h2_keep_alive_interval,
-        Some("off") => None,
-        Some(s) => Some(parse_duration(s).map_err(|m| {
-            (at("h2_keep_alive_interval"), format!("connections.h2_keep_alive_interval: {m} (or `off`)"))
-        })?),
-    };
-    let limits = httpserve::Limits {
-        header_read_timeout: dur("header_read_timeout", &c.header_read_timeout, d.header_read_timeout)?,
-        idle_timeout: dur("idle_timeout", &c.idle_timeout, d.idle_timeout)?,
-        tls_handshake_timeout: dur("tls_handshake_timeout", &c.tls_handshake_timeout, d.tls_handshake_timeout)?,
-        body_min_rate: size("body_min_rate", &c.body_min_rate, d.body_min_rate)?,
-        body_rate_grace: dur("body_rate_grace", &c.body_rate_grace, d.body_rate_grace)?,
-        max_connections: c.max_connections.unwrap_or(d.max_connections),
-        max_connections_per_peer: c.max_connections_per_peer.unwrap_or(d.max_connections_per_peer),
-        h2_max_concurrent_streams: c.h2_max_concurrent_streams.unwrap_or(d.h2_max_concurrent_streams),
-        h2_max_header_list_size: size(
-            "h2_max_header_list_size",
-            &c.h2_max_header_list_size,
-            d.h2_max_header_list_size.into(),
-        )?
-        .min(u32::MAX as u64) as u32,
-        h2_keep_alive_interval: keep_alive,
-        h2_keep_alive_timeout: dur("h2_keep_alive_timeout", &c.h2_keep_alive_timeout, d.h2_keep_alive_timeout)?,
-        h2_max_pending_accept_reset_streams: c
-            .h2_max_pending_accept_reset_streams
-            .unwrap_or(d.h2_max_pending_accept_reset_streams),
-        h2_max_local_error_reset_streams: c
-            .h2_max_local_error_reset_streams
-            .unwrap_or(d.h2_max_local_error_reset_streams),
-        h2_linger_time: dur("h2_linger_time", &c.h2_linger_time, d.h2_linger_time)?,
-        h2_linger_bytes: size("h2_linger_bytes", &c.h2_linger_bytes, d.h2_linger_bytes)?,
-    };
-    limits.validate().map_err(|e| match e {
-        httpserve::Error::InvalidLimit { field, reason } => (at(field), format!("connections.{field}: {reason}")),
-        other => (at("connections"), format!("connections: {other}")),
-    })?;
-    Ok(limits)
-}
-
-/// `env:NAME` or `file:PATH` (trimmed); messages name the reference, never the value.
-fn resolve_secret(spec: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let value = if let Some(name) = spec.strip_prefix("env:") {
-        env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?
-    } else if let Some(p) = spec.strip_prefix("file:") {
-        let path = base.join(p);
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-    } else {
-        return Err("give the value by reference, `env:NAME` or `file:PATH`, never inline".into());
-    };
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(format!("`{spec}` is empty"));
-    }
-    Ok(value.to_owned())
-}
-
-/// `env:NAME` or `file:PATH`. Messages never contain the token (nor, for an inline value, the text).
-fn resolve_token(spec: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Token, String> {
-    let value = if let Some(name) = spec.strip_prefix("env:") {
-        env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?
-    } else if let Some(p) = spec.strip_prefix("file:") {
-        let path = base.join(p);
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?
-    } else {
-        return Err("give the token by reference, `env:NAME` or `file:PATH`, never inline".into());
-    };
-    let value = value.trim();
-    if value.len() < MIN_TOKEN_LEN {
-        return Err(format!("the token is shorter than {MIN_TOKEN_LEN} characters"));
-    }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("the token contains whitespace or control characters".into());
-    }
-    Ok(Token(value.to_owned()))
-}
-
-/// `500ms`, `2s`, `10m`, `1h`, `35d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 2s, 10m, 1h, 35d"))?;
-    let ms = match unit.trim() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("`{s}` is not a duration like 500ms, 2s, 10m, 1h, 35d")),
-    };
-    Ok(Duration::from_millis(n.saturating_mul(ms)))
-}
-
-/// `1048576`, `512KiB`, `64MiB`, `1GiB`, `10MB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a size like 1048576, 64MiB, 1GiB"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" => 1_000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        _ => return Err(format!("`{s}` is not a size like 1048576, 64MiB, 1GiB")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
-}
-
-/// 1-based line of `key:`, searched from the list item whose `id:` is `id` (or from the top).
-fn line_of(src: &str, id: Option<&str>, key: &str) -> usize {
-    let is_key = |line: &str, key: &str| {
-        let t = line.trim_start().trim_start_matches("- ").trim_start();
-        t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
-    };
-    let lines: Vec<&str> = src.lines().collect();
-    let start = id
-        .and_then(|n| {
-            lines.iter().position(|l| {
-                is_key(l, "id") && l.split_once(':').is_some_and(|(_, v)| v.trim().trim_matches(['"', '\'']) == n)
-            })
-        })
-        .unwrap_or(0);
-    (start..lines.len()).chain((0..start).rev()).find(|&i| is_key(lines[i], key)).map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]
@@ -974,7 +703,7 @@ mod tests {
         let m = message(&format!("{MIN}max_body_bytes: 5GiB\n"));
         assert!(m.contains(":7:") && m.contains("max_body_bytes"), "{m}");
         let m = message(&MIN.replace("nbo-1", "nbo 1"));
-        assert!(m.contains(":4:") && m.contains("probers.id"), "{m}");
+        assert!(m.contains(":4:") && m.contains("probers[0].id"), "{m}");
         let m = message(&MIN.replace("127.0.0.1:8080", "localhost"));
         assert!(m.contains(":1:") && m.contains("IP:PORT"), "{m}");
     }
@@ -985,17 +714,32 @@ mod tests {
         let c = parse(&load).unwrap();
         assert_eq!((c.probers[0].kind, c.probers[1].kind), (ProberKind::Edge, ProberKind::Load));
         let m = message(&load.replace("kind: load", "kind: loader"));
-        assert!(m.contains(":10:") && m.contains("probers.kind (load)") && m.contains("`edge`"), "{m}");
+        assert!(m.contains(":10:11: probers[1].kind: prober `load`") && m.contains("`edge`"), "{m}");
     }
 
     #[test]
-    fn sizes_and_durations() {
-        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("1TiB").is_err());
-        assert_eq!(parse_duration("35d").unwrap(), Duration::from_secs(35 * 86_400));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("2").is_err());
+    fn durations_and_sizes_take_the_one_grammar() {
+        // Fractions and compound durations, which this file once refused (`1.5s` was an error).
+        let c = parse(&format!("{MIN}busy_timeout: 1.5s\nshutdown_grace: 1m30s\nmax_disk_bytes: 1.5GiB\n")).unwrap();
+        assert_eq!(c.busy_timeout, Duration::from_millis(1_500));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(90));
+        assert_eq!(c.max_disk_bytes, 3 << 29);
+        let m = message(&format!("{MIN}busy_timeout: 5 parsecs\n"));
+        assert!(m.starts_with("/etc/agg/aggregator.yaml:7:15: busy_timeout: `5 parsecs`: unknown unit"), "{m}");
+    }
+
+    #[test]
+    fn flow_style_errors_have_the_fields_own_position() {
+        let src = "listen: 127.0.0.1:8080\ndata_dir: data\nprobers:\n  - {id: nbo-1, region: nairobi, token: env:NBO_TOKEN}\n  - {id: kla-1, region: kampala west, token: env:KLA_TOKEN}\n";
+        let m = message(src);
+        assert!(m.starts_with("/etc/agg/aggregator.yaml:5:25: probers[1].region:"), "{m}");
+        let m = message(&src.replace("env:KLA_TOKEN", "hunter2-inline").replace("kampala west", "kampala"));
+        assert!(
+            m.starts_with("/etc/agg/aggregator.yaml:5:") && m.contains("probers[1].token") && !m.contains("hunter2"),
+            "{m}"
+        );
+        let m = message(&src.replace("env:KLA_TOKEN", "env:NBO_TOKEN").replace("kampala west", "kampala"));
+        assert!(m.starts_with("/etc/agg/aggregator.yaml:5:") && m.contains("another prober"), "{m}");
     }
 
     #[test]
@@ -1105,7 +849,7 @@ mod tests {
     #[test]
     fn token_debug_is_redacted() {
         let t = Token::new("very-secret-token-123");
-        assert_eq!(format!("{t:?}"), "Token(***)");
+        assert_eq!(format!("{t:?}"), "***");
         assert!(t.matches("very-secret-token-123"));
         assert!(!t.matches("very-secret-token-124"));
         assert!(!t.matches("very-secret-token-12"));
