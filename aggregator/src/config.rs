@@ -73,6 +73,11 @@ pub struct IngestLimits {
     pub max_runs_per_second: u64,
     /// The same for load-run reports (`prober load --report-to`).
     pub max_load_runs_per_second: u64,
+    /// Reports one prober may send per minute, on average; past it (and its burst) a report is
+    /// answered 429 with `Retry-After`.
+    pub max_reports_per_minute: u32,
+    /// Reports one prober may send at once above that rate (an outbox catching up).
+    pub report_burst: u32,
 }
 
 impl IngestLimits {
@@ -86,6 +91,8 @@ impl IngestLimits {
             past_horizon: default_past_horizon(retention),
             max_runs_per_second: DEFAULT_MAX_RUNS_PER_SECOND,
             max_load_runs_per_second: DEFAULT_MAX_LOAD_RUNS_PER_SECOND,
+            max_reports_per_minute: DEFAULT_MAX_REPORTS_PER_MINUTE,
+            report_burst: DEFAULT_REPORT_BURST,
         }
     }
 }
@@ -197,6 +204,10 @@ pub const DEFAULT_MAX_CLOCK_CORRECTION: Duration = Duration::from_secs(3_600);
 pub const DEFAULT_FUTURE_HORIZON: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_RUNS_PER_SECOND: u64 = 10;
 pub const DEFAULT_MAX_LOAD_RUNS_PER_SECOND: u64 = 1_000_000;
+/// 20 reports a second: a day's outbox (5,760 reports at a 15 s cadence) drains in about 5 min.
+pub const DEFAULT_MAX_REPORTS_PER_MINUTE: u32 = 1_200;
+/// An hour of reports at a 15 s cadence (240) passes at once.
+pub const DEFAULT_REPORT_BURST: u32 = 300;
 
 // === the file as written ===
 
@@ -265,6 +276,10 @@ struct IngestDoc {
     max_runs_per_second: Option<u64>,
     /// Default 1000000: the same for load runs.
     max_load_runs_per_second: Option<u64>,
+    /// Default 1200: reports per minute one prober may send (past it: 429 with Retry-After).
+    max_reports_per_minute: Option<u32>,
+    /// Default 300: reports one prober may send at once above that rate.
+    report_burst: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -575,6 +590,12 @@ fn ingest_limits(
             d.max_load_runs_per_second,
             defaults.max_load_runs_per_second,
         )?,
+        max_reports_per_minute: rate(
+            "max_reports_per_minute",
+            d.max_reports_per_minute.map(u64::from),
+            defaults.max_reports_per_minute.into(),
+        )? as u32,
+        report_burst: rate("report_burst", d.report_burst.map(u64::from), defaults.report_burst.into())? as u32,
     })
 }
 
@@ -750,7 +771,8 @@ mod tests {
         assert_eq!(default_past_horizon(Duration::from_secs(86_400)), Duration::from_secs(43_200));
         let c = parse(&format!(
             "{MIN}ingest:\n  max_clock_correction: 10m\n  future_horizon: 1m\n  past_horizon: 2d\n  \
-             max_runs_per_second: 2\n  max_load_runs_per_second: 500\n"
+             max_runs_per_second: 2\n  max_load_runs_per_second: 500\n  max_reports_per_minute: 60\n  \
+             report_burst: 5\n"
         ))
         .unwrap();
         assert_eq!(
@@ -761,6 +783,8 @@ mod tests {
                 past_horizon: Duration::from_secs(2 * 86_400),
                 max_runs_per_second: 2,
                 max_load_runs_per_second: 500,
+                max_reports_per_minute: 60,
+                report_burst: 5,
             }
         );
         let m = message(&format!("{MIN}retention: 10d\ningest:\n  past_horizon: 10d\n"));
@@ -772,6 +796,8 @@ mod tests {
         assert_eq!(c.ingest.future_horizon, Duration::from_secs(1_920));
         let m = message(&format!("{MIN}ingest:\n  max_runs_per_second: 0\n"));
         assert!(m.contains(":8:") && m.contains("at least 1"), "{m}");
+        let m = message(&format!("{MIN}ingest:\n  report_burst: 0\n"));
+        assert!(m.contains(":8:") && m.contains("ingest.report_burst") && m.contains("at least 1"), "{m}");
         let m = message(&format!("{MIN}ingest:\n  horizon: 1h\n"));
         assert!(m.contains(":8:") && m.contains("horizon"), "{m}");
     }

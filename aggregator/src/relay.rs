@@ -19,6 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -119,16 +120,41 @@ struct RelayState {
 
 /// `POST /stk/callback` and `GET /stk/{CheckoutRequestID}`.
 pub fn router(relay: Arc<Relay>, ingest: Arc<Ingestor>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/stk/callback", post(callback))
-        .route("/stk/{id}", get(fetch))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
-        .with_state(RelayState { relay, ingest, metrics })
+    Router::new().route("/stk/callback", post(callback)).route("/stk/{id}", get(fetch)).with_state(RelayState {
+        relay,
+        ingest,
+        metrics,
+    })
 }
 
-async fn callback(State(s): State<RelayState>, body: Bytes) -> Response {
+async fn callback(State(s): State<RelayState>, headers: header::HeaderMap, body: axum::body::Body) -> Response {
     let count = |result: &str| {
         s.metrics.relay_callbacks.get_or_create(&crate::metrics::RelayLabels { result: result.into() }).inc();
+    };
+    let refuse = |status: StatusCode, why: String| {
+        (status, Json(json!({"ResultCode": 1, "ResultDesc": format!("Rejected: {why}")}))).into_response()
+    };
+    // A declared length above the bound is refused before a byte of the body is read.
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > MAX_CALLBACK_BYTES as u64) {
+        count("too_large");
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is {n} bytes, above {MAX_CALLBACK_BYTES}"));
+    }
+    let body = match Limited::new(body, MAX_CALLBACK_BYTES).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            count("too_large");
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is above {MAX_CALLBACK_BYTES} bytes"));
+        }
+        Err(e) if httpserve::Error::is_body_too_slow(&*e) => {
+            count("too_slow");
+            return refuse(StatusCode::REQUEST_TIMEOUT, e.to_string());
+        }
+        Err(e) => {
+            count("incomplete");
+            return refuse(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"));
+        }
     };
     match s.relay.put(&body) {
         Ok((put, id)) => {
@@ -139,8 +165,7 @@ async fn callback(State(s): State<RelayState>, body: Bytes) -> Response {
         }
         Err(e) => {
             count("rejected");
-            (StatusCode::BAD_REQUEST, Json(json!({"ResultCode": 1, "ResultDesc": format!("Rejected: {e}")})))
-                .into_response()
+            refuse(StatusCode::BAD_REQUEST, e.to_string())
         }
     }
 }

@@ -79,6 +79,10 @@ async fn slow_clients_are_cut_on_reports_and_on_the_relay() {
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains(r#"aggregator_requests_refused_total{listener="api",reason="body_too_slow"} 2"#), "{text}");
     assert!(text.contains(r#"aggregator_connections_closed_total{listener="api",reason="header_timeout"}"#), "{text}");
+    // The slow report is counted as slow, not as a malformed report.
+    assert!(text.contains(r#"aggregator_reports_total{result="rejected",reason="too_slow"} 1"#), "{text}");
+    assert!(!text.contains(r#"reason="malformed""#), "{text}");
+    assert!(text.contains(r#"aggregator_relay_callbacks_total{result="too_slow"} 1"#), "{text}");
     server.shutdown().await;
 }
 
@@ -207,4 +211,26 @@ async fn curl_reads_the_413_of_a_fifty_megabyte_http2_upload() {
     }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A callback that declares more than the relay keeps is refused from its head: the answer comes
+/// before any of the body is sent, in Daraja's reply shape.
+#[tokio::test]
+async fn the_relay_refuses_an_oversized_callback_from_its_declared_length() {
+    let (server, http) = start("relay-cl", "").await;
+    let mut c = TcpStream::connect(server.local_addr()).await.unwrap();
+    let head = "POST /stk/callback HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut c, head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncReadExt::read(&mut c, &mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("\"ResultCode\":1"), "{reply}");
+    let (_, _, text) = http.request("GET", "/metrics", None, Vec::new()).await;
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains(r#"aggregator_relay_callbacks_total{result="too_large"} 1"#), "{text}");
+    server.shutdown().await;
 }

@@ -411,3 +411,36 @@ async fn a_stepped_clock_is_flagged_then_followed_within_the_bound_and_never_bey
     assert_eq!(server.store().counts(&Selection::all(), 0, i64::MAX).unwrap().total, 4);
     server.shutdown().await.unwrap();
 }
+
+/// A prober past its report rate is answered 429 with `Retry-After` before its body is read; the
+/// refused report changes nothing and is counted as `rate_limited`; other probers are not held back.
+#[tokio::test]
+async fn a_prober_past_its_report_rate_gets_429_with_retry_after_and_nothing_changes() {
+    use http_body_util::{BodyExt, Full};
+    let clock = ManualClock::new(T0);
+    let (server, http, _dir) = start("rate", "ingest:\n  max_reports_per_minute: 1\n  report_burst: 2\n", &clock).await;
+    for seq in 1..=2 {
+        assert_eq!(http.post_report(Some(NBO), &nbo(seq, T0 - 15_000 * (3 - seq as i64), 1)).await.0, 200);
+    }
+    let before = snapshot(&http, "nbo-1").await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let req = http::Request::post(format!("{}/api/v1/reports", server.base_url()))
+        .header("authorization", format!("Bearer {NBO}"))
+        .body(Full::new(bytes::Bytes::from(report::encode(&nbo(3, T0, 1)))))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let after_s: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&after_s), "Retry-After: {after_s}");
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["status"], "rejected");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.contains("1 reports a minute") && reason.contains(&format!("{after_s}s")), "{reason}");
+    // Not a refusal of the report itself: no counter of the prober moves, nothing is stored.
+    only_counted(&before, &snapshot(&http, "nbo-1").await, "rejected", 0);
+    assert!(metrics(&http).await.contains(r#"aggregator_reports_total{result="rejected",reason="rate_limited"} 1"#));
+    // Kampala has its own allowance.
+    let kla = report("kla-1", "kampala", 1, T0, vec![series(key("checkout", "", "ok", "kampala"), &[1_000])]);
+    assert_eq!(http.post_report(Some(KLA), &kla).await.0, 200);
+    server.shutdown().await.unwrap();
+}

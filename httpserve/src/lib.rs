@@ -31,8 +31,6 @@
 //! # Ok(()) }
 //! ```
 
-#![forbid(unsafe_code)]
-
 mod body;
 mod conn;
 mod limits;
@@ -67,6 +65,21 @@ pub enum Error {
     /// The request body fell below [`Limits::body_min_rate`]; the request is answered `408`.
     #[error("the request body arrived slower than {min_rate} bytes/s after the first {grace:?}")]
     BodyTooSlow { min_rate: u64, grace: Duration },
+}
+
+impl Error {
+    /// Whether `e`, or an error it wraps (axum and `http_body_util::Limited` box a body's error),
+    /// is [`Error::BodyTooSlow`]: the client trickled, the request is answered `408`.
+    pub fn is_body_too_slow(e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if matches!(err.downcast_ref::<Error>(), Some(Error::BodyTooSlow { .. })) {
+                return true;
+            }
+            cur = err.source();
+        }
+        false
+    }
 }
 
 /// A bound TCP listener with its limits, ready to serve.

@@ -85,6 +85,30 @@ async fn an_outage_loses_nothing_and_replays_in_seq_order() {
     let _ = run.stop.send(true);
 }
 
+/// `429 Too Many Requests` with `Retry-After`: the report stays in the outbox, the sender waits at
+/// least that long before trying again (never sooner, whatever its backoff says), and nothing is
+/// lost or reordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_honoured_for_its_retry_after_and_loses_nothing() {
+    let agg = FakeAggregator::start().await;
+    agg.throttle(2, 1);
+    let (_dir, ob) = outbox("throttled");
+    fill(&ob, 3);
+    let run = start_sender(ob.clone(), &agg.url(), TOKEN, &[]);
+    wait_until("the outbox to drain", Duration::from_secs(30), || pending(&ob).is_empty()).await;
+    let attempts = agg.attempts();
+    let statuses: Vec<(u64, u16)> = attempts.iter().map(|a| (a.seq, a.status)).collect();
+    assert_eq!(statuses, vec![(1, 429), (1, 429), (1, 200), (2, 200), (3, 200)], "{attempts:?}");
+    for pair in attempts[..3].windows(2) {
+        let waited = pair[1].at - pair[0].at;
+        assert!(waited >= Duration::from_secs(1), "retried {waited:?} after a 429 with Retry-After: 1");
+    }
+    assert_eq!(*agg.state.store_order.lock(), vec![1, 2, 3]);
+    let text = run.metrics.encode();
+    assert!(text.contains(r#"reason="throttled"} 2"#), "{text}");
+    let _ = run.stop.send(true);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_report_goes_aside_and_a_duplicate_counts_as_delivered() {
     let agg = FakeAggregator::start().await;

@@ -15,11 +15,14 @@ use super::{Ingestor, Reason, Reply};
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self)).into_response()
+        match self.retry_after_s {
+            Some(s) => (status, [(header::RETRY_AFTER, s.to_string())], axum::Json(self)).into_response(),
+            None => (status, axum::Json(self)).into_response(),
+        }
     }
 }
 
-/// Authenticates, enforces the body limit (Content-Length first, then while reading), and hands
+/// Authenticates, holds the prober to its report rate, enforces the body limit (Content-Length first, then while reading), and hands
 /// the body to [`Ingestor::accept`].
 pub async fn post_report(State(ingest): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
     let started = tokio::time::Instant::now();
@@ -45,6 +48,9 @@ async fn receive(ingest: &Ingestor, headers: &HeaderMap, body: Body, received_ms
         Ok(who) => who,
         Err(reply) => return reply,
     };
+    if let Err(reply) = ingest.throttle(who) {
+        return reply;
+    }
     let limit = ingest.max_body_bytes();
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -60,7 +66,10 @@ async fn receive(ingest: &Ingestor, headers: &HeaderMap, body: Body, received_ms
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return ingest.refuse(Some(who), Reason::TooLarge, format!("the body is above the limit of {limit} bytes"));
         }
-        Err(e) => return ingest.refuse(Some(who), Reason::Malformed, format!("the body could not be read: {e}")),
+        Err(e) if httpserve::Error::is_body_too_slow(&*e) => {
+            return ingest.refuse(Some(who), Reason::TooSlow, e.to_string());
+        }
+        Err(e) => return ingest.refuse(Some(who), Reason::Incomplete, format!("the body ended early: {e}")),
     };
     ingest.accept(who, bytes, received_ms).await
 }

@@ -21,6 +21,7 @@
 //! followed); nothing else.
 
 mod http;
+pub mod rate;
 pub mod skew;
 pub mod writer;
 
@@ -59,6 +60,12 @@ pub enum Reason {
     TooManyRuns,
     /// The interval ends outside the horizon around the receive time.
     Horizon,
+    /// The body arrived slower than the listener's minimum rate (`connections.body_min_rate`).
+    TooSlow,
+    /// The client stopped sending before the body was complete (connection closed or reset).
+    Incomplete,
+    /// The prober sent more reports than `ingest.max_reports_per_minute` and its burst allow.
+    RateLimited,
 }
 
 impl Reason {
@@ -72,6 +79,9 @@ impl Reason {
             Reason::Version => "version",
             Reason::TooManyRuns => "too_many_runs",
             Reason::Horizon => "horizon",
+            Reason::TooSlow => "too_slow",
+            Reason::Incomplete => "incomplete",
+            Reason::RateLimited => "rate_limited",
         }
     }
 
@@ -80,7 +90,14 @@ impl Reason {
             Reason::Unauthenticated => 401,
             Reason::Forbidden => 403,
             Reason::TooLarge => 413,
-            Reason::Malformed | Reason::Invalid | Reason::Version | Reason::TooManyRuns | Reason::Horizon => 400,
+            Reason::TooSlow => 408,
+            Reason::RateLimited => 429,
+            Reason::Malformed
+            | Reason::Incomplete
+            | Reason::Invalid
+            | Reason::Version
+            | Reason::TooManyRuns
+            | Reason::Horizon => 400,
         }
     }
 }
@@ -110,11 +127,14 @@ pub struct Reply {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Seconds, for a `Retry-After` header (429).
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 impl Reply {
     fn rejected(reason: Reason, message: impl Into<String>) -> Reply {
-        Reply { http_status: reason.status(), status: "rejected", reason: Some(message.into()) }
+        Reply { http_status: reason.status(), status: "rejected", reason: Some(message.into()), retry_after_s: None }
     }
 }
 
@@ -211,6 +231,8 @@ pub struct Ingestor {
     opts: IngestOptions,
     rules: ClockRules,
     live: Mutex<HashMap<String, ProberLive>>,
+    /// Each prober's report rate (`ingest.max_reports_per_minute`, `ingest.report_burst`).
+    rate: rate::ReportRate,
     /// Told about every freshly stored report (never duplicates).
     slo: std::sync::OnceLock<Arc<crate::slo::service::SloService>>,
 }
@@ -249,7 +271,13 @@ impl Ingestor {
         }
         let writer = Writer::spawn(store.clone(), metrics.clone(), self::writer::MAX_BATCH);
         let by_token = probers.iter().enumerate().map(|(i, p)| (token_digest(p.token.expose()), i)).collect();
+        let rate = rate::ReportRate::new(
+            probers.iter().map(|p| p.id.as_str()),
+            opts.limits.max_reports_per_minute,
+            opts.limits.report_burst,
+        );
         Ok(Ingestor {
+            rate,
             probers,
             by_token,
             writer,
@@ -313,6 +341,23 @@ impl Ingestor {
         Reply::rejected(reason, message)
     }
 
+    /// Counts a report against its prober's rate; past it, the 429 to answer (nothing is read or
+    /// changed, only counted).
+    pub fn throttle(&self, who: &ProberBinding) -> Result<(), Reply> {
+        let wait = match self.rate.check(&who.id) {
+            Ok(()) => return Ok(()),
+            Err(wait) => wait,
+        };
+        let after = rate::retry_after_secs(wait);
+        self.metrics.report("rejected", Reason::RateLimited.label());
+        let l = &self.opts.limits;
+        let message = format!(
+            "more than {} reports a minute (burst {}) from {}; keep the report and retry in {after}s",
+            l.max_reports_per_minute, l.report_burst, who.id
+        );
+        Err(Reply { retry_after_s: Some(after), ..Reply::rejected(Reason::RateLimited, message) })
+    }
+
     /// Decodes, checks identity, bounds, clock and horizon, and stores. `received_ms` is when the
     /// request arrived.
     pub async fn accept(&self, who: &ProberBinding, body: Bytes, received_ms: i64) -> Reply {
@@ -339,6 +384,7 @@ impl Ingestor {
                     http_status: 503,
                     status: "unavailable",
                     reason: Some("the store could not commit the report; keep it and retry".into()),
+                    retry_after_s: None,
                 };
             }
         };
@@ -350,7 +396,7 @@ impl Ingestor {
                     slo.observe(&report, receipt.correction_ms);
                 }
                 self.metrics.report("stored", "");
-                Reply { http_status: 200, status: "stored", reason: None }
+                Reply { http_status: 200, status: "stored", reason: None, retry_after_s: None }
             }
             Ingested::Duplicate => self.duplicate(who, &report),
         }
@@ -507,6 +553,7 @@ impl Ingestor {
             http_status: 200,
             status: "duplicate",
             reason: Some(format!("report {} of {} was stored before", r.seq, r.prober)),
+            retry_after_s: None,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct Attempt {
     pub status: u16,
     pub sent_at_ms: i64,
     pub version: http::Version,
+    /// When the fake answered it (monotonic).
+    pub at: tokio::time::Instant,
 }
 
 #[derive(Default)]
@@ -47,6 +49,9 @@ pub struct State {
     /// A seq that came again with a different interval: a reused seq.
     pub conflicts: Mutex<Vec<u64>>,
     pub probe_hits: AtomicU64,
+    /// The next this-many reports are answered 429 with `Retry-After: throttle_secs`.
+    pub throttle: AtomicU64,
+    pub throttle_secs: AtomicU64,
 }
 
 pub struct FakeAggregator {
@@ -129,6 +134,12 @@ impl FakeAggregator {
         self.state.down.store(down, Ordering::SeqCst);
     }
 
+    /// Answers the next `times` reports `429 Too Many Requests` with `Retry-After: secs`.
+    pub fn throttle(&self, times: u64, secs: u64) {
+        self.state.throttle_secs.store(secs, Ordering::SeqCst);
+        self.state.throttle.store(times, Ordering::SeqCst);
+    }
+
     pub fn reject(&self, seq: u64) {
         self.state.reject.lock().insert(seq);
     }
@@ -173,6 +184,15 @@ where
     let decoded = report::decode(&body);
     let seq = decoded.as_ref().map(|r| r.seq).unwrap_or(0);
     let sent_at_ms = decoded.as_ref().map(|r| r.sent_at_ms).unwrap_or(0);
+    let throttled =
+        authorized && st.throttle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if throttled {
+        let secs = st.throttle_secs.load(Ordering::SeqCst);
+        st.attempts.lock().push(Attempt { seq, status: 429, sent_at_ms, version, at: tokio::time::Instant::now() });
+        let mut r = reply(429, r#"{"status":"rejected","reason":"more than 1 report a minute"}"#);
+        r.headers_mut().insert("retry-after", secs.into());
+        return Ok(r);
+    }
     let (status, text) = if !authorized {
         (401, r#"{"status":"rejected","reason":"unknown token"}"#.to_owned())
     } else if st.down.load(Ordering::SeqCst) {
@@ -202,7 +222,7 @@ where
             }
         }
     };
-    st.attempts.lock().push(Attempt { seq, status, sent_at_ms, version });
+    st.attempts.lock().push(Attempt { seq, status, sent_at_ms, version, at: tokio::time::Instant::now() });
     Ok(reply(status, &text))
 }
 
