@@ -133,14 +133,31 @@ impl HttpClient {
         let origin = (scheme.clone(), host.clone(), port);
 
         let mut phases = Phases::default();
-        let (mut sender, reused) = match self.take_idle(&origin).await {
+        let (mut sender, mut reused) = match self.take_idle(&origin).await {
             Some(s) => (s, true),
             None => (self.open(&scheme, &host, port, &mut phases).await?, false),
         };
 
         let req = build_request(spec, &host, port)?;
-        let sent = Instant::now();
-        let resp = sender.send_request(req).await.map_err(|e| HttpError::Io(describe_hyper(&e)))?;
+        let mut sent = Instant::now();
+        let resp = match sender.try_send_request(req).await {
+            Ok(resp) => resp,
+            // A kept connection the server closed while idle (its keep-alive timeout raced our
+            // request): once, on a fresh connection, as browsers do — when the request never
+            // left, or it is idempotent and no answer began (RFC 9110 §9.2.2).
+            Err(mut e) if reused && retry_on_fresh(&e, &spec.method) => {
+                tracing::debug!(error = %describe_hyper(e.error()), "kept connection was closed; retrying on a new one");
+                let req = match e.take_message() {
+                    Some(req) => req,
+                    None => build_request(spec, &host, port)?,
+                };
+                sender = self.open(&scheme, &host, port, &mut phases).await?;
+                reused = false;
+                sent = Instant::now();
+                sender.send_request(req).await.map_err(|e| HttpError::Io(describe_hyper(&e)))?
+            }
+            Err(e) => return Err(HttpError::Io(describe_hyper(e.error()))),
+        };
         let head = Instant::now();
         phases.ttfb = head - sent;
         let (parts, body) = resp.into_parts();
@@ -242,6 +259,15 @@ fn build_request(spec: &RequestSpec, host: &str, port: u16) -> Result<Request<Fu
     req.body(Full::new(body)).map_err(|e| HttpError::InvalidUrl(e.to_string()))
 }
 
+/// Whether a request that failed on a kept connection may be sent again on a new one: it never
+/// left (hyper hands it back), or it is idempotent and the connection closed before any answer.
+/// A POST that may have reached the server is never sent twice (a payment must not be doubled).
+fn retry_on_fresh(e: &hyper::client::conn::TrySendError<Request<Full<Bytes>>>, method: &Method) -> bool {
+    let idempotent =
+        matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE);
+    e.message().is_some() || (idempotent && e.error().is_incomplete_message())
+}
+
 fn connect_message(e: &ConnectError) -> String {
     match e {
         ConnectError::Dns { .. } | ConnectError::NoAddress { .. } | ConnectError::DnsLost { .. } => format!("DNS: {e}"),
@@ -259,4 +285,93 @@ fn describe_hyper(e: &hyper::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use netem::Profile;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+
+    /// Reads one request (head and, by Content-Length, body); `false` at end of stream.
+    async fn read_request(c: &mut TcpStream) -> bool {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            if c.read(&mut byte).await.unwrap_or(0) == 0 {
+                return false;
+            }
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        let mut body = vec![0u8; len];
+        c.read_exact(&mut body).await.is_ok()
+    }
+
+    /// A server whose first connection answers once, then closes when the second request on it
+    /// arrives, unanswered (its idle timeout raced the request); later connections answer `fresh`.
+    async fn racing_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if n == 0 {
+                        read_request(&mut c).await;
+                        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst").await.unwrap();
+                        read_request(&mut c).await;
+                        return; // closed, unanswered
+                    }
+                    while read_request(&mut c).await {
+                        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh").await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn client() -> HttpClient {
+        HttpClient::new(Arc::new(Connector::new(Profile::unshaped("test"), 1)), tls_config(&[]))
+    }
+
+    fn spec(method: Method, addr: std::net::SocketAddr) -> RequestSpec {
+        let body = (method == Method::POST).then(|| ("application/json".to_owned(), Bytes::from_static(b"{}")));
+        RequestSpec { method, url: Url::parse(&format!("http://{addr}/x")).unwrap(), headers: vec![], body }
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_on_a_closed_kept_connection_is_sent_once_more_on_a_new_one() {
+        let (addr, accepted) = racing_server().await;
+        let http = client();
+        let first = http.send(&spec(Method::GET, addr)).await.unwrap();
+        assert_eq!((&first.body[..], first.reused), (&b"first"[..], false));
+        let second = http.send(&spec(Method::GET, addr)).await.unwrap();
+        assert_eq!(&second.body[..], b"fresh");
+        assert!(!second.reused, "answered on a new connection, whose set-up is timed");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_post_that_may_have_reached_the_server_is_not_sent_twice() {
+        let (addr, accepted) = racing_server().await;
+        let http = client();
+        http.send(&spec(Method::POST, addr)).await.unwrap();
+        let err = http.send(&spec(Method::POST, addr)).await.unwrap_err();
+        assert!(matches!(err, HttpError::Io(_)), "{err:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "no second connection for a POST");
+    }
 }
