@@ -3,7 +3,7 @@
 //!
 //! The sandbox depends on no crate of ours, so this is a copy of the prober's rule
 //! (`scenarios/src/mask.rs`). The rule and its output shape are written down once, in
-//! `docs/security-masking.md`; both copies are tested against the table of shapes there.
+//! `docs/security.md`; both copies are tested against the table of shapes there.
 
 use std::sync::LazyLock;
 
@@ -77,10 +77,10 @@ fn shape(c: &Captures<'_>) -> String {
 mod tests {
     use super::{mask_phone, mask_phones};
 
-    /// The table of shapes in `docs/security-masking.md` (the prober's copy reads it too).
+    /// The table of shapes in `docs/security.md` (the prober's copy reads it too).
     #[test]
     fn every_shape_of_the_documented_table() {
-        let doc = include_str!("../../docs/security-masking.md");
+        let doc = include_str!("../../docs/security.md");
         let (_, rest) = doc.split_once("<!-- phone-shapes: begin -->").expect("start marker");
         let (table, _) = rest.split_once("<!-- phone-shapes: end -->").expect("end marker");
         let mut rows = 0;

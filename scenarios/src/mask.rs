@@ -11,7 +11,7 @@
 //! Text is masked whole and only then cut ([`Masker::excerpt`], [`Masker::start`]); a cut that
 //! ends in the beginning of a secret, or in a run of digits, hides that end too.
 //!
-//! The phone rule and its output shape are written down once, in `docs/security-masking.md`,
+//! The phone rule and its output shape are written down once, in `docs/security.md`,
 //! with the table of shapes both this module and the sandbox's copy are tested against.
 
 use std::{

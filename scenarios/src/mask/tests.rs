@@ -1,9 +1,9 @@
 use super::*;
 
-/// The table of shapes in `docs/security-masking.md`: (input, masked). The sandbox's copy of the
+/// The table of shapes in `docs/security.md`: (input, masked). The sandbox's copy of the
 /// rule is tested against the same table.
 fn shapes() -> Vec<(String, String)> {
-    let doc = include_str!("../../../docs/security-masking.md");
+    let doc = include_str!("../../../docs/security.md");
     let (_, rest) = doc.split_once("<!-- phone-shapes: begin -->").expect("the table's start marker");
     let (table, _) = rest.split_once("<!-- phone-shapes: end -->").expect("the table's end marker");
     let rows: Vec<(String, String)> = table
