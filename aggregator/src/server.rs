@@ -28,8 +28,15 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS: {path}: cannot read {what}")]
+    TlsFile { path: std::path::PathBuf, what: &'static str, source: rustls::pki_types::pem::Error },
+    #[error("TLS: {path}: no certificate found")]
+    NoCertificate { path: std::path::PathBuf },
+    #[error("TLS: {what}")]
+    Tls { what: &'static str, source: rustls::Error },
+    /// A start-up task (opening the store, rebuilding the SLO windows) panicked or was cancelled.
+    #[error("{task} did not finish")]
+    Task { task: &'static str, source: tokio::task::JoinError },
     #[error("connections.{0}")]
     Limits(#[from] httpserve::Error),
 }
@@ -64,7 +71,7 @@ impl Server {
         let store = Arc::new(
             tokio::task::spawn_blocking(move || Store::open(&dir, opts))
                 .await
-                .map_err(|e| ServeError::Tls(format!("store task: {e}")))??,
+                .map_err(|source| ServeError::Task { task: "opening the store", source })??,
         );
         let metrics = Arc::new(Metrics::new());
         let ingest = Arc::new(Ingestor::new(
@@ -83,7 +90,7 @@ impl Server {
             let (store, slo, now) = (store.clone(), slo.clone(), clock.now_ms());
             let buckets = tokio::task::spawn_blocking(move || slo.hydrate(&store, now))
                 .await
-                .map_err(|e| ServeError::Tls(format!("SLO hydration task: {e}")))??;
+                .map_err(|source| ServeError::Task { task: "rebuilding the SLO windows", source })??;
             tracing::info!(buckets, slos = config.slo.slos.len(), "SLO windows rebuilt from the store");
         }
         ingest.attach_slo(slo.clone());
@@ -179,18 +186,21 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| ServeError::Tls(format!("{}: cannot read certificates: {e}", files.cert_file.display())))?;
+        .map_err(|source| ServeError::TlsFile { path: files.cert_file.clone(), what: "certificates", source })?;
     if certs.is_empty() {
-        return Err(ServeError::Tls(format!("{}: no certificate found", files.cert_file.display())));
+        return Err(ServeError::NoCertificate { path: files.cert_file.clone() });
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key_file)
-        .map_err(|e| ServeError::Tls(format!("{}: cannot read the private key: {e}", files.key_file.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|source| ServeError::TlsFile {
+        path: files.key_file.clone(),
+        what: "the private key",
+        source,
+    })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .map_err(|source| ServeError::Tls { what: "protocol versions", source })?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| ServeError::Tls(format!("certificate and key do not fit: {e}")))?;
+        .map_err(|source| ServeError::Tls { what: "certificate and key do not fit", source })?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
