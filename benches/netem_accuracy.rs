@@ -14,8 +14,6 @@
 //! Traffic goes only to the address it is given or to 127.0.0.1. Every loop is bounded in count and
 //! every network wait has a deadline.
 
-#![forbid(unsafe_code)]
-
 use std::{
     fmt::Write as _,
     io::Write as _,

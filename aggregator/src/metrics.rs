@@ -115,6 +115,14 @@ impl Metrics {
             listener: Default::default(),
             registry: Registry::default(),
         };
+        m.register_ingest_and_store(&mut registry);
+        m.register_probers_and_outputs(&mut registry);
+        m.listener.register(&mut registry, "aggregator");
+        Metrics { registry, ..m }
+    }
+
+    fn register_ingest_and_store(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "aggregator_reports",
             "Reports received, by result (stored, duplicate, rejected, unavailable) and rejection reason",
@@ -154,6 +162,10 @@ impl Metrics {
             "Rollups dropped (oldest first) to stay under max_disk_bytes",
             m.dropped_rows.clone(),
         );
+    }
+
+    fn register_probers_and_outputs(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "aggregator_prober_last_report_age_seconds",
             "Seconds since the prober's last stored report",
@@ -197,8 +209,6 @@ impl Metrics {
             "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)",
             m.otlp_exports.clone(),
         );
-        m.listener.register(&mut registry, "aggregator");
-        Metrics { registry, ..m }
     }
 
     /// Counts one report result.

@@ -27,8 +27,6 @@
 //! conn.stream.read_to_end(&mut body).await?;
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
-#![deny(rust_2018_idioms)]
 
 pub mod connect;
 pub mod link;

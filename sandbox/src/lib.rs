@@ -29,8 +29,6 @@
 //! sandbox.shutdown().await;
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
-#![deny(rust_2018_idioms)]
 
 pub mod config;
 pub mod daraja;

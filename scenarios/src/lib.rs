@@ -7,8 +7,6 @@
 //! - [`ussd`]: USSD gateway dialects (Africa's Talking, Hubtel, Nalo) and the dialoguss import.
 //! - [`daraja`]: the Daraja (M-Pesa) client the `mpesa_stk` step uses.
 //! - [`outcome`]: the failure taxonomy shared with the aggregator.
-#![forbid(unsafe_code)]
-#![deny(rust_2018_idioms)]
 
 pub mod daraja;
 pub mod http;

@@ -213,6 +213,14 @@ fn gauge(
 impl Collector for SloMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let st = self.state.read();
+        self.encode_journeys(&st, &mut encoder)?;
+        encode_slos(&st.statuses, &mut encoder)
+    }
+}
+
+impl SloMetrics {
+    /// `synthetic_journey_runs` and `synthetic_journey_duration_seconds`.
+    fn encode_journeys(&self, st: &State, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         {
             let mut m = encoder.encode_descriptor(
                 "synthetic_journey_runs",
@@ -255,68 +263,68 @@ impl Collector for SloMetrics {
                 m.encode_family(&labels)?.encode_histogram::<Labels>(b.sum_s, b.count, &buckets, None)?;
             }
         }
-        let scope = |s: &ScopeStatus| -> Labels {
-            vec![("slo", s.scope.slo.clone()), ("journey", s.scope.journey.clone()), ("region", s.scope.region.clone())]
-        };
-        let mut objective = Vec::new();
-        let mut ratio = Vec::new();
-        let mut burn = Vec::new();
-        let mut events = Vec::new();
-        let mut remaining = Vec::new();
-        let mut tte = Vec::new();
-        let mut firing = Vec::new();
-        for s in &st.statuses {
-            objective.push((scope(s), s.objective));
-            for w in s.windows.iter().chain(std::iter::once(&s.period)) {
-                let mut l = scope(s);
-                l.push(("window", w.window.clone()));
-                events.push((l.clone(), w.events as f64));
-                if let (Some(r), Some(b)) = (w.error_ratio, w.burn_rate) {
-                    ratio.push((l.clone(), r));
-                    burn.push((l, b));
-                }
-            }
-            if let Some(r) = s.error_budget_remaining {
-                remaining.push((scope(s), r));
-            }
-            if let Some(t) = s.time_to_exhaustion_s {
-                tte.push((scope(s), t));
-            }
-            for sev in [Severity::Page, Severity::Ticket] {
-                let mut l = scope(s);
-                l.push(("severity", sev.as_str().to_owned()));
-                firing.push((l, if s.firing.contains(&sev) { 1.0 } else { 0.0 }));
-            }
-        }
-        gauge(&mut encoder, "synthetic_slo_objective_ratio", "The SLO's objective, as a ratio", &objective)?;
-        gauge(
-            &mut encoder,
-            "synthetic_slo_error_ratio",
-            "Bad events / events in the window (absent without events)",
-            &ratio,
-        )?;
-        gauge(
-            &mut encoder,
-            "synthetic_slo_burn_rate",
-            "Error ratio / error budget in the window (absent without events)",
-            &burn,
-        )?;
-        gauge(&mut encoder, "synthetic_slo_window_events", "Events in the window", &events)?;
-        gauge(
-            &mut encoder,
-            "synthetic_slo_error_budget_remaining_ratio",
-            "1 - bad/(budget x events) over the period",
-            &remaining,
-        )?;
-        gauge(
-            &mut encoder,
-            "synthetic_slo_time_to_exhaustion_seconds",
-            "Time until the budget is spent at the 1h burn rate",
-            &tte,
-        )?;
-        gauge(&mut encoder, "synthetic_slo_alert_firing", "1 while the multi-window burn-rate alert fires", &firing)?;
         Ok(())
     }
+}
+
+/// The `synthetic_slo_*` gauges of every SLO scope.
+fn encode_slos(statuses: &[ScopeStatus], encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    let scope = |s: &ScopeStatus| -> Labels {
+        vec![("slo", s.scope.slo.clone()), ("journey", s.scope.journey.clone()), ("region", s.scope.region.clone())]
+    };
+    let mut objective = Vec::new();
+    let mut ratio = Vec::new();
+    let mut burn = Vec::new();
+    let mut events = Vec::new();
+    let mut remaining = Vec::new();
+    let mut tte = Vec::new();
+    let mut firing = Vec::new();
+    for s in statuses {
+        objective.push((scope(s), s.objective));
+        for w in s.windows.iter().chain(std::iter::once(&s.period)) {
+            let mut l = scope(s);
+            l.push(("window", w.window.clone()));
+            events.push((l.clone(), w.events as f64));
+            if let (Some(r), Some(b)) = (w.error_ratio, w.burn_rate) {
+                ratio.push((l.clone(), r));
+                burn.push((l, b));
+            }
+        }
+        if let Some(r) = s.error_budget_remaining {
+            remaining.push((scope(s), r));
+        }
+        if let Some(t) = s.time_to_exhaustion_s {
+            tte.push((scope(s), t));
+        }
+        for sev in [Severity::Page, Severity::Ticket] {
+            let mut l = scope(s);
+            l.push(("severity", sev.as_str().to_owned()));
+            firing.push((l, if s.firing.contains(&sev) { 1.0 } else { 0.0 }));
+        }
+    }
+    gauge(encoder, "synthetic_slo_objective_ratio", "The SLO's objective, as a ratio", &objective)?;
+    gauge(encoder, "synthetic_slo_error_ratio", "Bad events / events in the window (absent without events)", &ratio)?;
+    gauge(
+        encoder,
+        "synthetic_slo_burn_rate",
+        "Error ratio / error budget in the window (absent without events)",
+        &burn,
+    )?;
+    gauge(encoder, "synthetic_slo_window_events", "Events in the window", &events)?;
+    gauge(
+        encoder,
+        "synthetic_slo_error_budget_remaining_ratio",
+        "1 - bad/(budget x events) over the period",
+        &remaining,
+    )?;
+    gauge(
+        encoder,
+        "synthetic_slo_time_to_exhaustion_seconds",
+        "Time until the budget is spent at the 1h burn rate",
+        &tte,
+    )?;
+    gauge(encoder, "synthetic_slo_alert_firing", "1 while the multi-window burn-rate alert fires", &firing)?;
+    Ok(())
 }
 
 #[cfg(test)]

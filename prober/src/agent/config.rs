@@ -230,202 +230,63 @@ pub fn parse(src: &str, file: &str, base: &Path, source: &Path) -> Result<EdgeCo
 
 fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, ConfigError> {
     let doc: EdgeFile = src.parse()?;
-    let invalid = |path: &str, message: String| ConfigError::File(src.error(path, message));
-
-    // prober
-    for (key, v) in [("id", &doc.prober.id), ("region", &doc.prober.region)] {
-        report::check_label(v).map_err(|m| invalid(&format!("prober.{key}"), m))?;
-    }
-    for (k, v) in &doc.prober.labels {
-        report::check_label(k).map_err(|m| invalid(&format!("prober.labels.{k}"), format!("label name: {m}")))?;
-        if v.len() > report::MAX_LABEL {
-            return Err(invalid(&format!("prober.labels.{k}"), "value longer than 128 bytes".into()));
-        }
-    }
-
-    // aggregator
-    let agg_at = |k: &str| format!("aggregator.{k}");
-    let url: http::Uri = doc
-        .aggregator
-        .url
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|e| invalid(&agg_at("url"), format!("`{}` is not a URL: {e}", doc.aggregator.url)))?;
-    match url.scheme_str() {
-        Some("http" | "https") if url.host().is_some() => {}
-        _ => {
-            return Err(invalid(
-                &agg_at("url"),
-                format!("`{url}` must be an http:// or https:// URL with a host, e.g. https://aggregator:7800"),
-            ));
-        }
-    }
-    if url.authority().is_some_and(|a| a.as_str().contains('@')) {
-        // Never echo it: the user part may hold a password.
-        return Err(invalid(&agg_at("url"), "credentials do not belong in the URL: use `token:`".into()));
-    }
-    if url.query().is_some() {
-        return Err(invalid(&agg_at("url"), "give the base URL without a query".into()));
-    }
-    let token = doc.aggregator.token.resolve(base).map_err(|m| invalid(&agg_at("token"), m))?;
-    if token.expose().chars().any(|c| c.is_control() || c == ' ') {
-        return Err(invalid(&agg_at("token"), "the token contains spaces or control characters".into()));
-    }
-    let ca_file = doc.aggregator.ca_file.as_ref().map(|p| base.join(p));
-    let mut extra_roots = Vec::new();
-    if let Some(p) = &ca_file {
-        let certs = CertificateDer::pem_file_iter(p).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
-            invalid(&agg_at("ca_file"), format!("cannot read PEM certificates from `{}`: {e}", p.display()))
-        })?;
-        if certs.is_empty() {
-            return Err(invalid(&agg_at("ca_file"), format!("`{}` holds no PEM certificate", p.display())));
-        }
-        extra_roots = certs;
-    }
+    let cx = Cx { src, base };
+    check_identity(&cx, &doc.prober)?;
+    let aggregator = aggregator_config(&cx, &doc.aggregator)?;
 
     // intervals
     let reporting_interval = doc.reporting_interval.map_or(DEFAULT_REPORTING_INTERVAL, Span::get);
     if reporting_interval < MIN_INTERVAL || reporting_interval.as_millis() as i64 > report::MAX_INTERVAL_MS {
-        return Err(invalid("reporting_interval", "must be between 100ms and 1h (15s is usual)".into()));
+        return Err(cx.err("reporting_interval", "must be between 100ms and 1h (15s is usual)".into()));
     }
     if !reporting_interval.subsec_nanos().is_multiple_of(1_000_000) {
-        return Err(invalid("reporting_interval", "must be a whole number of milliseconds".into()));
+        return Err(cx.err("reporting_interval", "must be a whole number of milliseconds".into()));
     }
 
     // profiles
     let edge_profile = match &doc.profile {
-        Some(name) => Some(netem::profile::resolve(name, &[]).map_err(|e| invalid("profile", e.to_string()))?),
+        Some(name) => Some(netem::profile::resolve(name, &[]).map_err(|e| cx.err("profile", e.to_string()))?),
         None => None,
     };
 
     // journeys
     if doc.journeys.is_empty() {
-        return Err(invalid("journeys", "list at least one journey (file, interval)".into()));
+        return Err(cx.err("journeys", "list at least one journey (file, interval)".into()));
     }
     let mut journeys = Vec::with_capacity(doc.journeys.len());
     let mut seen = BTreeSet::new();
     for (i, j) in doc.journeys.iter().enumerate() {
-        let at = |k: &str| format!("journeys[{i}].{k}");
-        let path = base.join(&j.file);
-        let mut journey = scenarios::load_file(&path).map_err(|source| ConfigError::Journey {
-            file: src.file().to_owned(),
-            line: src.line_of(&at("file")),
-            field: at("file"),
-            source,
-        })?;
-        check_names(&journey).map_err(|m| invalid(&at("file"), m))?;
-        for (k, v) in &j.variables {
-            if !journey.variables.contains_key(k) {
-                let known: Vec<&str> = journey.variables.keys().map(String::as_str).collect();
-                return Err(invalid(
-                    &format!("journeys[{i}].variables.{k}"),
-                    format!("journey `{}` has no variable `{k}` (it has: {})", journey.name, known.join(", ")),
-                ));
-            }
-            journey.variables.insert(k.clone(), v.clone());
-        }
-        let interval = j.interval.get();
-        if interval < MIN_INTERVAL {
-            return Err(invalid(&at("interval"), "must be at least 100ms".into()));
-        }
-        let timeout = match j.timeout {
-            Some(t) if t.get() >= interval => {
-                return Err(invalid(
-                    &at("timeout"),
-                    format!(
-                        "{} is not below the interval {}: a run must end before the next one starts",
-                        human(t.get()),
-                        human(interval)
-                    ),
-                ));
-            }
-            Some(t) if t.get().is_zero() => return Err(invalid(&at("timeout"), "must be above zero".into())),
-            Some(t) => t.get(),
-            None if journey.timeout >= interval => {
-                return Err(invalid(
-                    &at("interval"),
-                    format!(
-                        "the journey's own limit {} is not below the interval {}: set `timeout:` below the interval",
-                        human(journey.timeout),
-                        human(interval)
-                    ),
-                ));
-            }
-            None => journey.timeout,
-        };
-        journey.timeout = journey.timeout.min(timeout);
-        let profile = match (&j.profile, &edge_profile) {
-            (Some(name), _) => {
-                netem::profile::resolve(name, &[]).map_err(|e| invalid(&at("profile"), e.to_string()))?
-            }
-            (None, Some(p)) => p.clone(),
-            (None, None) => {
-                let name = journey.profile.as_deref().unwrap_or("loopback");
-                netem::profile::resolve(name, &[]).map_err(|e| invalid(&at("file"), format!("journey profile: {e}")))?
-            }
-        };
-        report::check_label(&profile.name).map_err(|m| invalid(&at("profile"), format!("profile name: {m}")))?;
-        let offset = match j.offset {
-            Some(o) if o.get() >= interval => {
-                return Err(invalid(&at("offset"), format!("must be below the interval {}", human(interval))));
-            }
-            o => o.map(Span::get),
-        };
-        if !seen.insert((journey.name.clone(), profile.name.clone())) {
-            return Err(invalid(
-                &at("file"),
-                format!("journey `{}` on profile `{}` is listed twice", journey.name, profile.name),
+        let jc = journey_config(&cx, i, j, edge_profile.as_ref())?;
+        if !seen.insert((jc.name.clone(), jc.profile.name.clone())) {
+            return Err(cx.err(
+                &format!("journeys[{i}].file"),
+                format!("journey `{}` on profile `{}` is listed twice", jc.name, jc.profile.name),
             ));
         }
-        journeys.push(JourneyConfig {
-            name: journey.name.clone(),
-            file: path,
-            journey: Arc::new(journey),
-            interval,
-            timeout,
-            profile,
-            offset,
-        });
+        journeys.push(jc);
     }
 
     let concurrency = doc.concurrency.unwrap_or(journeys.len());
     if concurrency == 0 || concurrency > 1024 {
-        return Err(invalid("concurrency", "must be between 1 and 1024".into()));
+        return Err(cx.err("concurrency", "must be between 1 and 1024".into()));
     }
-
-    // outbox
-    let max_bytes = doc.outbox.max_bytes.map_or(DEFAULT_OUTBOX_MAX_BYTES, conf::Size::bytes);
-    if max_bytes < 64 * 1024 {
-        return Err(invalid("outbox.max_bytes", "must be at least 64KiB".into()));
-    }
-    let max_age = doc.outbox.max_age.map_or(DEFAULT_OUTBOX_MAX_AGE, Span::get);
-    if max_age < reporting_interval {
-        return Err(invalid("outbox.max_age", "must be at least one reporting interval".into()));
-    }
-    let max_rejected = doc.outbox.max_rejected.unwrap_or(DEFAULT_MAX_REJECTED);
-    let outbox = OutboxConfig {
-        dir: base.join(&doc.outbox.dir),
-        max_bytes,
-        max_age,
-        max_rejected,
-        keep_acked: doc.outbox.keep_acked,
-    };
+    let outbox = outbox_config(&cx, &doc.outbox, reporting_interval)?;
 
     let listen_src = doc.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_src
         .parse()
-        .map_err(|_| invalid("listen", format!("`{listen_src}` is not an address such as 127.0.0.1:9464")))?;
+        .map_err(|_| cx.err("listen", format!("`{listen_src}` is not an address such as 127.0.0.1:9464")))?;
 
     let connections = doc.connections.unwrap_or_default().resolve().map_err(|e| match e {
-        httpserve::Error::InvalidLimit { field, reason } => invalid(&format!("connections.{field}"), reason),
-        other => invalid("connections", other.to_string()),
+        httpserve::Error::InvalidLimit { field, reason } => cx.err(&format!("connections.{field}"), reason),
+        other => cx.err("connections", other.to_string()),
     })?;
 
     let seed = doc.seed.unwrap_or_else(|| fnv1a(doc.prober.id.as_bytes()));
     Ok(EdgeConfig {
         source: source.to_path_buf(),
         prober: Identity { id: doc.prober.id, region: doc.prober.region, labels: doc.prober.labels },
-        aggregator: AggregatorConfig { url, token, extra_roots, ca_file },
+        aggregator,
         reporting_interval,
         concurrency,
         profile: doc.profile,
@@ -434,6 +295,183 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
         listen,
         seed,
         connections,
+    })
+}
+
+/// The file being read, for errors at a field, and the folder relative paths are anchored at.
+struct Cx<'a> {
+    src: &'a Source,
+    base: &'a Path,
+}
+
+impl Cx<'_> {
+    fn err(&self, path: &str, message: String) -> ConfigError {
+        ConfigError::File(self.src.error(path, message))
+    }
+}
+
+/// `prober:`: the id, region and labels are report labels.
+fn check_identity(cx: &Cx<'_>, p: &ProberFile) -> Result<(), ConfigError> {
+    for (key, v) in [("id", &p.id), ("region", &p.region)] {
+        report::check_label(v).map_err(|m| cx.err(&format!("prober.{key}"), m))?;
+    }
+    for (k, v) in &p.labels {
+        report::check_label(k).map_err(|m| cx.err(&format!("prober.labels.{k}"), format!("label name: {m}")))?;
+        if v.len() > report::MAX_LABEL {
+            return Err(cx.err(&format!("prober.labels.{k}"), "value longer than 128 bytes".into()));
+        }
+    }
+    Ok(())
+}
+
+/// `aggregator:`: a base URL without credentials or query, the token, the private CA.
+fn aggregator_config(cx: &Cx<'_>, a: &AggregatorFile) -> Result<AggregatorConfig, ConfigError> {
+    let at = |k: &str| format!("aggregator.{k}");
+    let url: http::Uri = a
+        .url
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| cx.err(&at("url"), format!("`{}` is not a URL: {e}", a.url)))?;
+    match url.scheme_str() {
+        Some("http" | "https") if url.host().is_some() => {}
+        _ => {
+            return Err(cx.err(
+                &at("url"),
+                format!("`{url}` must be an http:// or https:// URL with a host, e.g. https://aggregator:7800"),
+            ));
+        }
+    }
+    if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // Never echo it: the user part may hold a password.
+        return Err(cx.err(&at("url"), "credentials do not belong in the URL: use `token:`".into()));
+    }
+    if url.query().is_some() {
+        return Err(cx.err(&at("url"), "give the base URL without a query".into()));
+    }
+    let token = a.token.resolve(cx.base).map_err(|m| cx.err(&at("token"), m))?;
+    if token.expose().chars().any(|c| c.is_control() || c == ' ') {
+        return Err(cx.err(&at("token"), "the token contains spaces or control characters".into()));
+    }
+    let ca_file = a.ca_file.as_ref().map(|p| cx.base.join(p));
+    let mut extra_roots = Vec::new();
+    if let Some(p) = &ca_file {
+        let certs = CertificateDer::pem_file_iter(p)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| cx.err(&at("ca_file"), format!("cannot read PEM certificates from `{}`: {e}", p.display())))?;
+        if certs.is_empty() {
+            return Err(cx.err(&at("ca_file"), format!("`{}` holds no PEM certificate", p.display())));
+        }
+        extra_roots = certs;
+    }
+    Ok(AggregatorConfig { url, token, extra_roots, ca_file })
+}
+
+/// `journeys[i]`: the journey file with its variables, cadence, limit, profile and offset.
+fn journey_config(
+    cx: &Cx<'_>,
+    i: usize,
+    j: &JourneyFile,
+    edge_profile: Option<&Profile>,
+) -> Result<JourneyConfig, ConfigError> {
+    let at = |k: &str| format!("journeys[{i}].{k}");
+    let path = cx.base.join(&j.file);
+    let mut journey = scenarios::load_file(&path).map_err(|source| ConfigError::Journey {
+        file: cx.src.file().to_owned(),
+        line: cx.src.line_of(&at("file")),
+        field: at("file"),
+        source,
+    })?;
+    check_names(&journey).map_err(|m| cx.err(&at("file"), m))?;
+    for (k, v) in &j.variables {
+        if !journey.variables.contains_key(k) {
+            let known: Vec<&str> = journey.variables.keys().map(String::as_str).collect();
+            return Err(cx.err(
+                &format!("journeys[{i}].variables.{k}"),
+                format!("journey `{}` has no variable `{k}` (it has: {})", journey.name, known.join(", ")),
+            ));
+        }
+        journey.variables.insert(k.clone(), v.clone());
+    }
+    let interval = j.interval.get();
+    if interval < MIN_INTERVAL {
+        return Err(cx.err(&at("interval"), "must be at least 100ms".into()));
+    }
+    let timeout = run_limit(cx, i, j, &journey, interval)?;
+    journey.timeout = journey.timeout.min(timeout);
+    let profile = match (&j.profile, edge_profile) {
+        (Some(name), _) => netem::profile::resolve(name, &[]).map_err(|e| cx.err(&at("profile"), e.to_string()))?,
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            let name = journey.profile.as_deref().unwrap_or("loopback");
+            netem::profile::resolve(name, &[]).map_err(|e| cx.err(&at("file"), format!("journey profile: {e}")))?
+        }
+    };
+    report::check_label(&profile.name).map_err(|m| cx.err(&at("profile"), format!("profile name: {m}")))?;
+    let offset = match j.offset {
+        Some(o) if o.get() >= interval => {
+            return Err(cx.err(&at("offset"), format!("must be below the interval {}", human(interval))));
+        }
+        o => o.map(Span::get),
+    };
+    Ok(JourneyConfig {
+        name: journey.name.clone(),
+        file: path,
+        journey: Arc::new(journey),
+        interval,
+        timeout,
+        profile,
+        offset,
+    })
+}
+
+/// A run's limit: `timeout:` or the journey's own, below the interval so runs never overlap.
+fn run_limit(
+    cx: &Cx<'_>,
+    i: usize,
+    j: &JourneyFile,
+    journey: &Journey,
+    interval: Duration,
+) -> Result<Duration, ConfigError> {
+    let at = |k: &str| format!("journeys[{i}].{k}");
+    match j.timeout {
+        Some(t) if t.get() >= interval => Err(cx.err(
+            &at("timeout"),
+            format!(
+                "{} is not below the interval {}: a run must end before the next one starts",
+                human(t.get()),
+                human(interval)
+            ),
+        )),
+        Some(t) if t.get().is_zero() => Err(cx.err(&at("timeout"), "must be above zero".into())),
+        Some(t) => Ok(t.get()),
+        None if journey.timeout >= interval => Err(cx.err(
+            &at("interval"),
+            format!(
+                "the journey's own limit {} is not below the interval {}: set `timeout:` below the interval",
+                human(journey.timeout),
+                human(interval)
+            ),
+        )),
+        None => Ok(journey.timeout),
+    }
+}
+
+/// `outbox:`: where reports wait for the aggregator, and how much of them.
+fn outbox_config(cx: &Cx<'_>, o: &OutboxFile, reporting_interval: Duration) -> Result<OutboxConfig, ConfigError> {
+    let max_bytes = o.max_bytes.map_or(DEFAULT_OUTBOX_MAX_BYTES, conf::Size::bytes);
+    if max_bytes < 64 * 1024 {
+        return Err(cx.err("outbox.max_bytes", "must be at least 64KiB".into()));
+    }
+    let max_age = o.max_age.map_or(DEFAULT_OUTBOX_MAX_AGE, Span::get);
+    if max_age < reporting_interval {
+        return Err(cx.err("outbox.max_age", "must be at least one reporting interval".into()));
+    }
+    Ok(OutboxConfig {
+        dir: cx.base.join(&o.dir),
+        max_bytes,
+        max_age,
+        max_rejected: o.max_rejected.unwrap_or(DEFAULT_MAX_REJECTED),
+        keep_acked: o.keep_acked,
     })
 }
 

@@ -393,26 +393,13 @@ fn span(start_ms: i64, end_ms: i64) -> String {
     format!("{}–{} UTC", t(start_ms), t(end_ms))
 }
 
-/// Runs the agent until [`Control::Stop`] (or the control channel closes). On stop: no new
-/// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
-/// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
-pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
-    let clock = opts.clock;
-    let outbox_cfg = cfg.outbox.clone();
-    let outbox = blocking(move || Outbox::open(&outbox_cfg))
-        .await
-        .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
-    let outbox = Arc::new(outbox);
-    let metrics = Arc::new(Metrics::new());
-    metrics.outbox_dropped.inc_by(outbox.dropped_total());
-
-    // Runs a previous process finished but did not report (kill -9, power loss) become their
-    // reports before the first interval opens.
+/// Turns the journals of runs a previous process finished but did not report into reports.
+async fn recover_journals(cfg: &EdgeConfig, outbox: &Arc<Outbox>, metrics: &Metrics) -> Result<(), AgentError> {
     let hb = Heartbeat {
         journeys: cfg.journeys.len() as u32,
         version: env!("CARGO_PKG_VERSION").into(),
         outbox_dropped_total: outbox.dropped_total(),
-        interval_ms: Some(announced_interval(&cfg)),
+        interval_ms: Some(announced_interval(cfg)),
         ..Default::default()
     };
     let (ob, id, region) = (outbox.clone(), cfg.prober.id.clone(), cfg.prober.region.clone());
@@ -436,6 +423,40 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
             Recovery::Empty { .. } => {}
         }
     }
+    Ok(())
+}
+
+/// Waits up to `limit` for the sender to empty the outbox; the reports still in it.
+async fn wait_for_delivery(outbox: &Arc<Outbox>, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    let mut poll = interval_at(Instant::now(), Duration::from_millis(50));
+    poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        poll.tick().await;
+        let ob = outbox.clone();
+        let left = blocking(move || ob.stats().map(|s| s.reports).unwrap_or(u64::MAX)).await;
+        if left == 0 || Instant::now() >= deadline {
+            return left;
+        }
+    }
+}
+
+/// Runs the agent until [`Control::Stop`] (or the control channel closes). On stop: no new
+/// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
+/// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
+pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
+    let clock = opts.clock;
+    let outbox_cfg = cfg.outbox.clone();
+    let outbox = blocking(move || Outbox::open(&outbox_cfg))
+        .await
+        .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
+    let outbox = Arc::new(outbox);
+    let metrics = Arc::new(Metrics::new());
+    metrics.outbox_dropped.inc_by(outbox.dropped_total());
+
+    // Runs a previous process finished but did not report (kill -9, power loss) become their
+    // reports before the first interval opens.
+    recover_journals(&cfg, &outbox, &metrics).await?;
     let (dir, seq, now) = (outbox.dir().to_path_buf(), outbox.next_seq(), clock.wall_ms());
     let region = cfg.prober.region.clone();
     let recording = blocking(move || Recording::open(dir, &region, seq, now))
@@ -511,17 +532,7 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
     let rec = agent.recording.clone();
     blocking(move || rec.lock().discard_if_empty()).await;
     flush.notify_one();
-    let deadline = Instant::now() + opts.flush_limit;
-    let mut poll = interval_at(Instant::now(), Duration::from_millis(50));
-    poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let left = loop {
-        poll.tick().await;
-        let ob = agent.outbox.clone();
-        let left = blocking(move || ob.stats().map(|s| s.reports).unwrap_or(u64::MAX)).await;
-        if left == 0 || Instant::now() >= deadline {
-            break left;
-        }
-    };
+    let left = wait_for_delivery(&agent.outbox, opts.flush_limit).await;
     let _ = stop_tx.send(true);
     sender_task.abort();
     server.abort();

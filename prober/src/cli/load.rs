@@ -270,30 +270,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         ),
         None => None,
     };
-    let report = match &args.report_to {
-        Some(u) => {
-            let url: Uri = u.parse().map_err(|_| usage(format!("--report-to `{u}` is not a URL")))?;
-            let token_ref = args.token.as_deref().ok_or_else(|| usage("--report-to needs --token env:NAME"))?;
-            let token = conf::SecretRef::parse(token_ref)
-                .and_then(|r| r.resolve(std::path::Path::new(".")))
-                .map_err(|e| usage(format!("--token: {e}")))?;
-            for (flag, v) in [("--prober-id", &args.prober_id), ("--region", &args.region)] {
-                report::check_label(v).map_err(|m| usage(format!("{flag}: {m}")))?;
-            }
-            Some(ReportTo {
-                url,
-                token,
-                extra_roots: extra_roots.clone(),
-                prober: args.prober_id.clone(),
-                shard: args.shard,
-                region: args.region.clone(),
-                profile: profile.name.clone(),
-                run_id: run_id.clone(),
-                every: args.report_every.max(Duration::from_secs(1)),
-            })
-        }
-        None => None,
-    };
+    let report = report_to(&args, &profile.name, &run_id, &extra_roots)?;
     let setup =
         Setup { names: names.clone(), model, shards: threads, grace: args.grace, progress: !args.quiet, log, report };
     if !args.quiet {
@@ -302,20 +279,8 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
 
     let outcome = match &journey {
         Some(j) => {
-            let known: Vec<&str> = j.variables.keys().map(String::as_str).collect();
-            let mut overrides = BTreeMap::new();
-            for kv in &args.set {
-                let (k, v) = kv.split_once('=').ok_or_else(|| usage(format!("--set `{kv}` is not KEY=VALUE")))?;
-                if !j.variables.contains_key(k) {
-                    return Err(usage(format!(
-                        "--set {k}: the journey has no variable `{k}` (it has: {})",
-                        known.join(", ")
-                    )));
-                }
-                overrides.insert(k.to_owned(), v.to_owned());
-            }
             let mut opts = PlayOptions::new(profile.clone(), seed);
-            opts.overrides = overrides;
+            opts.overrides = overrides(&args.set, j)?;
             opts.extra_roots = extra_roots;
             load::execute(JourneyWorker::pool(j.clone(), opts, workers), setup).await?
         }
@@ -350,17 +315,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
             elapsed,
         ),
         send_lateness_ms: (!outcome.totals.lateness.is_empty()).then(|| Latency::of(&outcome.totals.lateness)),
-        achieved_rate: match &model_for_rate {
-            Some(plan) if outcome.counters.started > 1 && !outcome.last_start.is_zero() => {
-                // Arrival 0 is due at 0: (started − 1) intervals between the first and last start.
-                let first = plan.at(0).unwrap_or_default();
-                Some(
-                    (outcome.counters.started - 1) as f64
-                        / (outcome.last_start - first.min(outcome.last_start)).as_secs_f64().max(1e-9),
-                )
-            }
-            _ => None,
-        },
+        achieved_rate: achieved_rate(model_for_rate.as_ref(), outcome.counters.started, outcome.last_start),
         thresholds,
     };
     print!("{}", output::render(&summary));
@@ -374,6 +329,60 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         eprintln!("interrupted: the summary covers the run until the stop signal (SIGINT or SIGTERM)");
     }
     Ok(summary.thresholds.iter().all(|v| v.passed))
+}
+
+/// `--report-to`, `--token`, `--prober-id`, `--region`: where interval reports of the run go.
+fn report_to(
+    args: &LoadArgs,
+    profile: &str,
+    run_id: &str,
+    extra_roots: &[CertificateDer<'static>],
+) -> anyhow::Result<Option<ReportTo>> {
+    let Some(u) = &args.report_to else { return Ok(None) };
+    let url: Uri = u.parse().map_err(|_| usage(format!("--report-to `{u}` is not a URL")))?;
+    let token_ref = args.token.as_deref().ok_or_else(|| usage("--report-to needs --token env:NAME"))?;
+    let token = conf::SecretRef::parse(token_ref)
+        .and_then(|r| r.resolve(std::path::Path::new(".")))
+        .map_err(|e| usage(format!("--token: {e}")))?;
+    for (flag, v) in [("--prober-id", &args.prober_id), ("--region", &args.region)] {
+        report::check_label(v).map_err(|m| usage(format!("{flag}: {m}")))?;
+    }
+    Ok(Some(ReportTo {
+        url,
+        token,
+        extra_roots: extra_roots.to_vec(),
+        prober: args.prober_id.clone(),
+        shard: args.shard,
+        region: args.region.clone(),
+        profile: profile.to_owned(),
+        run_id: run_id.to_owned(),
+        every: args.report_every.max(Duration::from_secs(1)),
+    }))
+}
+
+/// `--set KEY=VALUE`: each names one of the journey's variables.
+fn overrides(set: &[String], j: &scenarios::Journey) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut overrides = BTreeMap::new();
+    for kv in set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| usage(format!("--set `{kv}` is not KEY=VALUE")))?;
+        if !j.variables.contains_key(k) {
+            let known: Vec<&str> = j.variables.keys().map(String::as_str).collect();
+            return Err(usage(format!("--set {k}: the journey has no variable `{k}` (it has: {})", known.join(", "))));
+        }
+        overrides.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(overrides)
+}
+
+/// Arrivals per second between the first and the last start of an open-model run.
+fn achieved_rate(plan: Option<&Plan>, started: u64, last_start: Duration) -> Option<f64> {
+    let plan = plan?;
+    if started <= 1 || last_start.is_zero() {
+        return None;
+    }
+    // Arrival 0 is due at 0: (started − 1) intervals between the first and last start.
+    let first = plan.at(0).unwrap_or_default();
+    Some((started - 1) as f64 / (last_start - first.min(last_start)).as_secs_f64().max(1e-9))
 }
 
 /// The certificates of every `--ca-file`.
