@@ -6,7 +6,7 @@
 //! (corrected for coordinated omission) and from the actual send (uncorrected). Histograms are
 //! created on first use and reused: recording never allocates.
 //!
-//! Workers record into a few [`Shard`]s (one per runtime thread); the collector drains the shards
+//! Workers record into a few shards of [`Shards`] (one per runtime thread); the collector drains the shards
 //! once per interval into the interval histograms (for `--log` and reports) and the run's totals.
 
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! | Nalo | `POST /ussd/nalo` | JSON, `USERDATA` = current input only | `MSGTYPE: false` |
 //!
 //! Hubtel and Nalo send only the current input, so the app keeps each session's inputs
-//! server-side ([`Sessions`]), bounded in number and age. Africa's Talking's end-of-session
+//! server-side (`UssdState::sessions`), bounded in number and age. Africa's Talking's end-of-session
 //! events (`POST /ussd/at/events`) are kept, PIN redacted and phone masked, for
 //! `GET /ussd/at/events`.
 

@@ -266,7 +266,7 @@ pub struct StkStep {
     /// How the result arrives.
     #[serde(default)]
     pub result: StkResult,
-    /// ResultCodes that count as success; default [0].
+    /// ResultCodes that count as success; default `[0]`.
     #[serde(default = "default_success")]
     pub success_codes: Vec<i64>,
     /// ResultCodes the journey accepts as a known outcome (e.g. 1037 with no human at the phone).
