@@ -8,9 +8,7 @@ use std::{
     sync::Arc,
 };
 
-use bytes::Bytes;
-use http::{Request, Response, Version};
-use hyper::service::Service;
+use http::Version;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
@@ -25,10 +23,9 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    BoxError, Limits,
-    body::Body,
+    Limits,
     metrics::{Closed, Refused, ServeMetrics},
-    service::Guarded,
+    service::{Guarded, Handler, ReplyBody},
 };
 
 // === caps ===
@@ -196,11 +193,8 @@ pub(crate) fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// Serves one accepted connection until it ends or a bound closes it.
 pub(crate) async fn run<S, B>(shared: Arc<Shared<S>>, sock: TcpStream, peer: SocketAddr, admission: Admission)
 where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Handler<B>,
+    B: ReplyBody,
 {
     let _admission = admission;
     let open = shared.metrics.open_gauge(&shared.name);
@@ -222,11 +216,8 @@ where
 
 async fn serve_io<S, B, I>(shared: &Shared<S>, io: I, peer: SocketAddr)
 where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Handler<B>,
+    B: ReplyBody,
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = ConnState::new();

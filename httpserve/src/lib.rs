@@ -40,9 +40,6 @@ pub mod testing;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::service::Service;
 pub use hyper_util::service::TowerToHyperService;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -51,6 +48,7 @@ pub use self::{
     body::{Body, ResponseBody},
     limits::{DEFAULT, DurOrOff, Limits, LimitsFile},
     metrics::{Closed, Refused, ServeMetrics},
+    service::{Handler, ReplyBody},
 };
 
 /// The error type of bodies and services.
@@ -117,11 +115,8 @@ impl Listener {
     /// most `grace` and drops the connections still open.
     pub async fn serve<S, B>(self, service: S, shutdown: impl Future<Output = ()>, grace: Duration)
     where
-        S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        S: Handler<B>,
+        B: ReplyBody,
     {
         let Listener { listener, name, limits, metrics, tls } = self;
         let (stop_tx, stop) = watch::channel(false);

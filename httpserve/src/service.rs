@@ -28,13 +28,35 @@ pub(crate) struct Guarded<S> {
     pub name: Arc<str>,
 }
 
+/// What a listener serves: a service from requests with a bounded [`Body`] to responses of `B`
+/// (the bounds written once; every such service is one).
+pub trait Handler<B>:
+    Service<Request<Body>, Response = Response<B>, Future: Send + 'static, Error: Into<BoxError>>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T, B> Handler<B> for T where
+    T: Service<Request<Body>, Response = Response<B>, Future: Send + 'static, Error: Into<BoxError>>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A response body a listener can send.
+pub trait ReplyBody: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<T> ReplyBody for T where T: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
 impl<S, B> Service<Request<Incoming>> for Guarded<S>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Service<Request<Body>, Response = Response<B>, Future: Send + 'static, Error: Into<BoxError>>,
+    B: ReplyBody,
 {
     type Response = Response<ResponseBody>;
     type Error = BoxError;
