@@ -87,6 +87,13 @@ impl Default for Metrics {
     }
 }
 
+/// `register!(registry, metrics, { field: "name", "help"; … })`: one line per metric.
+macro_rules! register {
+    ($r:expr, $m:expr, { $($field:ident: $name:literal, $help:literal;)* }) => {
+        $($r.register($name, $help, $m.$field.clone());)*
+    };
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
@@ -115,100 +122,33 @@ impl Metrics {
             listener: Default::default(),
             registry: Registry::default(),
         };
-        m.register_ingest_and_store(&mut registry);
-        m.register_probers_and_outputs(&mut registry);
+        m.register(&mut registry);
         m.listener.register(&mut registry, "aggregator");
         Metrics { registry, ..m }
     }
 
-    fn register_ingest_and_store(&self, registry: &mut Registry) {
-        let m = self;
-        registry.register(
-            "aggregator_reports",
-            "Reports received, by result (stored, duplicate, rejected, unavailable) and rejection reason",
-            m.reports.clone(),
-        );
-        registry.register(
-            "aggregator_ingest_duration_seconds",
-            "Time from a report's arrival to its reply",
-            m.ingest_seconds.clone(),
-        );
-        registry.register(
-            "aggregator_store_commit_duration_seconds",
-            "Time from queuing a report for the store to its commit (waiting for the writer, then its batch's \
-             transaction including fsync)",
-            m.commit_seconds.clone(),
-        );
-        registry.register(
-            "aggregator_store_batch_reports",
-            "Reports committed together in one transaction (group commit)",
-            m.batch_reports.clone(),
-        );
-        registry.register("aggregator_store_errors", "Store operations that failed", m.store_errors.clone());
-        registry.register("aggregator_series", "Series known to the store", m.series.clone());
-        registry.register("aggregator_store_disk_bytes", "Bytes the store occupies on disk", m.disk_bytes.clone());
-        registry.register(
-            "aggregator_store_compacted_rows",
-            "Per-minute rollups merged into hourly ones",
-            m.compacted_rows.clone(),
-        );
-        registry.register(
-            "aggregator_store_expired_rows",
-            "Rollups deleted for being older than the retention",
-            m.expired_rows.clone(),
-        );
-        registry.register(
-            "aggregator_store_dropped_rows",
-            "Rollups dropped (oldest first) to stay under max_disk_bytes",
-            m.dropped_rows.clone(),
-        );
-    }
-
-    fn register_probers_and_outputs(&self, registry: &mut Registry) {
-        let m = self;
-        registry.register(
-            "aggregator_prober_last_report_age_seconds",
-            "Seconds since the prober's last stored report",
-            m.prober_last_report_age.clone(),
-        );
-        registry.register(
-            "aggregator_prober_clock_offset_seconds",
-            "Estimated prober clock offset (prober minus aggregator)",
-            m.prober_clock_offset.clone(),
-        );
-        registry.register(
-            "aggregator_prober_clock_skewed",
-            "1 when the prober's adopted clock offset exceeds skew_threshold (its consistent intervals are corrected)",
-            m.prober_clock_skewed.clone(),
-        );
-        registry.register(
-            "aggregator_prober_clock_jump",
-            "1 when the prober's last fresh report did not fit its adopted clock offset (a clock step, or an offset \
-             beyond max_clock_correction): it was not corrected",
-            m.prober_clock_jump.clone(),
-        );
-        registry.register(
-            "aggregator_reports_outside_horizon",
-            "Reports refused because their interval ends outside the horizon around the receive time, by side \
-             (past, future)",
-            m.reports_outside_horizon.clone(),
-        );
-        registry.register(
-            "aggregator_prober_outbox_backlog",
-            "Reports waiting in the prober's outbox, from its last heartbeat",
-            m.prober_outbox_backlog.clone(),
-        );
-        registry.register(
-            "aggregator_prober_state",
-            "1 for the prober's current state (up, late, down, never)",
-            m.prober_state.clone(),
-        );
-        registry.register("aggregator_relay_callbacks", "Daraja STK callbacks relayed", m.relay_callbacks.clone());
-        registry.register(
-            "aggregator_otlp_exports",
-            "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)",
-            m.otlp_exports.clone(),
-        );
+    fn register(&self, registry: &mut Registry) {
+        register!(registry, self, {
+            reports: "aggregator_reports", "Reports received, by result (stored, duplicate, rejected, unavailable) and rejection reason";
+            ingest_seconds: "aggregator_ingest_duration_seconds", "Time from a report's arrival to its reply";
+            commit_seconds: "aggregator_store_commit_duration_seconds", "Time from queuing a report for the store to its commit (waiting for the writer, then its batch's transaction including fsync)";
+            batch_reports: "aggregator_store_batch_reports", "Reports committed together in one transaction (group commit)";
+            store_errors: "aggregator_store_errors", "Store operations that failed";
+            series: "aggregator_series", "Series known to the store";
+            disk_bytes: "aggregator_store_disk_bytes", "Bytes the store occupies on disk";
+            compacted_rows: "aggregator_store_compacted_rows", "Per-minute rollups merged into hourly ones";
+            expired_rows: "aggregator_store_expired_rows", "Rollups deleted for being older than the retention";
+            dropped_rows: "aggregator_store_dropped_rows", "Rollups dropped (oldest first) to stay under max_disk_bytes";
+            prober_last_report_age: "aggregator_prober_last_report_age_seconds", "Seconds since the prober's last stored report";
+            prober_clock_offset: "aggregator_prober_clock_offset_seconds", "Estimated prober clock offset (prober minus aggregator)";
+            prober_clock_skewed: "aggregator_prober_clock_skewed", "1 when the prober's adopted clock offset exceeds skew_threshold (its consistent intervals are corrected)";
+            prober_clock_jump: "aggregator_prober_clock_jump", "1 when the prober's last fresh report did not fit its adopted clock offset (a clock step, or an offset beyond max_clock_correction): it was not corrected";
+            reports_outside_horizon: "aggregator_reports_outside_horizon", "Reports refused because their interval ends outside the horizon around the receive time, by side (past, future)";
+            prober_outbox_backlog: "aggregator_prober_outbox_backlog", "Reports waiting in the prober's outbox, from its last heartbeat";
+            prober_state: "aggregator_prober_state", "1 for the prober's current state (up, late, down, never)";
+            relay_callbacks: "aggregator_relay_callbacks", "Daraja STK callbacks relayed";
+            otlp_exports: "aggregator_otlp_exports", "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)";
+        });
     }
 
     /// Counts one report result.

@@ -82,6 +82,13 @@ impl Default for Metrics {
     }
 }
 
+/// `register!(registry, metrics, { field: "name", "help"; … })`: one line per metric.
+macro_rules! register {
+    ($r:expr, $m:expr, { $($field:ident: $name:literal, $help:literal;)* }) => {
+        $($r.register($name, $help, $m.$field.clone());)*
+    };
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
@@ -112,66 +119,28 @@ impl Metrics {
             registry: Registry::default(),
         };
         let r = &mut registry;
-        r.register("prober_runs", "Journey runs finished, by outcome", m.runs.clone());
-        r.register("prober_run_duration_seconds", "Duration of finished journey runs", m.run_duration.clone());
-        r.register(
-            "prober_runs_skipped",
-            "Scheduled runs not started: overlap (previous run still going), concurrency (no slot before the next tick), late",
-            m.runs_skipped.clone(),
-        );
-        r.register("prober_runs_in_flight", "Journey runs going on now", m.runs_in_flight.clone());
-        r.register("prober_journeys", "Journeys configured", m.journeys.clone());
-        r.register("prober_reports_created", "Reports closed and written to the outbox", m.reports_created.clone());
-        r.register("prober_report_sends", "Attempts to send a report", m.report_sends.clone());
-        r.register(
-            "prober_reports_acked",
-            "Reports the aggregator acknowledged (stored or duplicate)",
-            m.reports_acked.clone(),
-        );
-        r.register(
-            "prober_reports_duplicate",
-            "Acknowledgements that said duplicate (a retry of a stored report)",
-            m.reports_duplicate.clone(),
-        );
-        r.register(
-            "prober_reports_rejected",
-            "Reports the aggregator refused (moved to the outbox's rejected/)",
-            m.reports_rejected.clone(),
-        );
-        r.register(
-            "prober_report_send_failures",
-            "Send attempts that will be retried, by reason",
-            m.send_failures.clone(),
-        );
-        r.register("prober_outbox_backlog_reports", "Reports waiting in the outbox", m.outbox_backlog.clone());
-        r.register("prober_outbox_bytes", "Bytes waiting in the outbox", m.outbox_bytes.clone());
-        r.register(
-            "prober_outbox_dropped",
-            "Reports dropped by the outbox bounds (size, age)",
-            m.outbox_dropped.clone(),
-        );
-        r.register(
-            "prober_outbox_write_errors",
-            "Reports that could not be written to the outbox (lost)",
-            m.outbox_write_errors.clone(),
-        );
-        r.register(
-            "prober_journal_write_errors",
-            "Finished runs that could not be journaled (counted in memory only: a crash before the report loses them)",
-            m.journal_write_errors.clone(),
-        );
-        r.register(
-            "prober_journal_recovered_runs",
-            "Finished runs rebuilt from the journal at start-up (the previous process died before their report)",
-            m.journal_recovered_runs.clone(),
-        );
-        r.register("prober_config_reloads", "SIGHUP reloads, by result", m.config_reloads.clone());
-        r.register(
-            "prober_last_successful_send_age_seconds",
-            "Seconds since the aggregator last acknowledged a report (since start when it never did)",
-            m.last_send_age.clone(),
-        );
-        r.register("prober_uptime_seconds", "Seconds since the agent started", m.uptime.clone());
+        register!(r, m, {
+            runs: "prober_runs", "Journey runs finished, by outcome";
+            run_duration: "prober_run_duration_seconds", "Duration of finished journey runs";
+            runs_skipped: "prober_runs_skipped", "Scheduled runs not started: overlap (previous run still going), concurrency (no slot before the next tick), late";
+            runs_in_flight: "prober_runs_in_flight", "Journey runs going on now";
+            journeys: "prober_journeys", "Journeys configured";
+            reports_created: "prober_reports_created", "Reports closed and written to the outbox";
+            report_sends: "prober_report_sends", "Attempts to send a report";
+            reports_acked: "prober_reports_acked", "Reports the aggregator acknowledged (stored or duplicate)";
+            reports_duplicate: "prober_reports_duplicate", "Acknowledgements that said duplicate (a retry of a stored report)";
+            reports_rejected: "prober_reports_rejected", "Reports the aggregator refused (moved to the outbox's rejected/)";
+            send_failures: "prober_report_send_failures", "Send attempts that will be retried, by reason";
+            outbox_backlog: "prober_outbox_backlog_reports", "Reports waiting in the outbox";
+            outbox_bytes: "prober_outbox_bytes", "Bytes waiting in the outbox";
+            outbox_dropped: "prober_outbox_dropped", "Reports dropped by the outbox bounds (size, age)";
+            outbox_write_errors: "prober_outbox_write_errors", "Reports that could not be written to the outbox (lost)";
+            journal_write_errors: "prober_journal_write_errors", "Finished runs that could not be journaled (counted in memory only: a crash before the report loses them)";
+            journal_recovered_runs: "prober_journal_recovered_runs", "Finished runs rebuilt from the journal at start-up (the previous process died before their report)";
+            config_reloads: "prober_config_reloads", "SIGHUP reloads, by result";
+            last_send_age: "prober_last_successful_send_age_seconds", "Seconds since the aggregator last acknowledged a report (since start when it never did)";
+            uptime: "prober_uptime_seconds", "Seconds since the agent started";
+        });
         m.listeners.register(r, "prober");
         Metrics { registry, ..m }
     }
