@@ -113,13 +113,15 @@ impl Clock for TokioClock {
 }
 
 type Limiter = RateLimiter<String, HashMapStateStore<String>, TokioClock, NoOpMiddleware<Nanos>>;
+/// (scope, max, per): one limiter per distinct cap.
+type CapKey = (&'static str, u32, Duration);
 
 /// The limiters, one per (scope, cap), keyed by host or number. Share one between runs that must
 /// respect the caps together (`PlayOptions::limiters`).
 #[derive(Default)]
 pub struct Limiters {
     clock: TokioClock,
-    by_cap: Mutex<BTreeMap<(&'static str, u32, Duration), Arc<Limiter>>>,
+    by_cap: Mutex<BTreeMap<CapKey, Arc<Limiter>>>,
 }
 
 impl Limiters {

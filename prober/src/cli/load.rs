@@ -300,6 +300,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         eprintln!("prober load: {mode} {target_label}, {model_label}, profile {}, run {run_id}", profile.name);
     }
 
+    let mut throttled = None;
     let outcome = match &journey {
         Some(j) => {
             let known: Vec<&str> = j.variables.keys().map(String::as_str).collect();
@@ -317,7 +318,12 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
             let mut opts = PlayOptions::new(profile.clone(), seed);
             opts.overrides = overrides;
             opts.extra_roots = extra_roots;
-            load::execute(JourneyWorker::pool(j.clone(), opts, workers), setup).await?
+            if let (Some(plan), Some(path)) = (&model_for_rate, &args.journey) {
+                journey_notices(path, j, &opts.overrides, plan);
+            }
+            let pool = JourneyWorker::pool(j.clone(), opts, workers);
+            throttled = pool.first().map(JourneyWorker::throttled);
+            load::execute(pool, setup).await?
         }
         None => {
             let target = Arc::new(target(&args, profile.clone(), seed, &extra_roots).await?);
@@ -362,6 +368,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
             _ => None,
         },
         thresholds,
+        throttled: throttled.and_then(|t| t.summary()),
     };
     print!("{}", output::render(&summary));
     if let Some(p) = &args.json {
@@ -374,6 +381,13 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         eprintln!("interrupted: the summary covers the run until the stop signal (SIGINT or SIGTERM)");
     }
     Ok(summary.thresholds.iter().all(|v| v.passed))
+}
+
+/// Says, before the run, where the plan would exceed a politeness cap of the journey.
+fn journey_notices(path: &std::path::Path, j: &scenarios::Journey, overrides: &BTreeMap<String, String>, plan: &Plan) {
+    for n in load::journey::plan_notices(path, j, overrides, plan) {
+        eprintln!("prober load: {n}");
+    }
 }
 
 /// The certificates of every `--ca-file`.

@@ -1,8 +1,11 @@
 //! `prober load JOURNEY.yaml`: every iteration is a whole journey, played as `prober once` plays
-//! it (its own connections, as a phone opening the app would), each step recorded.
+//! it (its own connections, as a phone opening the app would), each step recorded. Every worker
+//! shares one set of politeness limiters (`scenarios::polite`): the journey's caps hold for the
+//! whole run (of this process), arrivals wait for them, and [`Throttled`] counts the waits.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering::Relaxed},
@@ -13,7 +16,38 @@ use parking_lot::Mutex;
 use scenarios::{Journey, PlayOptions};
 use tokio::time::Instant;
 
-use super::{runner::Iteration, stats::Stats};
+use super::{plan::Plan, runner::Iteration, stats::Stats};
+
+/// Iterations that waited for a politeness cap, and how long in all.
+#[derive(Debug, Default)]
+pub struct Throttled {
+    pub iterations: AtomicU64,
+    pub micros: AtomicU64,
+}
+
+impl Throttled {
+    /// `None` when nothing waited; else the line the summary shows.
+    pub fn summary(&self) -> Option<String> {
+        let n = self.iterations.load(Relaxed);
+        (n > 0).then(|| {
+            format!(
+                "politeness cap: {n} iterations waited {:.1} s in all for the journey's `politeness:` caps \
+                 (the run was throttled; see docs/configuration.md §6)",
+                self.micros.load(Relaxed) as f64 / 1e6
+            )
+        })
+    }
+}
+
+/// The plan-time check: where this plan's peak arrival rate (of this shard) would need more than
+/// a politeness cap of the journey at `path`. Each line names the file, line, field and what to do.
+pub fn plan_notices(path: &Path, j: &Journey, overrides: &BTreeMap<String, String>, plan: &Plan) -> Vec<String> {
+    let peak = plan.segments().iter().map(|s| s.from.max(s.to)).fold(0.0, f64::max) / plan.shard_of().count as f64;
+    let Ok(src) = conf::Source::read(path) else { return Vec::new() };
+    let mut vars = j.variables.clone();
+    vars.extend(overrides.clone());
+    scenarios::polite::plan_notices(&src, j, &vars, peak).iter().map(ToString::to_string).collect()
+}
 
 /// Series names of a journey run: the journey, then its steps in order.
 pub fn series_names(j: &Journey) -> Vec<String> {
@@ -28,6 +62,7 @@ pub struct JourneyWorker {
     /// Iterations begun by every worker (each gets its own seed: base + number).
     counter: Arc<AtomicU64>,
     base_seed: u64,
+    throttled: Arc<Throttled>,
 }
 
 impl JourneyWorker {
@@ -35,6 +70,7 @@ impl JourneyWorker {
         let steps: Arc<HashMap<String, usize>> =
             Arc::new(journey.steps.iter().enumerate().map(|(i, s)| (s.name.clone(), i + 1)).collect());
         let counter = Arc::new(AtomicU64::new(0));
+        let throttled = Arc::new(Throttled::default());
         let base_seed = opts.seed;
         (0..workers)
             .map(|_| JourneyWorker {
@@ -43,8 +79,14 @@ impl JourneyWorker {
                 steps: steps.clone(),
                 counter: counter.clone(),
                 base_seed,
+                throttled: throttled.clone(),
             })
             .collect()
+    }
+
+    /// The waits of every worker of this worker's pool.
+    pub fn throttled(&self) -> Arc<Throttled> {
+        self.throttled.clone()
     }
 }
 
@@ -55,6 +97,11 @@ impl Iteration for JourneyWorker {
         let trace = scenarios::play(&self.journey, &self.opts).await;
         let end = Instant::now();
         let lateness = started - intended;
+        let waited: std::time::Duration = trace.steps.iter().map(|s| s.throttled).sum();
+        if !waited.is_zero() {
+            self.throttled.iterations.fetch_add(1, Relaxed);
+            self.throttled.micros.fetch_add(waited.as_micros() as u64, Relaxed);
+        }
         let mut s = stats.lock();
         s.series[0].record(trace.outcome, end - intended, end - started);
         for (i, step) in trace.steps.iter().enumerate() {
