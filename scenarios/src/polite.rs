@@ -169,21 +169,42 @@ impl Polite {
     }
 
     async fn wait(&self, limiter: &Limiter, key: String, what: String, rec: &mut Recorder) {
-        let started = tokio::time::Instant::now();
-        let mut before = None;
-        let mut waiting = false;
-        while let Err(not_until) = limiter.check_key(&key) {
-            if !waiting {
-                waiting = true;
-                before = rec.last_problem.replace(format!("waiting for the cap {what}"));
-            }
+        let Err(first) = limiter.check_key(&key) else { return };
+        let before = rec.last_problem.replace(format!("waiting for the cap {what}"));
+        let mut w = Waiting { rec, started: tokio::time::Instant::now(), before: Some(before) };
+        let mut not_until = first;
+        loop {
             let wait = not_until.wait_time_from(self.clock.now());
             tokio::time::sleep(wait.max(Duration::from_nanos(1))).await;
+            match limiter.check_key(&key) {
+                Ok(()) => break,
+                Err(n) => not_until = n,
+            }
         }
-        if waiting {
-            rec.throttled += started.elapsed();
-            rec.last_problem = before;
+        w.done();
+    }
+}
+
+/// Adds the wait to the step's `throttled` however it ends: when a deadline drops the wait, the
+/// step's `last_problem` keeps saying what it was waiting for.
+struct Waiting<'r> {
+    rec: &'r mut Recorder,
+    started: tokio::time::Instant,
+    /// The problem before the wait, put back once the wait is over.
+    before: Option<Option<String>>,
+}
+
+impl Waiting<'_> {
+    fn done(&mut self) {
+        if let Some(before) = self.before.take() {
+            self.rec.last_problem = before;
         }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.rec.throttled += self.started.elapsed();
     }
 }
 

@@ -385,7 +385,8 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
 
 /// Says, before the run, where the plan would exceed a politeness cap of the journey.
 fn journey_notices(path: &std::path::Path, j: &scenarios::Journey, overrides: &BTreeMap<String, String>, plan: &Plan) {
-    for n in load::journey::plan_notices(path, j, overrides, plan) {
+    let Ok(src) = conf::Source::read(path) else { return };
+    for n in load::journey::plan_notices(&src, j, overrides, plan) {
         eprintln!("prober load: {n}");
     }
 }

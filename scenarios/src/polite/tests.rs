@@ -52,6 +52,7 @@ async fn one_number_in_any_shape_has_one_budget_and_a_timeout_says_why() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     let cut = tokio::time::timeout(Duration::from_secs(5), polite.msisdn("254700000100", &mut rec)).await;
     assert!(cut.is_err(), "the second push to the number waits for 30 s");
+    assert_eq!(rec.throttled, Duration::from_secs(5), "a wait cut short is recorded too");
     let why = rec.last_problem.clone().unwrap();
     assert_eq!(why, "waiting for the cap politeness.per_msisdn (1 per 30s) for one MSISDN");
     assert!(!why.contains("254"), "the number is never shown");
