@@ -1,4 +1,4 @@
-//! What every step kind implements, and the [`Kind`] enum that the registration list in
+//! What every step kind implements, and the [`Kind`](crate::steps::Kind) enum that the registration list in
 //! `steps/mod.rs` declares: the loader and the player dispatch on it, and nowhere else names the
 //! kinds one by one.
 
@@ -52,7 +52,7 @@ pub trait StepKind: Sized + Send + Sync {
     fn run(&self, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> impl Future<Output = Result<Done, Failure>> + Send;
 }
 
-/// Declares the kinds' modules, their re-exported models and the [`Kind`] enum with its dispatch.
+/// Declares the kinds' modules, their re-exported models and the `Kind` enum with its dispatch.
 /// Invoked once, by `for_each_kind!` in `steps/mod.rs`.
 macro_rules! declare_kinds {
     ($($key:ident => $Variant:ident($Model:ident)),+ $(,)?) => {
