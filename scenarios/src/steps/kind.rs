@@ -1,6 +1,6 @@
-//! What every step kind implements, and the [`Kind`](crate::steps::Kind) enum that the registration list in
-//! `steps/mod.rs` declares: the loader and the player dispatch on it, and nowhere else names the
-//! kinds one by one.
+//! What every step kind implements, and the [`Kind`](crate::steps::Kind) enum that the
+//! registration list in `steps/mod.rs` declares: the loader and the player dispatch on it, and
+//! nowhere else names the kinds one by one.
 
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
