@@ -14,6 +14,7 @@ pub mod journey;
 pub mod mask;
 pub mod outcome;
 pub mod player;
+pub mod polite;
 pub mod steps;
 pub mod trace;
 pub mod ussd;

@@ -17,10 +17,11 @@ use tokio::time::{Instant, timeout_at};
 use crate::{
     daraja::Runtime as DarajaRuntime,
     http::{HttpClient, tls_config},
-    journey::{Extract, Journey, JsonPath, Step, StepKind, credentials, is_msisdn, template::Scope},
+    journey::{Extract, Journey, JsonPath, Step, credentials, is_msisdn, template::Scope},
     mask::Masker,
     outcome::{Failure, Outcome},
-    steps::{self, Ctx, Done, Final, Recorder, http::human},
+    polite::{Limiters, Polite},
+    steps::{Ctx, Done, Final, Recorder, human},
     trace::{StepTrace, Trace},
 };
 
@@ -33,62 +34,78 @@ pub struct PlayOptions {
     pub overrides: BTreeMap<String, String>,
     /// Shared with other runs: tokens, MSISDN locks, the callback listener.
     pub daraja: Arc<DarajaRuntime>,
+    /// Shared with other runs that must respect the politeness caps together (a load run's).
+    pub limiters: Arc<Limiters>,
     /// CA certificates to trust besides the Mozilla roots.
     pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl PlayOptions {
     pub fn new(profile: Profile, seed: u64) -> PlayOptions {
-        PlayOptions { profile, seed, overrides: BTreeMap::new(), daraja: DarajaRuntime::new(), extra_roots: Vec::new() }
+        PlayOptions {
+            profile,
+            seed,
+            overrides: BTreeMap::new(),
+            daraja: DarajaRuntime::new(),
+            limiters: Limiters::new(),
+            extra_roots: Vec::new(),
+        }
     }
 }
 
-/// Runs `journey` once.
-pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let run_id = format!("{:016x}", rng.random::<u64>());
-    let mut scope = Scope { vars: journey.variables.clone(), secrets: journey.secrets.clone() };
-    scope.vars.extend(opts.overrides.clone());
-    scope.vars.insert("run_id".into(), run_id.clone());
-    if let Some(m) = journey.msisdn_pool.first() {
-        scope.vars.entry("msisdn".into()).or_insert_with(|| m.clone());
+/// One run's state: what every step's [`Ctx`] borrows.
+struct Run<'j> {
+    journey: &'j Journey,
+    rng: ChaCha8Rng,
+    run_id: String,
+    scope: Scope,
+    masker: Mutex<Masker>,
+    http: HttpClient,
+    gateway: HttpClient,
+    polite: Polite,
+    daraja: Arc<DarajaRuntime>,
+}
+
+impl<'j> Run<'j> {
+    fn new(journey: &'j Journey, opts: &PlayOptions) -> Run<'j> {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let run_id = format!("{:016x}", rng.random::<u64>());
+        let mut scope = Scope { vars: journey.variables.clone(), secrets: journey.secrets.clone() };
+        scope.vars.extend(opts.overrides.clone());
+        scope.vars.insert("run_id".into(), run_id.clone());
+        if let Some(m) = journey.msisdn_pool.first() {
+            scope.vars.entry("msisdn".into()).or_insert_with(|| m.clone());
+        }
+        let masker = Mutex::new(run_masker(journey, &scope));
+        let tls = tls_config(&opts.extra_roots);
+        let http = HttpClient::new(Arc::new(Connector::new(opts.profile.clone(), opts.seed)), tls.clone());
+        let gateway = HttpClient::new(Arc::new(Connector::new(Profile::unshaped("gateway"), opts.seed)), tls);
+        let polite = opts.limiters.for_run(&journey.politeness);
+        Run { journey, rng, run_id, scope, masker, http, gateway, polite, daraja: opts.daraja.clone() }
     }
-    let masker = Mutex::new(run_masker(journey, &scope));
 
-    let tls = tls_config(&opts.extra_roots);
-    let http = HttpClient::new(Arc::new(Connector::new(opts.profile.clone(), opts.seed)), tls.clone());
-    let gateway = HttpClient::new(Arc::new(Connector::new(Profile::unshaped("gateway"), opts.seed)), tls);
-
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let start = Instant::now();
-    let journey_deadline = start + journey.timeout;
-    let mut traces = Vec::with_capacity(journey.steps.len());
-    let mut failure: Option<Failure> = None;
-    let mut any_expected = false;
-
-    for step in &journey.steps {
+    /// Plays one step until its deadline (or the journey's): its trace, and its failure if any.
+    async fn step(&mut self, step: &Step, start: Instant, journey_deadline: Instant) -> (StepTrace, Option<Failure>) {
         let step_start = Instant::now();
         let deadline = (step_start + step.timeout).min(journey_deadline);
         let mut rec = Recorder::default();
-        let result = {
-            let mut ctx = Ctx {
-                journey,
-                http: &http,
-                gateway: &gateway,
-                scope: &scope,
-                masker: &masker,
-                rng: &mut rng,
-                daraja: &opts.daraja,
-                run_id: &run_id,
-                deadline,
-            };
-            timeout_at(deadline, run_step(step, &mut ctx, &mut rec)).await
+        let mut ctx = Ctx {
+            journey: self.journey,
+            http: &self.http,
+            gateway: &self.gateway,
+            scope: &self.scope,
+            masker: &self.masker,
+            rng: &mut self.rng,
+            daraja: &self.daraja,
+            run_id: &self.run_id,
+            polite: &self.polite,
+            deadline,
         };
-        let result = match result {
+        let result = match timeout_at(deadline, step.kind.run(&mut ctx, &mut rec)).await {
             Ok(r) => r,
             Err(_) => {
                 let limit = if deadline == journey_deadline && journey_deadline < step_start + step.timeout {
-                    format!("the journey's limit of {}", human(journey.timeout))
+                    format!("the journey's limit of {}", human(self.journey.timeout))
                 } else {
                     format!("its timeout of {}", human(step.timeout))
                 };
@@ -97,15 +114,14 @@ pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
             }
         };
         let result = result.and_then(|done| {
-            extract(step, &done.last, &mut scope, &masker)?;
+            extract(step, &done.last, &mut self.scope, &self.masker)?;
             Ok(done)
         });
         let (outcome, fail) = match result {
             Ok(Done { outcome, .. }) => (outcome, None),
-            Err(f) => (f.outcome, Some(Failure::new(f.outcome, masker.lock().mask(&f.message)))),
+            Err(f) => (f.outcome, Some(Failure::new(f.outcome, self.masker.lock().mask(&f.message)))),
         };
-        any_expected |= outcome == Outcome::Expected;
-        traces.push(StepTrace {
+        let trace = StepTrace {
             name: step.name.clone(),
             kind: step.kind.name(),
             start_offset: step_start - start,
@@ -114,7 +130,26 @@ pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
             outcome,
             failure: fail.clone(),
             excerpts: rec.excerpts,
-        });
+            throttled: rec.throttled,
+        };
+        (trace, fail)
+    }
+}
+
+/// Runs `journey` once.
+pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
+    let mut run = Run::new(journey, opts);
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let start = Instant::now();
+    let journey_deadline = start + journey.timeout;
+    let mut traces = Vec::with_capacity(journey.steps.len());
+    let mut failure: Option<Failure> = None;
+    let mut any_expected = false;
+
+    for step in &journey.steps {
+        let (trace, fail) = run.step(step, start, journey_deadline).await;
+        any_expected |= trace.outcome == Outcome::Expected;
+        traces.push(trace);
         if let Some(f) = fail {
             failure = Some(Failure::new(f.outcome, format!("step `{}`: {}", step.name, f.message)));
             break;
@@ -129,21 +164,12 @@ pub async fn play(journey: &Journey, opts: &PlayOptions) -> Trace {
         journey: journey.name.clone(),
         profile: opts.profile.name.clone(),
         seed: opts.seed,
-        run_id,
+        run_id: run.run_id,
         started_at,
         duration: start.elapsed(),
         outcome,
         failure,
         steps: traces,
-    }
-}
-
-async fn run_step(step: &Step, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
-    match &step.kind {
-        StepKind::Http(h) => steps::http::run(h, ctx, rec).await,
-        StepKind::Ussd(u) => steps::ussd::run(u, ctx, rec).await,
-        StepKind::MpesaStk(k) => steps::mpesa_stk::run(k, ctx, rec).await,
-        StepKind::Wait(w) => steps::wait::run(w, ctx).await,
     }
 }
 

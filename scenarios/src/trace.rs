@@ -61,6 +61,9 @@ pub struct StepTrace {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     pub excerpts: Vec<Excerpt>,
+    /// Time the step waited for the politeness caps (docs/configuration.md §6); left out when none.
+    #[serde(serialize_with = "ms", skip_serializing_if = "Duration::is_zero")]
+    pub throttled: Duration,
 }
 
 /// A whole run.

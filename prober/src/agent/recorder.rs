@@ -171,6 +171,7 @@ mod tests {
             outcome,
             failure: None,
             excerpts: Vec::new(),
+            throttled: Duration::ZERO,
         }
     }
 

@@ -277,12 +277,18 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         eprintln!("prober load: {mode} {target_label}, {model_label}, profile {}, run {run_id}", profile.name);
     }
 
+    let mut throttled = None;
     let outcome = match &journey {
         Some(j) => {
             let mut opts = PlayOptions::new(profile.clone(), seed);
             opts.overrides = overrides(&args.set, j)?;
             opts.extra_roots = extra_roots;
-            load::execute(JourneyWorker::pool(j.clone(), opts, workers), setup).await?
+            if let (Some(plan), Some(path)) = (&model_for_rate, &args.journey) {
+                journey_notices(path, j, &opts.overrides, plan);
+            }
+            let pool = JourneyWorker::pool(j.clone(), opts, workers);
+            throttled = pool.first().map(JourneyWorker::throttled);
+            load::execute(pool, setup).await?
         }
         None => {
             let target = Arc::new(target(&args, profile.clone(), seed, &extra_roots).await?);
@@ -317,6 +323,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         send_lateness_ms: (!outcome.totals.lateness.is_empty()).then(|| Latency::of(&outcome.totals.lateness)),
         achieved_rate: achieved_rate(model_for_rate.as_ref(), outcome.counters.started, outcome.last_start),
         thresholds,
+        throttled: throttled.and_then(|t| t.summary()),
     };
     print!("{}", output::render(&summary));
     if let Some(p) = &args.json {
@@ -383,6 +390,14 @@ fn achieved_rate(plan: Option<&Plan>, started: u64, last_start: Duration) -> Opt
     // Arrival 0 is due at 0: (started − 1) intervals between the first and last start.
     let first = plan.at(0).unwrap_or_default();
     Some((started - 1) as f64 / (last_start - first.min(last_start)).as_secs_f64().max(1e-9))
+}
+
+/// Says, before the run, where the plan would exceed a politeness cap of the journey.
+fn journey_notices(path: &std::path::Path, j: &scenarios::Journey, overrides: &BTreeMap<String, String>, plan: &Plan) {
+    let Ok(src) = conf::Source::read(path) else { return };
+    for n in load::journey::plan_notices(&src, j, overrides, plan) {
+        eprintln!("prober load: {n}");
+    }
 }
 
 /// The certificates of every `--ca-file`.

@@ -61,6 +61,9 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub achieved_rate: Option<f64>,
     pub thresholds: Vec<Verdict>,
+    /// Journeys: what waited for the politeness caps, when anything did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<String>,
 }
 
 impl SeriesSummary {
@@ -125,6 +128,9 @@ pub fn render(s: &Summary) -> String {
         a.dropped,
         if s.unfinished > 0 { format!("  unfinished {}", s.unfinished) } else { String::new() }
     );
+    if let Some(t) = &s.throttled {
+        let _ = writeln!(out, "  {t}\n");
+    }
     if let (Some(l), Some(r)) = (&s.send_lateness_ms, s.achieved_rate) {
         let _ = writeln!(
             out,

@@ -150,6 +150,11 @@ impl Plan {
         self
     }
 
+    /// The shard this plan is (the whole plan unless `shard` was called).
+    pub fn shard_of(&self) -> Shard {
+        self.shard
+    }
+
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }

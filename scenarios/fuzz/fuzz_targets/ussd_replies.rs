@@ -2,12 +2,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scenarios::{journey::DialectName, ussd::dialect};
+use scenarios::ussd::{DialectName, dialect};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&status, body)) = data.split_first() else { return };
     let body = String::from_utf8_lossy(body);
-    for name in [DialectName::Africastalking, DialectName::Hubtel, DialectName::Nalo] {
+    for &name in DialectName::ALL {
         if let Ok(screen) = dialect(name).parse(150 + u16::from(status), &body) {
             let _ = scenarios::ussd::screen_capacity(&screen.text);
         }

@@ -18,7 +18,7 @@ use std::fmt;
 
 use conf::Source;
 
-use super::{Journey, StepKind, template};
+use super::Journey;
 use crate::mask::CREDENTIAL_HEADERS;
 
 /// Words that make a name a credential's (after splitting `api_key`, `apiKey`, `X-Api-Key`).
@@ -99,44 +99,15 @@ pub fn check(src: &Source, journey: &Journey) -> Vec<Warning> {
         }
     }
     for (i, step) in journey.steps.iter().enumerate() {
-        let at = |f: &str| format!("steps[{i}].{f}");
-        match &step.kind {
-            StepKind::Http(h) => {
-                for (k, v) in &h.headers {
-                    if let Some(why) = header_reason(k, v) {
-                        found.push((at(&format!("http.headers.{k}")), why));
-                    }
-                    // A plain variable sent as a credential is one too, whatever its name.
-                    for r in template::references(v).unwrap_or_default() {
-                        let literal = journey.variables.get(&r).is_some_and(|v| !literal(v).is_empty());
-                        let path = format!("variables.{r}");
-                        if is_credential_header(k) && literal && !found.iter().any(|(p, _)| *p == path) {
-                            found.push((path, "a value sent in a credential header is"));
-                        }
-                    }
+        for (path, why) in step.kind.plain_credentials(&journey.variables) {
+            // `variables.NAME`: a journey variable the step sends as a credential, named once.
+            if path.starts_with("variables.") {
+                if !found.iter().any(|(p, _)| *p == path) {
+                    found.push((path, why));
                 }
-                let fields = h.form.iter().flatten().map(|(k, v)| (format!("http.form.{k}"), k.clone(), v.clone()));
-                for (path, key, value) in fields.chain(json_fields(h.json.as_ref())).chain(query_fields(&h.url)) {
-                    if let Some(why) = variable_reason(&key, &value) {
-                        found.push((at(&path), why));
-                    }
-                }
+            } else {
+                found.push((format!("steps[{i}].{}.{path}", step.kind.name()), why));
             }
-            StepKind::MpesaStk(k) => {
-                let relay = k.result.relay.as_ref().and_then(|r| r.token.as_ref());
-                let fields = [
-                    ("consumer_key", Some(&k.consumer_key)),
-                    ("consumer_secret", Some(&k.consumer_secret)),
-                    ("passkey", Some(&k.passkey)),
-                    ("result.relay.token", relay),
-                ];
-                for (f, v) in fields.into_iter().filter_map(|(f, v)| Some((f, v?))) {
-                    if !literal(v).is_empty() {
-                        found.push((at(&format!("mpesa_stk.{f}")), "a Daraja credential is"));
-                    }
-                }
-            }
-            StepKind::Ussd(_) | StepKind::Wait(_) => {}
         }
     }
     found
@@ -146,7 +117,7 @@ pub fn check(src: &Source, journey: &Journey) -> Vec<Warning> {
 }
 
 /// Why a header value is a plain-text credential, if it is.
-fn header_reason(name: &str, value: &str) -> Option<&'static str> {
+pub(crate) fn header_reason(name: &str, value: &str) -> Option<&'static str> {
     let lit = literal(value);
     let token = strip_scheme(&lit);
     if is_credential_header(name) && token.chars().count() >= 4 {
@@ -159,7 +130,7 @@ fn header_reason(name: &str, value: &str) -> Option<&'static str> {
 }
 
 /// Why a variable's (or field's) value is a plain-text credential, if it is.
-fn variable_reason(name: &str, value: &str) -> Option<&'static str> {
+pub(crate) fn variable_reason(name: &str, value: &str) -> Option<&'static str> {
     let lit = literal(value);
     if is_credential_name(name) && !lit.is_empty() && !lit.contains("://") {
         Some("a value named like a credential is")
@@ -232,7 +203,7 @@ fn strip_scheme(v: &str) -> &str {
 }
 
 /// The text of `value` outside its `{{ … }}` templates, trimmed.
-fn literal(value: &str) -> String {
+pub(crate) fn literal(value: &str) -> String {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find("{{") {
@@ -264,35 +235,6 @@ fn words(name: &str) -> Vec<String> {
         out.push(cur);
     }
     out
-}
-
-/// (path under the step, key, value) of every string in a JSON body.
-fn json_fields(json: Option<&serde_json::Value>) -> Vec<(String, String, String)> {
-    fn walk(path: String, key: &str, v: &serde_json::Value, out: &mut Vec<(String, String, String)>) {
-        match v {
-            serde_json::Value::String(s) => out.push((path, key.to_owned(), s.clone())),
-            serde_json::Value::Array(a) => {
-                a.iter().enumerate().for_each(|(i, x)| walk(format!("{path}[{i}]"), key, x, out))
-            }
-            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| walk(format!("{path}.{k}"), k, x, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(j) = json {
-        walk("http.json".into(), "", j, &mut out);
-    }
-    out
-}
-
-/// (field, key, value) of every `key=value` in the query of a URL template.
-fn query_fields(url: &str) -> Vec<(String, String, String)> {
-    let Some((_, query)) = url.split_once('?') else { return Vec::new() };
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| ("http.url".to_owned(), k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,20 +3,17 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    time::Duration,
 };
 
 use conf::Source;
 use serde::Deserialize;
 
-use super::{
-    DEFAULT_STEP_TIMEOUT, Dur, Extract, HttpStep, Journey, SecretRef, Secrets, Step, StepKind, StkStep, UssdStep,
-    UssdTurn, WaitStep, template,
+use super::{Dur, Extract, Journey, SecretRef, Secrets, Step, template};
+use crate::{
+    polite::{self, Politeness},
+    steps::{self, Kind, LoadCx},
+    ussd::dialoguss,
 };
-use crate::ussd::dialoguss;
-
-/// The most a probe may ever move in one payment, whatever the journey says (KES).
-pub const HARD_AMOUNT_CAP: u64 = 100;
 
 /// Builtin template names, always available.
 pub const BUILTINS: &[&str] = &["run_id", "msisdn"];
@@ -45,7 +42,10 @@ fn parse_source(src: &Source, base: &Path) -> Result<Journey, LoadError> {
         return dialoguss::import(src);
     }
     let doc: JourneyFile = src.parse()?;
-    doc.validate(src, base).inspect(|j| super::credentials::warn(src, j))
+    doc.validate(src, base).inspect(|j| {
+        super::credentials::warn(src, j);
+        polite::journey_notices(src, j).iter().for_each(|n| tracing::warn!("{n}"));
+    })
 }
 
 #[derive(Deserialize)]
@@ -67,21 +67,37 @@ struct JourneyFile {
     secrets: BTreeMap<String, SecretRef>,
     #[serde(default)]
     msisdn_pool: Vec<String>,
+    /// Rate caps per target host and per MSISDN.
+    #[serde(default)]
+    politeness: Politeness,
     steps: Vec<StepFile>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StepFile {
-    name: String,
-    timeout: Option<Dur>,
-    http: Option<HttpStep>,
-    ussd: Option<UssdStep>,
-    mpesa_stk: Option<StkStep>,
-    wait: Option<WaitStep>,
-    #[serde(default)]
-    extract: BTreeMap<String, Extract>,
+/// A step as written: its name, timeout and extractions, and one key per registered kind (of
+/// which exactly one must be given).
+macro_rules! step_file {
+    ($($key:ident => $Variant:ident($Model:ident)),+ $(,)?) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct StepFile {
+            name: String,
+            timeout: Option<Dur>,
+            $($key: Option<steps::$Model>,)+
+            #[serde(default)]
+            extract: BTreeMap<String, Extract>,
+        }
+
+        impl StepFile {
+            /// The step's kind; `None` unless exactly one is given.
+            fn take_kind(&mut self) -> Option<Kind> {
+                let mut kinds = Vec::new();
+                $(kinds.extend(self.$key.take().map(|k| Kind::$Variant(Box::new(k))));)+
+                if kinds.len() == 1 { kinds.pop() } else { None }
+            }
+        }
+    };
 }
+steps::for_each_kind!(step_file);
 
 impl JourneyFile {
     fn validate(self, src: &Source, base: &Path) -> Result<Journey, LoadError> {
@@ -109,9 +125,10 @@ impl JourneyFile {
         known.extend(BUILTINS.iter().map(|s| s.to_string()));
         let mut seen_steps = BTreeSet::new();
         let mut steps = Vec::with_capacity(self.steps.len());
-        let has_pool = !self.msisdn_pool.is_empty();
+        self.politeness.validate().map_err(|(f, m)| src.error(format!("politeness.{f}"), m))?;
+        let cx = LoadCx { msisdn_pool: &self.msisdn_pool, variables: &self.variables };
         for (i, s) in self.steps.into_iter().enumerate() {
-            let step = validate_step(src, i, s, has_pool, &mut known, &mut seen_steps)?;
+            let step = validate_step(src, i, s, &cx, &mut known, &mut seen_steps)?;
             steps.push(step);
         }
         let timeout = self.timeout.map_or_else(|| steps.iter().map(|s| s.timeout).sum(), |d| d.get());
@@ -124,6 +141,7 @@ impl JourneyFile {
             variables: self.variables,
             secrets,
             msisdn_pool: self.msisdn_pool,
+            politeness: self.politeness,
             steps,
             source: src.file().to_owned(),
         })
@@ -135,77 +153,31 @@ impl JourneyFile {
 fn validate_step(
     src: &Source,
     i: usize,
-    s: StepFile,
-    has_pool: bool,
+    mut s: StepFile,
+    cx: &LoadCx<'_>,
     known: &mut BTreeSet<String>,
     seen_steps: &mut BTreeSet<String>,
 ) -> Result<Step, LoadError> {
+    let kind = s.take_kind();
     let at = |key: &str| if key.is_empty() { format!("steps[{i}]") } else { format!("steps[{i}].{key}") };
     let fail = |key: &str, msg: String| src.error(at(key), format!("step `{}`: {msg}", s.name));
-    let within = |kind: &str, key: &str| if key.is_empty() { kind.to_owned() } else { format!("{kind}.{key}") };
     if s.name.trim().is_empty() {
         return Err(src.error(at("name"), "a step name must not be empty"));
     }
     if !seen_steps.insert(s.name.clone()) {
         return Err(fail("name", "two steps have this name; step names must be unique".into()));
     }
-    let kinds = [s.http.is_some(), s.ussd.is_some(), s.mpesa_stk.is_some(), s.wait.is_some()];
-    if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err(fail("", "give exactly one of http, ussd, mpesa_stk or wait".into()));
-    }
-    let (kind, default_timeout, templates) = if let Some(h) = s.http {
-        validate_http(&h).map_err(|(k, m)| fail(&within("http", &k), m))?;
-        let mut t = vec![("http.url".to_owned(), h.url.clone())];
-        t.extend(h.headers.iter().map(|(k, v)| (format!("http.headers.{k}"), v.clone())));
-        t.extend(h.body.iter().map(|b| ("http.body".to_owned(), b.clone())));
-        t.extend(h.form.iter().flatten().map(|(k, v)| (format!("http.form.{k}"), v.clone())));
-        if let Some(j) = &h.json {
-            json_strings("http.json", j, &mut t);
-        }
-        (StepKind::Http(Box::new(h)), DEFAULT_STEP_TIMEOUT, t)
-    } else if let Some(u) = s.ussd {
-        validate_ussd(&u).map_err(|(k, m)| fail(&within("ussd", &k), m))?;
-        let session = u.session_timeout.map_or(super::USSD_SESSION_TIMEOUT, |d| d.get());
-        let mut t = vec![
-            ("ussd.url".to_owned(), u.url.clone()),
-            ("ussd.service_code".to_owned(), u.service_code.clone()),
-            ("ussd.phone".to_owned(), u.phone.clone()),
-        ];
-        t.extend(u.events_url.iter().map(|e| ("ussd.events_url".to_owned(), e.clone())));
-        t.extend(
-            u.dialogue
-                .iter()
-                .enumerate()
-                .filter_map(|(j, d)| Some((format!("ussd.dialogue[{j}].input"), d.input.clone()?))),
-        );
-        (StepKind::Ussd(Box::new(u)), session + Duration::from_secs(5), t)
-    } else if let Some(k) = s.mpesa_stk {
-        validate_stk(&k, has_pool).map_err(|(key, m)| fail(&within("mpesa_stk", &key), m))?;
-        let field = |f: &str, v: &String| (format!("mpesa_stk.{f}"), v.clone());
-        let mut t = vec![
-            field("base_url", &k.base_url),
-            field("consumer_key", &k.consumer_key),
-            field("consumer_secret", &k.consumer_secret),
-            field("shortcode", &k.shortcode),
-            field("passkey", &k.passkey),
-            field("phone", &k.phone),
-        ];
-        t.extend(k.party_b.iter().map(|v| field("party_b", v)));
-        if let Some(r) = &k.result.relay {
-            t.push(field("result.relay.url", &r.url));
-            t.extend(r.token.iter().map(|v| field("result.relay.token", v)));
-        }
-        (StepKind::MpesaStk(Box::new(k)), Duration::from_secs(120), t)
-    } else {
-        let w = s.wait.expect("one kind is present");
-        let max = validate_wait(&w).map_err(|(k, m)| fail(&within("wait", &k), m))?;
-        (StepKind::Wait(w), max + Duration::from_secs(1), Vec::new())
+    let Some(kind) = kind else {
+        return Err(fail("", format!("give exactly one of {}", one_of(Kind::NAMES))));
     };
-    for (field, t) in &templates {
-        for r in template::references(t).map_err(|m| fail(field, m))? {
+    let within = |key: &str| if key.is_empty() { kind.name().to_owned() } else { format!("{}.{key}", kind.name()) };
+    kind.validate(cx).map_err(|(k, m)| fail(&within(&k), m))?;
+    for (field, t) in kind.templates() {
+        let field = within(&field);
+        for r in template::references(&t).map_err(|m| fail(&field, m))? {
             if !known.contains(&r) {
                 return Err(fail(
-                    field,
+                    &field,
                     format!(
                         "`{{{{ {r} }}}}` is not defined here (define it under `variables:`, `secrets:`, or extract it in an earlier step)"
                     ),
@@ -213,114 +185,39 @@ fn validate_step(
             }
         }
     }
-    for (var, ex) in &s.extract {
-        let path = format!("extract.{var}");
-        let n = [ex.json.is_some(), ex.regex.is_some(), ex.header.is_some()].iter().filter(|x| **x).count();
-        if n != 1 {
-            return Err(fail(&path, "give exactly one of json, regex or header".into()));
-        }
-        if let Some(p) = &ex.json {
-            super::JsonPath::parse(p).map_err(|e| fail(&format!("{path}.json"), e.to_string()))?;
-        }
-        if let Some(r) = &ex.regex {
-            regex::Regex::new(r).map_err(|e| fail(&format!("{path}.regex"), format!("invalid regex: {e}")))?;
-        }
-        known.insert(var.clone());
-    }
-    let timeout = s.timeout.map_or(default_timeout, |d| d.get());
+    validate_extract(&s.extract, known).map_err(|(k, m)| fail(&k, m))?;
+    let timeout = s.timeout.map_or_else(|| kind.default_timeout(), |d| d.get());
     if timeout.is_zero() {
         return Err(fail("timeout", "timeout must be more than 0".into()));
     }
     Ok(Step { name: s.name, timeout, kind, extract: s.extract, line: src.line_of(&at("")) })
 }
 
-type FieldError = (String, String);
-
-fn validate_http(h: &HttpStep) -> Result<(), FieldError> {
-    const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-    if !METHODS.contains(&h.method.to_ascii_uppercase().as_str()) {
-        return Err(("method".into(), format!("`{}` is not one of {}", h.method, METHODS.join(", "))));
-    }
-    let bodies = [h.json.is_some(), h.form.is_some(), h.body.is_some()].iter().filter(|x| **x).count();
-    if bodies > 1 {
-        return Err(("json".into(), "give at most one of json, form or body".into()));
-    }
-    if let Some(p) = &h.poll
-        && (p.interval.get().is_zero() || !(p.backoff.is_finite() && p.backoff >= 1.0))
-    {
-        return Err(("poll".into(), "interval must be above 0 and backoff at least 1".into()));
-    }
-    Ok(())
-}
-
-fn validate_ussd(u: &UssdStep) -> Result<(), FieldError> {
-    let Some(first) = u.dialogue.first() else {
-        return Err(("dialogue".into(), "needs at least the first screen".into()));
-    };
-    if first.input.is_some() {
-        return Err(("dialogue".into(), "the first entry is the answer to the dial, so it takes no input".into()));
-    }
-    if let Some(i) = u.dialogue.iter().skip(1).position(|t: &UssdTurn| t.input.is_none()) {
-        return Err((format!("dialogue[{}]", i + 1), "every entry after the first needs an input".into()));
-    }
-    if u.hop_timeout.is_some_and(|d| d.get().is_zero()) || u.session_timeout.is_some_and(|d| d.get().is_zero()) {
-        return Err(("hop_timeout".into(), "timeouts must be above 0".into()));
-    }
-    Ok(())
-}
-
-fn validate_stk(k: &StkStep, has_pool: bool) -> Result<(), FieldError> {
-    if k.max_amount > HARD_AMOUNT_CAP {
-        return Err((
-            "max_amount".into(),
-            format!("{} KES is above the hard cap of {HARD_AMOUNT_CAP} KES for probes", k.max_amount),
-        ));
-    }
-    if k.amount == 0 || k.amount > k.max_amount {
-        return Err((
-            "amount".into(),
-            format!("{} KES must be between 1 and max_amount ({} KES)", k.amount, k.max_amount),
-        ));
-    }
-    if k.phone == "pool" && !has_pool {
-        return Err(("phone".into(), "`pool` needs a non-empty msisdn_pool on the journey".into()));
-    }
-    if !["CustomerPayBillOnline", "CustomerBuyGoodsOnline"].contains(&k.transaction_type.as_str()) {
-        return Err(("transaction_type".into(), "CustomerPayBillOnline or CustomerBuyGoodsOnline".into()));
-    }
-    if k.account_reference.len() > 12 || k.description.is_empty() || k.description.len() > 13 {
-        return Err((
-            "account_reference".into(),
-            "account_reference is at most 12 characters, description 1 to 13".into(),
-        ));
-    }
-    if k.result.mode().is_none() {
-        return Err(("result".into(), "give one of callback, relay or poll".into()));
-    }
-    if k.success_codes.is_empty() {
-        return Err(("success_codes".into(), "list at least one ResultCode".into()));
-    }
-    Ok(())
-}
-
-fn validate_wait(w: &WaitStep) -> Result<Duration, FieldError> {
-    match (w.fixed, w.min, w.max) {
-        (Some(f), None, None) => Ok(f.get()),
-        (None, Some(a), Some(b)) if a <= b => Ok(b.get()),
-        (None, Some(_), Some(_)) => Err(("min".into(), "min must not exceed max".into())),
-        _ => Err(("".into(), "give either `fixed`, or both `min` and `max`".into())),
-    }
-}
-
-/// Every string in a JSON body, with its path (`http.json.items[0].name`).
-fn json_strings(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    match v {
-        serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
-        serde_json::Value::Array(a) => {
-            a.iter().enumerate().for_each(|(i, x)| json_strings(&format!("{path}[{i}]"), x, out))
+/// Checks a step's `extract:`; the names it defines become `known`.
+fn validate_extract(extract: &BTreeMap<String, Extract>, known: &mut BTreeSet<String>) -> Result<(), (String, String)> {
+    for (var, ex) in extract {
+        let path = format!("extract.{var}");
+        let n = [ex.json.is_some(), ex.regex.is_some(), ex.header.is_some()].iter().filter(|x| **x).count();
+        if n != 1 {
+            return Err((path, "give exactly one of json, regex or header".into()));
         }
-        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| json_strings(&format!("{path}.{k}"), x, out)),
-        _ => {}
+        if let Some(p) = &ex.json {
+            super::JsonPath::parse(p).map_err(|e| (format!("{path}.json"), e.to_string()))?;
+        }
+        if let Some(r) = &ex.regex {
+            regex::Regex::new(r).map_err(|e| (format!("{path}.regex"), format!("invalid regex: {e}")))?;
+        }
+        known.insert(var.clone());
+    }
+    Ok(())
+}
+
+/// `a, b, c or d`.
+fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

@@ -1,26 +1,46 @@
 //! The step kinds, and what they share: a context to run in and a recorder that keeps what a
 //! step measured even when a deadline cuts it short.
+//!
+//! Each kind is one folder (`http/`, `ussd/`, `mpesa_stk/`, `wait/`): its YAML model, its
+//! validation, its run and its unit tests, behind the [`StepKind`] trait. The list below is the
+//! one place that names them; the loader and the player dispatch on the [`Kind`] it declares.
+//! Adding a kind is a new folder and one line here (CONTRIBUTING.md, "Adding a step kind").
 
-pub mod http;
-pub mod mpesa_stk;
-pub mod ussd;
-pub mod wait;
+mod kind;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
+use self::kind::declare_kinds;
+pub use self::kind::{FieldError, LoadCx, StepKind};
 use crate::{
     daraja::Runtime as DarajaRuntime,
     http::{HttpClient, HttpError, RequestSpec, Response},
     journey::{Journey, template::Scope},
     mask::Masker,
     outcome::{Failure, Outcome},
+    polite::{self, Polite},
     trace::{Excerpt, Phases},
 };
+
+/// The registration point: `yaml_key => Variant(Model)`, one line per kind. The key is the kind's
+/// folder, its key under a step in a journey file, and its [`StepKind::NAME`].
+macro_rules! for_each_kind {
+    ($then:ident) => {
+        $then! {
+            http => Http(HttpStep),
+            ussd => Ussd(UssdStep),
+            mpesa_stk => MpesaStk(StkStep),
+            wait => Wait(WaitStep),
+        }
+    };
+}
+pub(crate) use for_each_kind;
+for_each_kind!(declare_kinds);
 
 /// Everything a step needs while it runs.
 pub struct Ctx<'a> {
@@ -35,6 +55,8 @@ pub struct Ctx<'a> {
     pub rng: &'a mut ChaCha8Rng,
     pub daraja: &'a Arc<DarajaRuntime>,
     pub run_id: &'a str,
+    /// The politeness caps: every request waits for its host's, a session or push for its MSISDN's.
+    pub polite: &'a Polite,
     /// When this step's timeout expires.
     pub deadline: Instant,
 }
@@ -72,6 +94,8 @@ pub struct Recorder {
     pub excerpts: Vec<Excerpt>,
     /// The most recent problem, for the message when a deadline cuts the step short.
     pub last_problem: Option<String>,
+    /// Time spent waiting for the politeness caps.
+    pub throttled: Duration,
 }
 
 impl Recorder {
@@ -134,6 +158,9 @@ pub async fn exchange(
     label: String,
     spec: &RequestSpec,
 ) -> Result<Response, Failure> {
+    if let Some(host) = polite::host_key(&spec.url) {
+        ctx.polite.host(&host, rec).await;
+    }
     let started = Instant::now();
     let result = client.send(spec).await;
     let shown = match &spec.body {
@@ -147,4 +174,9 @@ pub async fn exchange(
 /// A JSON body.
 pub fn json_body(v: &serde_json::Value) -> Option<(String, Bytes)> {
     Some(("application/json".to_owned(), Bytes::from(v.to_string())))
+}
+
+/// How long `d` is, in words for messages.
+pub fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }

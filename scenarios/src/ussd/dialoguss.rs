@@ -7,8 +7,13 @@ use std::collections::BTreeMap;
 use conf::Source;
 use serde::Deserialize;
 
-use crate::journey::{
-    DialectName, Journey, LoadError, Matcher, Secrets, Step, StepKind, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn,
+use crate::{
+    journey::{Journey, LoadError, Matcher, Secrets, Step},
+    steps::{
+        Kind,
+        ussd::{USSD_SESSION_TIMEOUT, UssdStep, UssdTurn},
+    },
+    ussd::DialectName,
 };
 
 #[derive(Deserialize)]
@@ -95,7 +100,7 @@ pub fn import(src: &Source) -> Result<Journey, LoadError> {
         steps.push(Step {
             name,
             timeout: USSD_SESSION_TIMEOUT,
-            kind: StepKind::Ussd(Box::new(ussd)),
+            kind: Kind::Ussd(Box::new(ussd)),
             extract: BTreeMap::new(),
             line: 0,
         });
@@ -111,6 +116,7 @@ pub fn import(src: &Source) -> Result<Journey, LoadError> {
         variables: BTreeMap::new(),
         secrets: Secrets::default(),
         msisdn_pool: Vec::new(),
+        politeness: Default::default(),
         steps,
         source: src.file().to_owned(),
     })

@@ -8,7 +8,7 @@
 pub mod dialects;
 pub mod dialoguss;
 
-pub use dialects::{AfricasTalking, Hubtel, Nalo, dialect};
+pub use dialects::{AfricasTalking, DialectName, Hubtel, Nalo, dialect};
 
 /// One USSD session as the gateway sees it.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use super::*;
-use crate::journey::{DialectName, StkResultMode};
+use crate::journey::DEFAULT_STEP_TIMEOUT;
 
 fn parse(src: &str) -> Result<Journey, String> {
     parse_journey(src, "j.yaml", Path::new(".")).map_err(|e| e.to_string())
@@ -47,7 +47,7 @@ fn a_journey_loads_with_defaults_filled_in() {
     assert_eq!(j.steps[1].timeout, Duration::from_secs(4), "wait: its max plus a second");
     assert_eq!(j.timeout, Duration::from_secs(44), "the sum of the step timeouts");
     assert_eq!(j.steps[0].line, 9);
-    let StepKind::Http(h) = &j.steps[2].kind else { panic!() };
+    let Kind::Http(h) = &j.steps[2].kind else { panic!() };
     assert_eq!(h.method, "POST");
 }
 
@@ -115,74 +115,6 @@ fn secrets_are_references_and_must_resolve() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-const STK: &str = r#"
-name: pay
-msisdn_pool: ["254700000100", "254700000200"]
-variables: {daraja: "http://127.0.0.1:7700"}
-steps:
-  - name: push
-    mpesa_stk:
-      base_url: "{{ daraja }}"
-      consumer_key: k
-      consumer_secret: s
-      shortcode: "174379"
-      passkey: p
-      phone: pool
-      amount: 1
-      result: {poll: {interval: 2s}}
-      expected_codes: [1037]
-"#;
-
-#[test]
-fn payment_steps_respect_the_money_limits() {
-    let j = parse(STK).unwrap();
-    let StepKind::MpesaStk(k) = &j.steps[0].kind else { panic!() };
-    assert_eq!((k.amount, k.max_amount, k.success_codes.as_slice()), (1, 10, &[0][..]));
-    assert!(matches!(k.result.mode(), Some(StkResultMode::Poll(_))));
-
-    let e = parse(&STK.replace("amount: 1", "amount: 50")).unwrap_err();
-    assert!(
-        e.contains("steps[0].mpesa_stk.amount: step `push`: 50 KES must be between 1 and max_amount (10 KES)"),
-        "{e}"
-    );
-    let e = parse(&STK.replace("amount: 1", "amount: 1\n      max_amount: 5000")).unwrap_err();
-    assert!(e.contains("above the hard cap of 100 KES"), "{e}");
-    let e = parse(&STK.replace("msisdn_pool: [\"254700000100\", \"254700000200\"]", "msisdn_pool: []")).unwrap_err();
-    assert!(e.contains("`pool` needs a non-empty msisdn_pool"), "{e}");
-    let e = parse(&STK.replace("\"254700000200\"", "\"07-bad\"")).unwrap_err();
-    assert!(e.contains("msisdn_pool[1]: every entry"), "{e}");
-}
-
-const USSD: &str = r#"
-name: balance
-steps:
-  - name: dial
-    ussd:
-      url: http://127.0.0.1:7700/ussd/at
-      service_code: "*384*7#"
-      phone: "+254700000100"
-      dialogue:
-        - expect: {contains: "1. My balance"}
-        - input: "1"
-          expect: {regex: "balance is KES [0-9,.]+"}
-          end: true
-"#;
-
-#[test]
-fn ussd_dialogues_start_with_the_dial() {
-    let j = parse(USSD).unwrap();
-    let StepKind::Ussd(u) = &j.steps[0].kind else { panic!() };
-    assert_eq!(u.dialect, DialectName::Africastalking);
-    assert_eq!(u.dialogue.len(), 2);
-    assert_eq!(j.steps[0].timeout, Duration::from_secs(185));
-    let e = parse(&USSD.replace("        - expect: {contains: \"1. My balance\"}\n", "        - input: \"9\"\n"))
-        .unwrap_err();
-    assert!(e.contains("the first entry is the answer to the dial"), "{e}");
-    let e = parse(&USSD.replace("dialect_none", "").replace("      url:", "      dialect: safaricom\n      url:"))
-        .unwrap_err();
-    assert!(e.contains("unknown variant `safaricom`"), "{e}");
-}
-
 #[test]
 fn dialoguss_files_are_imported() {
     let src = r#"
@@ -201,7 +133,7 @@ sessions:
 "#;
     let j = parse(src).unwrap();
     assert_eq!(j.name, "dialoguss-j");
-    let StepKind::Ussd(u) = &j.steps[0].kind else { panic!() };
+    let Kind::Ussd(u) = &j.steps[0].kind else { panic!() };
     assert_eq!(j.steps[0].name, "Should return a balance of 500 for Zikani");
     assert_eq!(u.service_code, "*1234*1234#");
     assert_eq!(u.phone, "+265888123456");

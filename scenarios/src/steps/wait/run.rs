@@ -1,12 +1,15 @@
-//! `wait`: think time, fixed or uniformly random.
+//! Playing a `wait:` step.
 
 use rand::RngExt;
 use tokio::time::sleep;
 
-use super::{Ctx, Done, Final};
-use crate::{journey::WaitStep, outcome::Failure};
+use super::WaitStep;
+use crate::{
+    outcome::Failure,
+    steps::{Ctx, Done, Final},
+};
 
-pub async fn run(w: &WaitStep, ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
+pub(super) async fn run(w: &WaitStep, ctx: &mut Ctx<'_>) -> Result<Done, Failure> {
     let d = match (w.fixed, w.min, w.max) {
         (Some(f), _, _) => f.get(),
         (None, Some(a), Some(b)) if b > a => ctx.rng.random_range(a.get()..=b.get()),

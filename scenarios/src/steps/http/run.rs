@@ -1,20 +1,19 @@
-//! `http`: one request (or a poll until the assertions hold), assertions, phases.
-
-use std::time::Duration;
+//! Playing an `http:` step: the request, its assertions, polling.
 
 use bytes::Bytes;
 use http::Method;
 use tokio::time::{Instant, sleep_until};
 
-use super::{Ctx, Done, Final, Recorder, exchange, json_body};
+use super::HttpStep;
 use crate::{
     http::{RequestSpec, Response},
-    journey::{HttpStep, credentials},
+    journey::credentials,
     mask::Masker,
     outcome::{Failure, Outcome},
+    steps::{Ctx, Done, Final, Recorder, exchange, json_body},
 };
 
-pub async fn run(h: &HttpStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
+pub(super) async fn run(h: &HttpStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
     let spec = request(h, ctx)?;
     let label = format!("{} {}", spec.method, spec.url.path());
     let mut wait = h.poll.as_ref().map(|p| p.interval.get());
@@ -128,9 +127,4 @@ pub fn check(h: &HttpStep, r: &Response, masker: &Masker) -> Option<Failure> {
         }
     }
     None
-}
-
-/// How long `d` is, in words for messages.
-pub fn human(d: Duration) -> String {
-    if d < Duration::from_secs(1) { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }

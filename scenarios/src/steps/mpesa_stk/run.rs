@@ -1,4 +1,4 @@
-//! `mpesa_stk`: a Daraja STK push (M-Pesa Express) and its result.
+//! Playing an `mpesa_stk:` step.
 //!
 //! OAuth (the token is cached until it nears expiry and refreshed once if Daraja refuses it),
 //! Password = base64(shortcode + passkey + timestamp) with a Nairobi-time timestamp, the push,
@@ -13,7 +13,7 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until};
 
-use super::{Ctx, Done, Final, Recorder, exchange, json_body};
+use super::{HARD_AMOUNT_CAP, StkResultMode, StkStep};
 use crate::{
     daraja::{
         basic_auth,
@@ -22,8 +22,9 @@ use crate::{
         daraja_msisdn, password, timestamp_now,
     },
     http::{RequestSpec, Response},
-    journey::{HARD_AMOUNT_CAP, Secret, StkResultMode, StkStep},
+    journey::Secret,
     outcome::{Failure, Outcome},
+    steps::{Ctx, Done, Final, Recorder, exchange, json_body},
 };
 
 /// A CallBackURL for polling mode, where nothing listens (Daraja requires the field).
@@ -37,7 +38,7 @@ struct Daraja {
     passkey: String,
 }
 
-pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
+pub(super) async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
     let d = Daraja::of(k, ctx)?;
     // Money safety, checked again at run time whatever the loader let through.
     if k.amount == 0 || k.amount > k.max_amount || k.amount > HARD_AMOUNT_CAP {
@@ -53,28 +54,11 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
     rec.last_problem = Some("every MSISDN of the step had a push in flight".into());
     let payer = ctx.daraja.lock_msisdn(&candidates).await;
     rec.last_problem = None;
+    // A push reaches the payer's phone: it waits for the number's politeness cap.
+    ctx.polite.msisdn(&payer.msisdn, rec).await;
 
     let mode = k.result.mode().expect("validated at load");
-    let (callback_url, server) = match &mode {
-        StkResultMode::Callback(c) => {
-            let listen = c.listen.clone().unwrap_or_else(|| "127.0.0.1:0".to_owned());
-            let s = ctx.daraja.callback_server(&listen).await.map_err(|e| {
-                Failure::new(
-                    Outcome::AssertionFailed,
-                    format!("mpesa_stk.result.callback: cannot listen on {listen}: {e}"),
-                )
-            })?;
-            let url = match &c.public_url {
-                Some(u) => ctx.render("mpesa_stk.result.callback.public_url", u)?,
-                None => s.url(),
-            };
-            (url, Some(s))
-        }
-        StkResultMode::Relay(r) => {
-            (format!("{}/stk/callback", ctx.render("mpesa_stk.result.relay.url", &r.url)?.trim_end_matches('/')), None)
-        }
-        StkResultMode::Poll(_) => (UNUSED_CALLBACK.to_owned(), None),
-    };
+    let (callback_url, server) = callback_url(ctx, &mode).await?;
 
     let timestamp = timestamp_now();
     let pw = password(&d.shortcode, &d.passkey, &timestamp);
@@ -126,6 +110,33 @@ pub async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<D
     rec.last_problem = None;
     drop(payer);
     classify(k, &result)
+}
+
+/// The CallBackURL Daraja is given, and the listener behind it in callback mode.
+async fn callback_url(
+    ctx: &Ctx<'_>,
+    mode: &StkResultMode<'_>,
+) -> Result<(String, Option<std::sync::Arc<CallbackServer>>), Failure> {
+    Ok(match mode {
+        StkResultMode::Callback(c) => {
+            let listen = c.listen.clone().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+            let s = ctx.daraja.callback_server(&listen).await.map_err(|e| {
+                Failure::new(
+                    Outcome::AssertionFailed,
+                    format!("mpesa_stk.result.callback: cannot listen on {listen}: {e}"),
+                )
+            })?;
+            let url = match &c.public_url {
+                Some(u) => ctx.render("mpesa_stk.result.callback.public_url", u)?,
+                None => s.url(),
+            };
+            (url, Some(s))
+        }
+        StkResultMode::Relay(r) => {
+            (format!("{}/stk/callback", ctx.render("mpesa_stk.result.relay.url", &r.url)?.trim_end_matches('/')), None)
+        }
+        StkResultMode::Poll(_) => (UNUSED_CALLBACK.to_owned(), None),
+    })
 }
 
 /// The MSISDNs the step may charge: its pool, or the number it names (masked from now on).
