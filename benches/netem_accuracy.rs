@@ -412,15 +412,19 @@ const THROUGHPUT_HEADER: &str = "| shaper | link | rate kbit/s | window s | good
                                  **error vs rate** | mid-80 % slope (wire) | model window s (measured vs model) | ±1 % |\n\
                                  |---|---|---:|---:|---:|---|---:|---:|---:|---:|---|";
 
-#[allow(clippy::too_many_arguments)]
+/// How a shaper counts bytes: its label, and the per-segment overhead on `mss` payload bytes.
+struct Accounting<'a> {
+    label: &'a str,
+    overhead: u64,
+    mss: u64,
+}
+
 fn throughput_row(
     shaper: &str,
     link: &str,
     kbps: f64,
     m: &RateMeasurement,
-    accounting: &str,
-    overhead: u64,
-    mss: u64,
+    Accounting { label: accounting, overhead, mss }: Accounting<'_>,
     model_window_s: Option<f64>,
 ) -> (String, f64, f64) {
     let factor = (mss + overhead) as f64 / mss as f64;
@@ -461,7 +465,14 @@ async fn fetch_cmd(a: FetchArgs) -> anyhow::Result<()> {
     eprintln!("fetch: {payload} B from {} at {} kbit/s ({})", a.addr, a.kbps, a.label);
     let t = download(a.addr, payload, download_limit(a.kbps, payload)).await?;
     let m = t.measure(a.skip_bytes, Duration::from_secs(3600))?;
-    let (row, wire, err) = throughput_row(&a.label, "bulk", a.kbps, &m, &a.accounting, a.overhead_bytes, a.mss, None);
+    let (row, wire, err) = throughput_row(
+        &a.label,
+        "bulk",
+        a.kbps,
+        &m,
+        Accounting { label: &a.accounting, overhead: a.overhead_bytes, mss: a.mss },
+        None,
+    );
     if a.header {
         println!("{THROUGHPUT_HEADER}");
     }
@@ -764,8 +775,14 @@ async fn throughput_section(ctx: &mut Ctx, out: &mut String) -> anyhow::Result<(
         let m = t?.measure(DEFAULT_SKIP, Duration::from_secs(3600))?;
         let (model, _) = replay(&link, payload)?;
         let model_window = model.window_from(m.start_cum);
-        let (row, wire, err) =
-            throughput_row("netem (prober proxy)", &desc, kbps, &m, "L3: +40 B/seg", NETEM_OVERHEAD, MSS, model_window);
+        let (row, wire, err) = throughput_row(
+            "netem (prober proxy)",
+            &desc,
+            kbps,
+            &m,
+            Accounting { label: "L3: +40 B/seg", overhead: NETEM_OVERHEAD, mss: MSS },
+            model_window,
+        );
         writeln!(out, "{row}")?;
         if extra.is_empty() {
             record(&ctx.record, &format!("netem\t{kbps}\t{wire:.3}\t{err:.4}\t{:.3}", m.goodput_kbps))?;

@@ -279,6 +279,25 @@ struct Pump {
     capacity: usize,
 }
 
+/// Segments on the link (or in retransmission), with their delivery times, and their bytes.
+#[derive(Default)]
+struct InFlight {
+    segs: VecDeque<(Instant, Bytes)>,
+    bytes: usize,
+}
+
+impl InFlight {
+    /// The oldest segment, if it is due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<Bytes> {
+        if self.segs.front().is_none_or(|(t, _)| *t > now) {
+            return None;
+        }
+        let (_, seg) = self.segs.pop_front()?;
+        self.bytes -= seg.len();
+        Some(seg)
+    }
+}
+
 impl Pump {
     fn new(profile: &Profile, direction: Direction, seed: u64) -> Pump {
         Pump { link: Link::new(profile, direction, seed), direction, capacity: send_buffer(profile, direction) }
@@ -289,16 +308,14 @@ impl Pump {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        // Segments on the link (or in retransmission), with their delivery times.
-        let mut in_flight: VecDeque<(Instant, Bytes)> = VecDeque::new();
-        let mut in_flight_bytes = 0usize;
+        let mut in_flight = InFlight::default();
         // Bytes taken from the source but not yet on the link, and when the oldest arrived.
         let mut pending = BytesMut::new();
         let mut pending_since = Duration::ZERO;
         let mut out = BytesMut::new();
         let mut eof = false;
         loop {
-            if eof && pending.is_empty() && in_flight.is_empty() {
+            if eof && pending.is_empty() && in_flight.segs.is_empty() {
                 return match dst.shutdown().await {
                     Err(e) if !is_gone(&e) => Err(e),
                     _ => Ok(()),
@@ -307,7 +324,7 @@ impl Pump {
             if pending.capacity() - pending.len() < READ_CHUNK / 4 {
                 pending.reserve(READ_CHUNK);
             }
-            let due = in_flight.front().map(|(t, _)| t.checked_sub(TIMER_LEAD).unwrap_or(*t));
+            let due = in_flight.segs.front().map(|(t, _)| t.checked_sub(TIMER_LEAD).unwrap_or(*t));
             // A partial segment waits for the link to be free, merging with whatever comes next.
             let tail_at = (!pending.is_empty())
                 .then(|| radio.instant(self.link.free_at()).checked_sub(TIMER_LEAD).unwrap_or(Instant::now()));
@@ -317,11 +334,7 @@ impl Pump {
                 () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     let now = Instant::now() + TIMER_LEAD;
                     out.clear();
-                    while let Some((t, _)) = in_flight.front()
-                        && *t <= now
-                    {
-                        let (_, seg) = in_flight.pop_front().expect("front exists");
-                        in_flight_bytes -= seg.len();
+                    while let Some(seg) = in_flight.pop_due(now) {
                         out.extend_from_slice(&seg);
                     }
                     if let Err(e) = dst.write_all(&out).await {
@@ -331,9 +344,9 @@ impl Pump {
                     dst.flush().await?;
                 }
                 () = sleep_until(tail_at.unwrap_or_else(Instant::now)), if tail_at.is_some() => {
-                    self.transmit(&mut pending, pending_since, None, &mut in_flight, &mut in_flight_bytes, radio, shared)?;
+                    self.transmit(&mut pending, pending_since, None, &mut in_flight, radio, shared)?;
                 }
-                r = src.read_buf(&mut pending), if !eof && in_flight_bytes + pending.len() < self.capacity => {
+                r = src.read_buf(&mut pending), if !eof && in_flight.bytes + pending.len() < self.capacity => {
                     if r? == 0 {
                         eof = true;
                         continue;
@@ -342,7 +355,7 @@ impl Pump {
                     if was_empty {
                         pending_since = now;
                     }
-                    self.transmit(&mut pending, pending_since, Some(now), &mut in_flight, &mut in_flight_bytes, radio, shared)?;
+                    self.transmit(&mut pending, pending_since, Some(now), &mut in_flight, radio, shared)?;
                 }
             }
         }
@@ -350,14 +363,12 @@ impl Pump {
 
     /// Puts every full segment of `pending` on the link, then the partial tail if the link is free
     /// at `now` (or unconditionally when `now` is `None`: the link has just become free).
-    #[allow(clippy::too_many_arguments)]
     fn transmit(
         &mut self,
         pending: &mut BytesMut,
         since: Duration,
         now: Option<Duration>,
-        in_flight: &mut VecDeque<(Instant, Bytes)>,
-        in_flight_bytes: &mut usize,
+        in_flight: &mut InFlight,
         radio: &Radio,
         shared: &Shared,
     ) -> io::Result<()> {
@@ -377,8 +388,8 @@ impl Pump {
                 shared.stats.retransmissions[LinkStats::idx(self.direction)]
                     .fetch_add(u64::from(s.retransmissions), Relaxed);
             }
-            *in_flight_bytes += seg.len();
-            in_flight.push_back((radio.instant(s.deliver_at), seg));
+            in_flight.bytes += seg.len();
+            in_flight.segs.push_back((radio.instant(s.deliver_at), seg));
         }
         Ok(())
     }

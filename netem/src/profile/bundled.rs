@@ -19,22 +19,20 @@ pub struct Bundled {
 
 /// Every bundled profile, fastest first.
 pub const BUNDLED: &[Bundled] = &[
-    row("ea-4g-urban", "Kenyan 4G, Ookla median (Nairobi)", 17_000.0, 9_000.0, 40, 5, 0.2, None),
-    row("ea-4g-degraded", "Tanzanian 4G, low tail", 5_000.0, 2_000.0, 80, 15, 0.5, None),
-    row("ea-3g", "3G (WebPageTest 3G)", 1_600.0, 768.0, 300, 50, 0.5, None),
+    row("ea-4g-urban", "Kenyan 4G, Ookla median (Nairobi)", (17_000.0, 9_000.0), (40, 5), 0.2, None),
+    row("ea-4g-degraded", "Tanzanian 4G, low tail", (5_000.0, 2_000.0), (80, 15), 0.5, None),
+    row("ea-3g", "3G (WebPageTest 3G)", (1_600.0, 768.0), (300, 50), 0.5, None),
     row(
         "ea-3g-rrc",
         "ea-3g plus RRC promotion: 2 s after 5 s idle",
-        1_600.0,
-        768.0,
-        300,
-        50,
+        (1_600.0, 768.0),
+        (300, 50),
         0.5,
         Some((2_000, 5_000)),
     ),
-    row("ea-3g-slow", "congested 3G (WPT 3G_EM, Chrome Slow 3G)", 400.0, 400.0, 400, 50, 1.0, None),
-    row("ea-edge", "2.5G EDGE (WebPageTest Edge)", 240.0, 200.0, 840, 100, 1.0, None),
-    row("ea-2g-gprs", "2G GPRS (old WPT 2G, Loadero GPRS)", 50.0, 30.0, 1_300, 150, 2.0, None),
+    row("ea-3g-slow", "congested 3G (WPT 3G_EM, Chrome Slow 3G)", (400.0, 400.0), (400, 50), 1.0, None),
+    row("ea-edge", "2.5G EDGE (WebPageTest Edge)", (240.0, 200.0), (840, 100), 1.0, None),
+    row("ea-2g-gprs", "2G GPRS (old WPT 2G, Loadero GPRS)", (50.0, 30.0), (1_300, 150), 2.0, None),
     Bundled {
         name: "loopback",
         description: "no shaping at all",
@@ -47,14 +45,12 @@ pub const BUNDLED: &[Bundled] = &[
     },
 ];
 
-#[allow(clippy::too_many_arguments)]
+/// A shaped row: (down, up) kbit/s, (rtt, jitter) ms, loss %, radio (promotion, tail) ms.
 const fn row(
     name: &'static str,
     description: &'static str,
-    down: f64,
-    up: f64,
-    rtt_ms: u64,
-    jitter_ms: u64,
+    (down, up): (f64, f64),
+    (rtt_ms, jitter_ms): (u64, u64),
     loss_pct: f64,
     radio_ms: Option<(u64, u64)>,
 ) -> Bundled {

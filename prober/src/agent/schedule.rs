@@ -221,6 +221,7 @@ impl Scheduler {
     }
 }
 
+#[derive(Clone)]
 struct LoopCtx {
     job: Arc<Job>,
     busy: Arc<AtomicBool>,
@@ -250,16 +251,7 @@ async fn journey_loop(ctx: LoopCtx, mut stop: watch::Receiver<bool>) {
             ctx.sink.skipped(&ctx.job, Skip::Overlap);
         } else {
             let seed = run_seed(ctx.seed, &ctx.job.key(), plan.tick_ms(k));
-            tokio::spawn(run_one(
-                ctx.job.clone(),
-                seed,
-                next_at,
-                ctx.busy.clone(),
-                ctx.sem.clone(),
-                ctx.runner.clone(),
-                ctx.sink.clone(),
-                ctx.stopping.clone(),
-            ));
+            tokio::spawn(run_one(ctx.clone(), seed, next_at));
         }
         // Ticks that passed while this task was not scheduled are skipped, not fired in a burst.
         let now_k = plan.first_tick_at_or_after(ctx.clock.wall_ms());
@@ -270,17 +262,9 @@ async fn journey_loop(ctx: LoopCtx, mut stop: watch::Receiver<bool>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_one(
-    job: Arc<Job>,
-    seed: u64,
-    next_tick: Instant,
-    busy: Arc<AtomicBool>,
-    sem: Arc<Semaphore>,
-    runner: Arc<dyn Runner>,
-    sink: Arc<dyn Sink>,
-    mut stopping: watch::Receiver<bool>,
-) {
+/// One run of `ctx.job` with `seed`, if a concurrency slot frees up before `next_tick`.
+async fn run_one(ctx: LoopCtx, seed: u64, next_tick: Instant) {
+    let LoopCtx { job, busy, sem, runner, sink, mut stopping, .. } = ctx;
     let permit = tokio::select! {
         biased;
         _ = stopping.wait_for(|s| *s) => None,

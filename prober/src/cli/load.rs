@@ -325,9 +325,15 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
         thresholds,
         throttled: throttled.and_then(|t| t.summary()),
     };
-    print!("{}", output::render(&summary));
+    write_outputs(&args, &summary, &outcome)?;
+    Ok(summary.thresholds.iter().all(|v| v.passed))
+}
+
+/// The summary table on stdout, then `--json` and `--hgrm`.
+fn write_outputs(args: &LoadArgs, summary: &Summary, outcome: &load::Outcome) -> anyhow::Result<()> {
+    print!("{}", output::render(summary));
     if let Some(p) = &args.json {
-        output::write_json(p, &summary).map_err(|e| anyhow::anyhow!("--json {}: {e}", p.display()))?;
+        output::write_json(p, summary).map_err(|e| anyhow::anyhow!("--json {}: {e}", p.display()))?;
     }
     if let Some(p) = &args.hgrm {
         output::write_hgrm(p, &outcome.totals).map_err(|e| anyhow::anyhow!("--hgrm {}: {e}", p.display()))?;
@@ -335,7 +341,7 @@ async fn run(args: LoadArgs, threads: usize) -> anyhow::Result<bool> {
     if outcome.interrupted {
         eprintln!("interrupted: the summary covers the run until the stop signal (SIGINT or SIGTERM)");
     }
-    Ok(summary.thresholds.iter().all(|v| v.passed))
+    Ok(())
 }
 
 /// `--report-to`, `--token`, `--prober-id`, `--region`: where interval reports of the run go.
