@@ -91,6 +91,24 @@ pub fn bundled_names() -> impl Iterator<Item = &'static str> {
 
 #[cfg(test)]
 mod tests {
+
+    /// docs/link-model.md §10 lists every bundled profile with the numbers the code uses.
+    #[test]
+    fn the_link_model_page_lists_every_bundled_profile_with_its_numbers() {
+        let page = include_str!("../../../docs/link-model.md");
+        let num = |v: Option<f64>| v.map_or_else(|| "unlimited".to_owned(), |k| format!("{k}"));
+        for b in BUNDLED {
+            let row = page
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", b.name)))
+                .unwrap_or_else(|| panic!("docs/link-model.md §10 has no row for `{}`", b.name));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let want = [num(b.down_kbps), num(b.up_kbps), b.rtt_ms.to_string(), b.jitter_ms.to_string()];
+            assert_eq!(&cells[2..6], &want.each_ref().map(String::as_str), "{row}");
+            let loss: f64 = cells[6].parse().unwrap();
+            assert_eq!(loss, b.loss_pct, "{row}");
+        }
+    }
     use super::*;
 
     #[test]
