@@ -150,9 +150,10 @@ mod tests {
         Receipt { received_ms: T0 + 15_000, offset_ms: 0, correction_ms: 0 }
     }
 
-    fn open(tag: &str, busy: std::time::Duration) -> Arc<Store> {
+    /// A store in a fresh directory (removed when the guard drops).
+    fn open(tag: &str, busy: std::time::Duration) -> (Arc<Store>, testkit::TempDir) {
         let dir = crate::store::tests::temp_dir(tag);
-        Arc::new(Store::open(&dir, StoreOptions { busy_timeout: busy, ..StoreOptions::default() }).unwrap())
+        (Arc::new(Store::open(&dir, StoreOptions { busy_timeout: busy, ..StoreOptions::default() }).unwrap()), dir)
     }
 
     /// Queues every report before the writer task can run (one poll pass over all the requests on
@@ -176,7 +177,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn duplicates_within_one_batch_count_once() {
-        let store = open("batch-dup", std::time::Duration::from_secs(5));
+        let (store, _dir) = open("batch-dup", std::time::Duration::from_secs(5));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), MAX_BATCH);
         let a = report("nbo-1", 1, &[10, 20]);
@@ -197,7 +198,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_batch_that_cannot_commit_acknowledges_nothing() {
-        let store = open("batch-fail", std::time::Duration::from_millis(50));
+        let (store, _dir) = open("batch-fail", std::time::Duration::from_millis(50));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), MAX_BATCH);
         let reports: Vec<_> = (1..=5).map(|seq| report("nbo-1", seq, &[seq * 100])).collect();
@@ -221,7 +222,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn only_the_report_that_overflows_a_count_is_refused() {
-        let store = open("batch-overflow", std::time::Duration::from_secs(5));
+        let (store, _dir) = open("batch-overflow", std::time::Duration::from_secs(5));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), MAX_BATCH);
         // Built by hand: the decoder and ingest's bounds would never let this through.
@@ -238,7 +239,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn batches_are_bounded() {
-        let store = open("batch-max", std::time::Duration::from_secs(5));
+        let (store, _dir) = open("batch-max", std::time::Duration::from_secs(5));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), 2);
         let reports: Vec<_> = (1..=5).map(|seq| report("nbo-1", seq, &[7])).collect();
