@@ -12,8 +12,8 @@ use std::{
 };
 
 use agent_support::{FakeAggregator, TOKEN, tmpdir, wait_until};
-use testkit::config::{EdgeConfig, EdgeJourney, ms};
 use parking_lot::Mutex;
+use testkit::config::{EdgeConfig, EdgeJourney, ms};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,

@@ -230,6 +230,9 @@ pub fn sample_report(seq: u64) -> report::Report {
         .seq(seq)
         .ending_at(end)
         .heartbeat(report::Heartbeat { journeys: 1, ..Default::default() })
-        .with(testkit::reports::series(testkit::reports::key("ussd-balance", "", "ok", "nairobi"), &[100_000 + seq * 1_000]))
+        .with(testkit::reports::series(
+            testkit::reports::key("ussd-balance", "", "ok", "nairobi"),
+            &[100_000 + seq * 1_000],
+        ))
         .build()
 }
