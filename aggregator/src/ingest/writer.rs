@@ -114,7 +114,7 @@ async fn run(store: Arc<Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Jo
 
 #[cfg(test)]
 mod tests {
-    use report::{Heartbeat, Series, SeriesKey};
+    use testkit::reports::{ReportBuilder, key, series};
 
     use super::*;
     use crate::store::{Selection, StoreOptions};
@@ -122,28 +122,13 @@ mod tests {
     const T0: i64 = 1_700_000_000_000;
 
     fn report(prober: &str, seq: u64, values_us: &[u64]) -> Arc<Report> {
-        let mut h = report::new_histogram();
-        for v in values_us {
-            h.record(*v).unwrap();
-        }
-        let key = SeriesKey {
-            journey: "checkout".into(),
-            step: String::new(),
-            outcome: "ok".into(),
-            region: "nairobi".into(),
-            profile: "ea-3g".into(),
-        };
-        Arc::new(Report {
-            prober: prober.into(),
-            region: "nairobi".into(),
-            seq,
-            interval_start_ms: T0,
-            interval_end_ms: T0 + 15_000,
-            sent_at_ms: T0 + 15_000,
-            run: None,
-            heartbeat: Heartbeat::default(),
-            series: vec![Series { key, count: values_us.len() as u64, histogram: (&h).into() }],
-        })
+        Arc::new(
+            ReportBuilder::new(prober, "nairobi")
+                .seq(seq)
+                .ending_at(T0 + 15_000)
+                .with(series(key("checkout", "", "ok", "nairobi"), values_us))
+                .build(),
+        )
     }
 
     fn receipt() -> Receipt {

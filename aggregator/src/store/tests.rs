@@ -1,4 +1,5 @@
 use report::{Heartbeat, Series};
+use testkit::reports::{ReportBuilder, key, series};
 
 use super::*;
 
@@ -9,36 +10,14 @@ pub(crate) fn temp_dir(tag: &str) -> testkit::TempDir {
 
 const T0: i64 = 1_700_000_040_000; // a minute boundary
 
-fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey {
-    SeriesKey {
-        journey: journey.into(),
-        step: step.into(),
-        outcome: outcome.into(),
-        region: region.into(),
-        profile: "ea-3g".into(),
-    }
-}
-
-fn series(k: SeriesKey, values_us: &[u64]) -> Series {
-    let mut h = report::new_histogram();
-    for v in values_us {
-        h.record(*v).unwrap();
-    }
-    Series { key: k, count: values_us.len() as u64, histogram: (&h).into() }
-}
-
 fn report(prober: &str, seq: u64, end_ms: i64, series: Vec<Series>) -> Report {
-    Report {
-        prober: prober.into(),
-        region: series.first().map_or("nairobi".into(), |s| s.key.region.clone()),
-        seq,
-        interval_start_ms: end_ms - 15_000,
-        interval_end_ms: end_ms,
-        sent_at_ms: end_ms,
-        run: None,
-        heartbeat: Heartbeat { outbox_backlog: 1, version: "t".into(), ..Heartbeat::default() },
-        series,
-    }
+    let region = series.first().map_or("nairobi".into(), |s| s.key.region.clone());
+    ReportBuilder::new(prober, &region)
+        .seq(seq)
+        .ending_at(end_ms)
+        .heartbeat(Heartbeat { outbox_backlog: 1, version: "t".into(), ..Heartbeat::default() })
+        .series(series)
+        .build()
 }
 
 fn receipt(at: i64) -> Receipt {
