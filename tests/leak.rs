@@ -25,6 +25,7 @@ mod fleet;
 use std::{path::Path, time::Duration};
 
 use fleet::*;
+use testkit::config::{EdgeConfig, EdgeJourney, ms};
 
 /// The secret given by reference; 28 characters, so repeated with a comma it recurs every 29.
 const SECRET: &str = "Zq9Xw7Vt3Rp5Lm2Kd8Hj4Nb6Pc1T";
@@ -169,30 +170,14 @@ async fn once(journey: &Path, shop: &str, pad: usize, flag: Option<&str>) -> Str
 }
 
 fn write_edge_config(dir: &Path, journey: &Path, shop: &str, aggregator: &str) -> std::path::PathBuf {
-    let yaml = format!(
-        "\
-prober: {{id: {id}, region: {region}}}
-aggregator: {{url: \"{aggregator}\", token: \"env:PROBER_TOKEN\"}}
-reporting_interval: {REPORTING_INTERVAL_MS}ms
-concurrency: 2
-profile: loopback
-listen: 127.0.0.1:0
-journeys:
-  - file: {journey}
-    interval: 2s
-    timeout: 1500ms
-    variables: {{shop: \"{shop}\", pad: ppppppp}}
-outbox:
-  dir: outbox
-  keep_acked: true
-",
-        id = EDGES[0].id,
-        region = EDGES[0].region,
-        journey = journey.display(),
-    );
-    let path = dir.join("edge.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    EdgeConfig::new(EDGES[0].id, EDGES[0].region, aggregator, "env:PROBER_TOKEN")
+        .reporting_interval(ms(REPORTING_INTERVAL_MS))
+        .concurrency(2)
+        .profile("loopback")
+        .listen("127.0.0.1:0")
+        .journey(EdgeJourney::new(journey, ms(2_000)).timeout(ms(1_500)).var("shop", shop).var("pad", "ppppppp"))
+        .keep_acked()
+        .write(&dir.join("edge.yaml"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,5 +272,4 @@ async fn no_secret_or_phone_number_reaches_any_output() {
             "the load warns about {field}, naming the file:\n{verbose}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

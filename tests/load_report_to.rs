@@ -53,11 +53,8 @@ fn prober_bin() -> &'static Path {
     })
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("load-report-to-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmpdir(name: &str) -> testkit::TempDir {
+    testkit::temp_dir(&format!("load-report-to-{name}"))
 }
 
 fn now_ms() -> i64 {
@@ -177,15 +174,18 @@ async fn two_shards_merge_in_the_aggregator_and_stay_out_of_slo_data() {
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     std::fs::write(dir.join("agg.crt"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("agg.key"), ck.signing_key.serialize_pem()).unwrap();
-    let yaml = "listen: 127.0.0.1:0\ndata_dir: data\ntls:\n  cert_file: agg.crt\n  key_file: agg.key\n\
-                probers:\n  - id: nbo-1\n    region: nairobi\n    token: env:NBO\n  \
-                - id: load-1\n    region: load\n    token: env:LOAD\n    kind: load\nslo:\n  evaluation_interval: 1s\n";
+    let yaml = testkit::config::AggregatorConfig::new("127.0.0.1:0")
+        .tls("agg.crt", "agg.key")
+        .prober("nbo-1", "nairobi", "env:NBO")
+        .load_prober("load-1", "load", "env:LOAD")
+        .evaluation_interval(Duration::from_secs(1))
+        .to_yaml();
     let env = |name: &str| match name {
         "NBO" => Some(EDGE_TOKEN.to_owned()),
         "LOAD" => Some(LOAD_TOKEN.to_owned()),
         _ => None,
     };
-    let config = aggregator::config::Config::parse(yaml, &dir.join("aggregator.yaml"), &env).unwrap();
+    let config = aggregator::config::Config::parse(&yaml, &dir.join("aggregator.yaml"), &env).unwrap();
     let server = Server::start(&config, Arc::new(SystemClock)).await.unwrap();
     let base = server.base_url();
     assert!(base.starts_with("https://"), "{base}");
@@ -321,5 +321,4 @@ async fn two_shards_merge_in_the_aggregator_and_stay_out_of_slo_data() {
     assert!(!metrics.contains("prober=\"load-1\""), "a load identity has no per-site gauges");
 
     server.shutdown().await.unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
 }

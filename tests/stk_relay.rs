@@ -5,6 +5,7 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use scenarios::{Outcome, PlayOptions, journey::parse_journey, play};
+use testkit::config::AggregatorConfig;
 
 const TOKEN: &str = "relay-test-token-6f1d0c2a9b";
 
@@ -41,12 +42,9 @@ steps:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_callback_is_read_only_with_a_prober_token() {
-    let dir = std::env::temp_dir().join(format!("stk-relay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("aggregator.yaml");
-    let yaml = "listen: 127.0.0.1:0\ndata_dir: data\nprobers:\n  - {id: nbo-1, region: nairobi, token: env:NBO}\n";
-    std::fs::write(&path, yaml).unwrap();
+    let dir = testkit::temp_dir("stk-relay");
+    let path =
+        AggregatorConfig::new("127.0.0.1:0").prober("nbo-1", "nairobi", "env:NBO").write(&dir.join("aggregator.yaml"));
     let env = |name: &str| (name == "NBO").then(|| TOKEN.to_owned());
     let config = aggregator::Config::load_with_env(&path, &env).unwrap();
     let agg = aggregator::Server::start(&config, Arc::new(aggregator::clock::SystemClock)).await.unwrap();
@@ -72,5 +70,4 @@ async fn a_relayed_callback_is_read_only_with_a_prober_token() {
 
     sb.shutdown().await;
     agg.shutdown().await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,7 +20,7 @@ const T0: i64 = 1_800_000_000_000;
 /// A running aggregator and its data directory, removed at shutdown.
 struct Agg {
     server: Server,
-    dir: std::path::PathBuf,
+    _dir: TempDir,
 }
 
 impl std::ops::Deref for Agg {
@@ -33,7 +33,6 @@ impl std::ops::Deref for Agg {
 impl Agg {
     async fn shutdown(self) {
         self.server.shutdown().await.unwrap();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -42,7 +41,7 @@ async fn start(tag: &str, connections: &str) -> (Agg, Http) {
     let config = load_config(&dir, &format!("connections:\n{connections}"));
     let server = Server::start(&config, Arc::new(ManualClock::new(T0 + 15_000))).await.unwrap();
     let http = Http::new(server.base_url());
-    (Agg { server, dir }, http)
+    (Agg { server, _dir: dir }, http)
 }
 
 fn ok_report(seq: u64) -> report::Report {
@@ -181,15 +180,12 @@ async fn fifty_megabytes_over_http2_get_413_on_reports_and_on_the_relay() {
 /// after a complete answer; the listener lets the upload finish (within its linger bounds).
 #[tokio::test]
 async fn curl_reads_the_413_of_a_fifty_megabyte_http2_upload() {
-    let Ok(version) = tokio::process::Command::new("curl").arg("--version").output().await else {
-        assert!(std::env::var("CI").is_err(), "curl is required in CI (.ci/run installs it)");
-        eprintln!("SKIPPED: curl is not installed");
+    if !testkit::require_tool("curl") {
         return;
-    };
+    }
+    let version = tokio::process::Command::new("curl").arg("--version").output().await.unwrap();
     if !String::from_utf8_lossy(&version.stdout).contains("HTTP2") {
-        assert!(std::env::var("CI").is_err(), "this curl has no HTTP/2");
-        eprintln!("SKIPPED: this curl has no HTTP/2");
-        return;
+        return testkit::skip("this curl has no HTTP/2");
     }
     let (server, _http) = start("curl", "  header_read_timeout: 10s\n").await;
     let dir = temp_dir("curl-body");
@@ -210,7 +206,6 @@ async fn curl_reads_the_413_of_a_fifty_megabyte_http2_upload() {
         assert_eq!(said, "413 2", "{path}: {said} {}", String::from_utf8_lossy(&out.stderr));
     }
     server.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A callback that declares more than the relay keeps is refused from its head: the answer comes

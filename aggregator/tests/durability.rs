@@ -16,12 +16,10 @@ const N: u64 = 30;
 fn write_config(dir: &Path) -> std::path::PathBuf {
     std::fs::write(dir.join("nbo.token"), format!("{NBO}\n")).unwrap();
     let path = dir.join("aggregator.yaml");
-    std::fs::write(
-        &path,
-        "listen: 127.0.0.1:0\ndata_dir: data\nshutdown_grace: 5s\nprobers:\n  - id: nbo-1\n    region: nairobi\n    token: file:nbo.token\n",
-    )
-    .unwrap();
-    path
+    testkit::config::AggregatorConfig::new("127.0.0.1:0")
+        .shutdown_grace(Duration::from_secs(5))
+        .prober("nbo-1", "nairobi", "file:nbo.token")
+        .write(&path)
 }
 
 async fn spawn(config: &Path) -> (Child, String) {
@@ -125,5 +123,4 @@ async fn kill_9_loses_nothing_acknowledged_and_counts_nothing_twice() {
     assert!(status.success(), "{status:?}");
     let wal = std::fs::metadata(dir.join("data/aggregator.sqlite-wal")).map_or(0, |m| m.len());
     assert_eq!(wal, 0, "the WAL was checkpointed on shutdown");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,21 +19,13 @@ const T0: i64 = 1_800_000_000_000; // a minute boundary (2027-01-15T08:00:00Z)
 const YEAR: i64 = 365 * 86_400_000;
 const YEAR_2100: i64 = 4_102_444_800_000;
 
-/// Removes a test's directory when the test ends, passed or not.
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start(tag: &str, extra: &str, clock: &ManualClock) -> (Server, Http, Cleanup) {
+/// The server, a client, and its directory (removed when the test ends, passed or not).
+async fn start(tag: &str, extra: &str, clock: &ManualClock) -> (Server, Http, TempDir) {
     let dir = temp_dir(tag);
     let config = load_config(&dir, extra);
     let server = Server::start(&config, Arc::new(clock.clone())).await.unwrap();
     let http = Http::new(server.base_url());
-    (server, http, Cleanup(dir))
+    (server, http, dir)
 }
 
 /// A Nairobi report of `runs` ok checkouts (1.2 s each), 15 s ending at `end_ms`.
@@ -41,10 +33,7 @@ fn nbo(seq: u64, end_ms: i64, runs: usize) -> report::Report {
     report("nbo-1", "nairobi", seq, end_ms, vec![series(key("checkout", "", "ok", "nairobi"), &vec![1_200_000; runs])])
 }
 
-/// The report's wire JSON, for changes the Rust type cannot express.
-fn wire(r: &report::Report) -> Value {
-    serde_json::from_slice(&report::encode(r)).unwrap()
-}
+use testkit::reports::wire;
 
 async fn post_json(http: &Http, token: &str, v: &Value) -> (u16, Value) {
     let (s, j, _) = http.request("POST", "/api/v1/reports", Some(token), serde_json::to_vec(v).unwrap()).await;

@@ -11,7 +11,7 @@
 //!
 //! Needs promtool (Debian's `prometheus`); under CI=true its absence is a failure.
 
-use std::{collections::BTreeMap, fmt::Write as _, process::Command};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use aggregator::slo::{
     engine::{Engine, SeriesEvent},
@@ -22,6 +22,7 @@ use aggregator::slo::{
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use rand::{RngExt, SeedableRng};
+use testkit::prometheus::Promtool;
 
 const T0: i64 = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000;
 const MIN: i64 = 60_000;
@@ -93,11 +94,7 @@ fn camel(s: &str) -> String {
 
 #[test]
 fn burn_rates_and_alerts_match_prometheus() {
-    if Command::new("promtool").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "promtool is missing: .ci/run must install `prometheus`");
-        eprintln!("SKIPPED: promtool not installed (apt-get install prometheus)");
-        return;
-    }
+    let Some(promtool) = Promtool::find() else { return };
     let slos = bundled();
     let mut engine = Engine::new(slos.clone());
     let metrics = SloMetrics::new(&slos);
@@ -157,8 +154,7 @@ fn burn_rates_and_alerts_match_prometheus() {
     }
 
     // The promtool test file.
-    let dir = std::env::temp_dir().join(format!("parity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::temp_dir("parity");
     std::fs::write(dir.join("rules.yml"), rules_yaml(&slos)).unwrap();
     let mut t = String::from(
         "rule_files: [rules.yml]\n# Rules are evaluated every 5 m; every checked time is a multiple of it.\nevaluation_interval: 5m\ntests:\n  - interval: 1m\n    input_series:\n",
@@ -214,14 +210,15 @@ fn burn_rates_and_alerts_match_prometheus() {
     assert!(expected_alerts >= 10, "only {expected_alerts} expected firing alerts: the scenario is too quiet");
     assert!(firing_at.values().any(|f| f.iter().any(|x| x.2 == "kampala" && x.3 == Severity::Page)));
 
-    let out = Command::new("promtool").args(["test", "rules", "test.yml"]).current_dir(&dir).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "Prometheus disagrees with the engine ({parity_checks} parity checks, {expected_alerts} expected alerts); files in {}:\n{}",
-        dir.display(),
-        text.chars().take(6000).collect::<String>()
-    );
+    let said = promtool.test_rules(&dir, "test.yml");
+    if !said.ok {
+        // Kept for reading: the rules and the test file promtool disagreed on.
+        let kept = dir.keep();
+        panic!(
+            "Prometheus disagrees with the engine ({parity_checks} parity checks, {expected_alerts} expected alerts); files in {}:\n{}",
+            kept.display(),
+            said.text.chars().take(6000).collect::<String>()
+        );
+    }
     eprintln!("parity: {parity_checks} ratio checks and {expected_alerts} firing alerts agree with promtool");
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -12,15 +12,7 @@ use aggregator::{
     clock::{ManualClock, SharedClock},
 };
 use common::{Http, KLA, NBO, key, load_config, report, series, temp_dir};
-
-fn have(cmd: &str, what: &str) -> bool {
-    if Command::new(cmd).arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{cmd} is missing: .ci/run must install {what}");
-    eprintln!("SKIPPED part: {cmd} not installed ({what})");
-    false
-}
+use testkit::prometheus::Promtool;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burn_rates_flow_to_metrics_api_and_status_page() {
@@ -96,19 +88,9 @@ async fn burn_rates_flow_to_metrics_api_and_status_page() {
     assert!((exported - burn_5m).abs() < 1e-9, "{burn_line} vs the API's {burn_5m}");
     assert!(!text.contains("# EOF"), "the Prometheus text format by default");
     assert!(text.contains("# TYPE synthetic_journey_runs_total counter"));
-    if have("promtool", "prometheus") {
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let msg = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "promtool check metrics:\n{msg}");
+    if let Some(promtool) = Promtool::find() {
+        let said = promtool.check_metrics(&text);
+        assert!(said.ok, "promtool check metrics:\n{}", said.text);
     }
 
     // The status page: served, self-contained, and showing the API's numbers.
@@ -121,7 +103,7 @@ async fn burn_rates_flow_to_metrics_api_and_status_page() {
     );
     assert!(html.contains("Savanna Pulse: status"));
 
-    if have("chromium", "chromium") {
+    if testkit::require_tool("chromium") {
         let profile = dir.join("chromium-profile");
         let url = format!("{}/status", server.base_url());
         let chrome = |extra: &[&str]| {
@@ -158,5 +140,4 @@ async fn burn_rates_flow_to_metrics_api_and_status_page() {
         assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "the screenshot is suspiciously small");
     }
     server.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -60,7 +60,6 @@ async fn a_prober_reports_over_http2_and_tls() {
     }
     assert_eq!(server.store().counts(&aggregator::Selection::all(), 0, i64::MAX).unwrap().total, 1);
     server.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -70,5 +69,4 @@ fn plain_http_off_loopback_is_refused_at_config_time() {
     std::fs::write(&path, config_yaml("").replace("127.0.0.1:0", "0.0.0.0:8443")).unwrap();
     let e = aggregator::Config::load_with_env(&path, &env).unwrap_err().to_string();
     assert!(e.contains("aggregator.yaml:1:") && e.contains("tls"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -139,20 +139,20 @@ mod tests {
 
     #[test]
     fn resolution_trims_and_refuses_empty_and_missing() {
-        let dir = std::env::temp_dir().join(format!("conf-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        // tempfile directly: testkit itself depends on conf.
+        let tmp = tempfile::Builder::new().prefix("savanna-conf-secret-").tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::write(dir.join("pin"), "1234\n").unwrap();
         std::fs::write(dir.join("empty"), "\n").unwrap();
         let env = |n: &str| (n == "TOKEN").then(|| "  tok-0123456789abcdef ".to_owned());
         let file = |p: &str| SecretRef::File(p.into());
-        assert_eq!(file("pin").resolve_with(&dir, &env).unwrap().expose(), "1234");
-        assert!(file("empty").resolve_with(&dir, &env).unwrap_err().contains("is empty"));
-        assert!(file("nope").resolve_with(&dir, &env).unwrap_err().contains("cannot read secret file"));
-        let t = SecretRef::Env("TOKEN".into()).resolve_with(&dir, &env).unwrap();
+        assert_eq!(file("pin").resolve_with(dir, &env).unwrap().expose(), "1234");
+        assert!(file("empty").resolve_with(dir, &env).unwrap_err().contains("is empty"));
+        assert!(file("nope").resolve_with(dir, &env).unwrap_err().contains("cannot read secret file"));
+        let t = SecretRef::Env("TOKEN".into()).resolve_with(dir, &env).unwrap();
         assert_eq!(t.expose(), "tok-0123456789abcdef");
-        let e = SecretRef::Env("UNSET_4711".into()).resolve_with(&dir, &env).unwrap_err();
+        let e = SecretRef::Env("UNSET_4711".into()).resolve_with(dir, &env).unwrap_err();
         assert!(e.contains("`UNSET_4711` is not set"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

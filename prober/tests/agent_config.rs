@@ -16,13 +16,25 @@ fn scenarios_dir() -> String {
     format!("{}/../scenarios", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A config file in a fresh dir, with a token file beside it.
-fn write(name: &str, yaml: &str) -> std::path::PathBuf {
+/// A config file in a fresh dir (removed when this is dropped), with a token file beside it.
+struct Written {
+    _dir: testkit::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Written {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+fn write(name: &str, yaml: &str) -> Written {
     let dir = tmpdir(name);
     std::fs::write(dir.join("token"), "tok-123\n").unwrap();
     let path = dir.join("edge.yaml");
     std::fs::write(&path, yaml.replace("SCENARIOS", &scenarios_dir())).unwrap();
-    path
+    Written { _dir: dir, path }
 }
 
 const GOOD: &str = "\

@@ -13,6 +13,7 @@ use std::{
 
 use agent_support::{FakeAggregator, TOKEN, tmpdir, wait_until};
 use parking_lot::Mutex;
+use testkit::config::{EdgeConfig, EdgeJourney, ms};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -35,46 +36,47 @@ async fn sandbox() -> sandbox::SandboxHandle {
     .unwrap()
 }
 
-/// An edge config with three journeys: USSD balance and STK push on the sandbox, and a probe of
-/// the fake aggregator's `/probe` counter (so the test knows how many runs reached a server).
-fn write_config(dir: &Path, sandbox: &str, agg: &str) -> PathBuf {
+/// The edge config without journeys; writes the token file and the probe journey (a GET of the
+/// fake aggregator's `/probe` counter, so the test knows how many runs reached a server) into `dir`.
+fn base_config(dir: &Path, agg: &str) -> EdgeConfig {
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
     std::fs::write(
         dir.join("probe.yaml"),
         "name: probe\nvariables:\n  target: http://127.0.0.1:1\nsteps:\n  - name: hit\n    http:\n      url: \"{{ target }}/probe\"\n      assert: {status: 200}\n",
     )
     .unwrap();
+    EdgeConfig::new("e2e-1", "nairobi", agg, "file:token")
+        .reporting_interval(ms(1_000))
+        .concurrency(3)
+        .profile("loopback")
+        .listen("127.0.0.1:0")
+        .seed(11)
+}
+
+/// The probe journey, every 400 ms, with `timeout`.
+fn probe(agg: &str, timeout: Duration) -> EdgeJourney {
+    EdgeJourney::new("probe.yaml", ms(400)).timeout(timeout).var("target", agg)
+}
+
+/// An edge config with three journeys: USSD balance and STK push on the sandbox, and the probe.
+fn edge_config(dir: &Path, sandbox: &str, agg: &str) -> EdgeConfig {
+    with_sandbox_journeys(base_config(dir, agg), sandbox).journey(probe(agg, ms(300)))
+}
+
+fn with_sandbox_journeys(c: EdgeConfig, sandbox: &str) -> EdgeConfig {
     let s = scenarios_dir();
-    let yaml = format!(
-        "\
-prober: {{id: e2e-1, region: nairobi}}
-aggregator: {{url: \"{agg}\", token: file:token}}
-reporting_interval: 1s
-concurrency: 3
-profile: loopback
-listen: 127.0.0.1:0
-seed: 11
-journeys:
-  - file: {s}/ussd-balance.yaml
-    interval: 600ms
-    timeout: 500ms
-    variables: {{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}
-  - file: {s}/mpesa-stk-push.yaml
-    interval: 900ms
-    timeout: 800ms
-    variables: {{daraja: \"{sandbox}\"}}
-  - file: probe.yaml
-    interval: 400ms
-    timeout: 300ms
-    variables: {{target: \"{agg}\"}}
-outbox:
-  dir: outbox
-",
-        s = s.display()
-    );
-    let path = dir.join("edge.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    c.journey(
+        EdgeJourney::new(s.join("ussd-balance.yaml"), ms(600))
+            .timeout(ms(500))
+            .var("ussd_url", format!("{sandbox}/ussd/at"))
+            .var("events_url", format!("{sandbox}/ussd/at/events")),
+    )
+    .journey(EdgeJourney::new(s.join("mpesa-stk-push.yaml"), ms(900)).timeout(ms(800)).var("daraja", sandbox))
+}
+
+/// [`edge_config`], written to `dir/edge.yaml`.
+fn write_config(dir: &Path, sandbox: &str, agg: &str) -> PathBuf {
+    edge_config(dir, sandbox, agg).write(&dir.join("edge.yaml"))
 }
 
 struct Prober {
@@ -240,7 +242,6 @@ async fn sigterm_flushes_the_last_interval_and_every_run_is_counted_once() {
     // Every report announces the configured cadence, the first (partial) interval's included.
     assert!(reports.iter().all(|r| r.heartbeat.interval_ms == Some(1_000)), "{:?}", reports[0].heartbeat);
     sb.shutdown().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +284,6 @@ async fn kill_9_then_restart_reuses_no_seq_and_delivers_the_outbox() {
     assert_eq!(replayed, kept, "the outbox was replayed oldest first");
     assert!(outbox_seqs(&dir).is_empty(), "everything acknowledged");
     sb.shutdown().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,15 +291,10 @@ async fn sighup_adds_journeys_and_a_bad_reload_keeps_the_running_ones() {
     let sb = sandbox().await;
     let agg = FakeAggregator::start().await;
     let dir = tmpdir("e2e-hup");
-    let config = write_config(&dir, sb.base_url(), &agg.url());
-    let original = std::fs::read_to_string(&config).unwrap();
+    let config = dir.join("edge.yaml");
+    let original = edge_config(&dir, sb.base_url(), &agg.url()).to_yaml();
     // Start with the probe journey only.
-    let only_probe = {
-        let start = original.find("  - file: ").unwrap();
-        let probe = original.find("  - file: probe.yaml").unwrap();
-        format!("{}{}", &original[..start], &original[probe..])
-    };
-    std::fs::write(&config, &only_probe).unwrap();
+    base_config(&dir, &agg.url()).journey(probe(&agg.url(), ms(300))).write(&config);
     let p = Prober::start(&config);
     wait_until("a report with probe runs", Duration::from_secs(30), || {
         agg.reports().iter().any(|r| journey_runs(r, "probe") > 0)
@@ -318,7 +313,10 @@ async fn sighup_adds_journeys_and_a_bad_reload_keeps_the_running_ones() {
     .await;
 
     // A broken file is refused; the running journeys go on.
-    std::fs::write(&config, original.replace("timeout: 300ms", "timeout: 3s")).unwrap();
+    // The probe's timeout above its interval: refused.
+    with_sandbox_journeys(base_config(&dir, &agg.url()), sb.base_url())
+        .journey(probe(&agg.url(), Duration::from_secs(3)))
+        .write(&config);
     hup(p.child.id().unwrap()).await;
     wait_until("the refusal in the log", Duration::from_secs(10), || p.log().contains("reload refused")).await;
     let seen = agg.stored_seqs().len();
@@ -332,7 +330,6 @@ async fn sighup_adds_journeys_and_a_bad_reload_keeps_the_running_ones() {
     let (started, finished) = started_and_finished(&reports);
     assert_eq!(started, finished, "reloads lose no run");
     sb.shutdown().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Journey-level runs per journey in a journal's durable records.
@@ -349,11 +346,11 @@ async fn kill_9_loses_no_finished_run_the_journal_becomes_the_report() {
     let sb = sandbox().await;
     let agg = FakeAggregator::start().await;
     let dir = tmpdir("e2e-journal");
-    let config = write_config(&dir, sb.base_url(), &agg.url());
     // A long interval, so the kill lands inside one with runs in it; keep acknowledged reports.
-    let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, yaml.replace("reporting_interval: 1s", "reporting_interval: 30s") + "  keep_acked: true\n")
-        .unwrap();
+    let config = edge_config(&dir, sb.base_url(), &agg.url())
+        .reporting_interval(Duration::from_secs(30))
+        .keep_acked()
+        .write(&dir.join("edge.yaml"));
     let outbox = dir.join("outbox");
     let open_runs = || {
         let seqs = prober::agent::journal::list(&outbox).unwrap_or_default();
@@ -399,7 +396,6 @@ async fn kill_9_loses_no_finished_run_the_journal_becomes_the_report() {
     assert_eq!(archived, seqs);
     assert!(prober::agent::journal::list(&outbox).unwrap().is_empty());
     sb.shutdown().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,7 +433,7 @@ async fn intervals_the_outbox_could_not_store_are_reported_once_it_can_again() {
     assert_eq!(code, 503, "not ready while reports cannot be stored");
 
     // The disk recovers: the failed intervals' journals become reports at the next boundary.
-    std::fs::remove_dir_all(&mark).unwrap();
+    std::fs::remove_dir_all(&mark).unwrap(); // the blocking directory, not the test's
     std::fs::write(&mark, before).unwrap();
     let (code, log) = {
         let stored_then = agg.stored_seqs().len();
@@ -464,5 +460,4 @@ async fn intervals_the_outbox_could_not_store_are_reported_once_it_can_again() {
     assert_eq!(started, finished, "runs started vs runs reported");
     assert!(outbox_seqs(&dir).is_empty(), "everything acknowledged");
     sb.shutdown().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -18,8 +18,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, pem::
 use scenarios::journey::Secret;
 use tokio::sync::{Notify, watch};
 
-fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>) {
-    let dir = tmpdir(name).join("outbox");
+/// An outbox in a fresh directory (removed when the guard drops).
+fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>, testkit::TempDir) {
+    let tmp = tmpdir(name);
+    let dir = tmp.join("outbox");
     let cfg = OutboxConfig {
         dir: dir.clone(),
         max_bytes: 1 << 20,
@@ -27,7 +29,7 @@ fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>) {
         max_rejected: 10,
         keep_acked: false,
     };
-    (dir, Arc::new(Outbox::open(&cfg).unwrap()))
+    (dir, Arc::new(Outbox::open(&cfg).unwrap()), tmp)
 }
 
 fn fill(ob: &Outbox, n: usize) {
@@ -65,7 +67,7 @@ fn pending(ob: &Outbox) -> Vec<u64> {
 async fn an_outage_loses_nothing_and_replays_in_seq_order() {
     let agg = FakeAggregator::start().await;
     agg.set_down(true);
-    let (_dir, ob) = outbox("outage");
+    let (_dir, ob, _tmp) = outbox("outage");
     fill(&ob, 5);
     let run = start_sender(ob.clone(), &agg.url(), TOKEN, &[]);
 
@@ -115,7 +117,7 @@ async fn a_rejected_report_goes_aside_and_a_duplicate_counts_as_delivered() {
     agg.reject(2);
     // Seq 3 reached the aggregator before (say the ack was lost): it answers `duplicate`.
     agg.state.stored.lock().insert(("test-1".into(), 3), sample_report(3));
-    let (dir, ob) = outbox("reject");
+    let (dir, ob, _tmp) = outbox("reject");
     fill(&ob, 4);
     let run = start_sender(ob.clone(), &agg.url(), TOKEN, &[]);
     wait_until("the outbox to drain", Duration::from_secs(20), || pending(&ob).is_empty()).await;
@@ -137,7 +139,7 @@ async fn a_rejected_report_goes_aside_and_a_duplicate_counts_as_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_keeps_reports_in_the_outbox_and_never_writes_the_token() {
     let agg = FakeAggregator::start().await;
-    let (dir, ob) = outbox("token");
+    let (dir, ob, _tmp) = outbox("token");
     fill(&ob, 1);
     let wrong = "wrong-token-3b9d";
     let run = start_sender(ob.clone(), &agg.url(), wrong, &[]);

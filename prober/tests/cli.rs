@@ -63,14 +63,12 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     assert_eq!(code, 2);
     assert!(err.contains("--upstream") && err.contains("host:port"), "{err}");
 
-    let dir = std::env::temp_dir().join(format!("prober-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::temp_dir("prober-cli");
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "name: x\ndown_kbps: 100\nloss_pct: 101\n").unwrap();
     let (code, _, err) = prober(&["profiles", "--profile-file", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("bad.yaml:3:11: loss_pct: must be a percentage between 0 and 100, got 101"), "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -125,11 +125,8 @@ async fn plain_server() -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("prober-load-tls-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> testkit::TempDir {
+    testkit::temp_dir(&format!("prober-load-tls-{name}"))
 }
 
 async fn prober(args: Vec<String>) -> Output {
@@ -191,7 +188,6 @@ async fn https_with_http1_and_http2_with_and_without_connection_reuse() {
             assert!((1..=3).contains(&handshakes), "{name}: {handshakes} handshakes for 3 kept-alive connections");
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Without --ca-file the self-signed certificate is not trusted: every request is a `tls_error`,
@@ -220,7 +216,6 @@ async fn an_untrusted_certificate_is_a_tls_error() {
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--ca-file") && text(&o).contains("empty.pem"), "{}", text(&o));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// `--http2` on `http://`: HTTP/2 with prior knowledge (h2c), kept alive or not.
@@ -245,5 +240,4 @@ async fn http2_with_prior_knowledge_on_plain_http() {
             assert!((1..=3).contains(&connections), "{name}: {connections} connections");
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }

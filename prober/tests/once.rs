@@ -31,8 +31,7 @@ async fn sandbox() -> sandbox::SandboxHandle {
 
 /// Runs `prober once` on a bundled journey whose secrets come from the environment.
 fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
-    let dir = std::env::temp_dir().join(format!("prober-once-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::temp_dir(&format!("prober-once-{name}"));
     let src = std::fs::read_to_string(journeys().join(format!("{name}.yaml")))
         .unwrap()
         .replace("file:secrets/sandbox-ussd-pin", "env:TEST_USSD_PIN")
@@ -64,7 +63,7 @@ fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
         .env("PROBER_LOG", "debug")
         .output()
         .unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
+    drop(dir);
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -112,13 +111,13 @@ async fn exit_codes_tell_a_failed_journey_from_a_bad_file() {
     assert!(text.contains("FAILED (gateway_error)") && text.contains("HTTP 503"), "{text}");
     sb.shutdown().await;
 
-    let bad = std::env::temp_dir().join(format!("prober-bad-{}.yaml", std::process::id()));
+    let dir = testkit::temp_dir("prober-bad");
+    let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "name: x\nsteps:\n  - name: a\n    wait: {fixed: 1 fortnight}\n").unwrap();
     let out = Command::new(PROBER).args(["once", bad.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(":4:19: steps[0].wait.fixed: `1 fortnight`"), "{err}");
-    std::fs::remove_file(bad).unwrap();
 
     let out = Command::new(PROBER)
         .args(["once", journeys().join("ussd-balance.yaml").to_str().unwrap(), "--set", "nope=1"])

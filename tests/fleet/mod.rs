@@ -15,6 +15,8 @@ use std::{
 };
 
 use parking_lot::Mutex;
+pub use testkit::TempDir;
+use testkit::config::{AggregatorConfig, EdgeConfig, EdgeJourney, ms};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, BufReader},
     process::{Child, Command},
@@ -81,12 +83,9 @@ pub fn bins() -> &'static Bins {
     })
 }
 
-/// A fresh directory for one test.
-pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("savanna-fleet-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory for one test, removed when the guard drops (passed or failed).
+pub fn tmpdir(name: &str) -> TempDir {
+    testkit::temp_dir(&format!("fleet-{name}"))
 }
 
 /// Polls `f` every 100 ms until it holds; panics with `what` after `limit`.
@@ -200,19 +199,21 @@ pub async fn start_sandbox(name: &str, prefix: &[&str]) -> (Proc, String) {
     (p, url.trim().to_owned())
 }
 
-/// Writes the aggregator's config (three prober tokens by `env:` reference) into `dir`.
-pub fn write_aggregator_config(dir: &Path, listen: &str, tls: Option<(&Path, &Path)>) -> PathBuf {
-    let mut yaml =
-        format!("listen: {listen}\ndata_dir: data\nshutdown_grace: 2s\nslo: {{evaluation_interval: 2s}}\nprobers:\n");
+/// The aggregator's config: the three prober tokens by `env:` reference, SLOs every 2 s.
+pub fn aggregator_config(listen: &str, tls: Option<(&Path, &Path)>) -> AggregatorConfig {
+    let mut c = AggregatorConfig::new(listen).shutdown_grace(ms(2_000)).evaluation_interval(ms(2_000));
     for e in EDGES {
-        yaml += &format!("  - {{id: {}, region: {}, token: \"env:{}\"}}\n", e.id, e.region, e.token_env);
+        c = c.prober(e.id, e.region, &format!("env:{}", e.token_env));
     }
     if let Some((cert, key)) = tls {
-        yaml += &format!("tls:\n  cert_file: {}\n  key_file: {}\n", cert.display(), key.display());
+        c = c.tls(cert, key);
     }
-    let path = dir.join("aggregator.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    c
+}
+
+/// Writes [`aggregator_config`] into `dir/aggregator.yaml`.
+pub fn write_aggregator_config(dir: &Path, listen: &str, tls: Option<(&Path, &Path)>) -> PathBuf {
+    aggregator_config(listen, tls).write(&dir.join("aggregator.yaml"))
 }
 
 /// The aggregator's environment: the three tokens.
@@ -233,49 +234,37 @@ pub async fn start_aggregator(prefix: &[&str], config: &Path) -> (Proc, String) 
     (p, url.trim().to_owned())
 }
 
-/// Writes one edge's config into `dir` (outbox `dir/outbox`, acknowledged reports archived):
-/// the four bundled journeys against `sandbox`, reporting every 2 s to `aggregator`.
+/// One edge's config (outbox `outbox/`, acknowledged reports archived): the four bundled
+/// journeys against `sandbox`, reporting every 2 s to `aggregator`.
+pub fn prober_config(edge: &Edge, sandbox: &str, aggregator: &str, ca: Option<&Path>) -> EdgeConfig {
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let ussd = |j: EdgeJourney| {
+        j.var("ussd_url", format!("{sandbox}/ussd/at")).var("events_url", format!("{sandbox}/ussd/at/events"))
+    };
+    let mut c = EdgeConfig::new(edge.id, edge.region, aggregator, "env:PROBER_TOKEN")
+        .reporting_interval(ms(REPORTING_INTERVAL_MS))
+        .concurrency(4)
+        .profile(edge.profile)
+        .listen("127.0.0.1:0")
+        .journey(ussd(EdgeJourney::new(s.join("ussd-balance.yaml"), ms(3_000)).timeout(ms(2_500))))
+        .journey(ussd(EdgeJourney::new(s.join("ussd-send-money.yaml"), ms(4_000)).timeout(ms(3_500))))
+        .journey(EdgeJourney::new(s.join("mpesa-stk-push.yaml"), ms(3_000)).timeout(ms(2_500)).var("daraja", sandbox))
+        .journey(
+            EdgeJourney::new(s.join("checkout-mpesa.yaml"), ms(4_000))
+                .timeout(ms(3_500))
+                .var("shop", format!("{sandbox}/shop/api")),
+        )
+        .keep_acked();
+    if let Some(ca) = ca {
+        c = c.ca_file(ca);
+    }
+    c
+}
+
+/// Writes [`prober_config`] into `dir/edge.yaml` (creating `dir`).
 pub fn write_prober_config(dir: &Path, edge: &Edge, sandbox: &str, aggregator: &str, ca: Option<&Path>) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let s = s.display();
-    let ca = ca.map(|p| format!(", ca_file: \"{}\"", p.display())).unwrap_or_default();
-    let yaml = format!(
-        "\
-prober: {{id: {id}, region: {region}}}
-aggregator: {{url: \"{aggregator}\", token: \"env:PROBER_TOKEN\"{ca}}}
-reporting_interval: {REPORTING_INTERVAL_MS}ms
-concurrency: 4
-profile: {profile}
-listen: 127.0.0.1:0
-journeys:
-  - file: {s}/ussd-balance.yaml
-    interval: 3s
-    timeout: 2500ms
-    variables: {{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}
-  - file: {s}/ussd-send-money.yaml
-    interval: 4s
-    timeout: 3500ms
-    variables: {{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}
-  - file: {s}/mpesa-stk-push.yaml
-    interval: 3s
-    timeout: 2500ms
-    variables: {{daraja: \"{sandbox}\"}}
-  - file: {s}/checkout-mpesa.yaml
-    interval: 4s
-    timeout: 3500ms
-    variables: {{shop: \"{sandbox}/shop/api\"}}
-outbox:
-  dir: outbox
-  keep_acked: true
-",
-        id = edge.id,
-        region = edge.region,
-        profile = edge.profile,
-    );
-    let path = dir.join("edge.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    prober_config(edge, sandbox, aggregator, ca).write(&dir.join("edge.yaml"))
 }
 
 pub fn start_prober(prefix: &[&str], edge: &Edge, config: &Path) -> Proc {

@@ -114,7 +114,7 @@ async fn run(store: Arc<Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Jo
 
 #[cfg(test)]
 mod tests {
-    use report::{Heartbeat, Series, SeriesKey};
+    use testkit::reports::{ReportBuilder, key, series};
 
     use super::*;
     use crate::store::{Selection, StoreOptions};
@@ -122,37 +122,23 @@ mod tests {
     const T0: i64 = 1_700_000_000_000;
 
     fn report(prober: &str, seq: u64, values_us: &[u64]) -> Arc<Report> {
-        let mut h = report::new_histogram();
-        for v in values_us {
-            h.record(*v).unwrap();
-        }
-        let key = SeriesKey {
-            journey: "checkout".into(),
-            step: String::new(),
-            outcome: "ok".into(),
-            region: "nairobi".into(),
-            profile: "ea-3g".into(),
-        };
-        Arc::new(Report {
-            prober: prober.into(),
-            region: "nairobi".into(),
-            seq,
-            interval_start_ms: T0,
-            interval_end_ms: T0 + 15_000,
-            sent_at_ms: T0 + 15_000,
-            run: None,
-            heartbeat: Heartbeat::default(),
-            series: vec![Series { key, count: values_us.len() as u64, histogram: (&h).into() }],
-        })
+        Arc::new(
+            ReportBuilder::new(prober, "nairobi")
+                .seq(seq)
+                .ending_at(T0 + 15_000)
+                .with(series(key("checkout", "", "ok", "nairobi"), values_us))
+                .build(),
+        )
     }
 
     fn receipt() -> Receipt {
         Receipt { received_ms: T0 + 15_000, offset_ms: 0, correction_ms: 0 }
     }
 
-    fn open(tag: &str, busy: std::time::Duration) -> Arc<Store> {
+    /// A store in a fresh directory (removed when the guard drops).
+    fn open(tag: &str, busy: std::time::Duration) -> (Arc<Store>, testkit::TempDir) {
         let dir = crate::store::tests::temp_dir(tag);
-        Arc::new(Store::open(&dir, StoreOptions { busy_timeout: busy, ..StoreOptions::default() }).unwrap())
+        (Arc::new(Store::open(&dir, StoreOptions { busy_timeout: busy, ..StoreOptions::default() }).unwrap()), dir)
     }
 
     /// Queues every report before the writer task can run (one poll pass over all the requests on
@@ -176,7 +162,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn duplicates_within_one_batch_count_once() {
-        let store = open("batch-dup", std::time::Duration::from_secs(5));
+        let (store, _dir) = open("batch-dup", std::time::Duration::from_secs(5));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), MAX_BATCH);
         let a = report("nbo-1", 1, &[10, 20]);
@@ -197,7 +183,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_batch_that_cannot_commit_acknowledges_nothing() {
-        let store = open("batch-fail", std::time::Duration::from_millis(50));
+        let (store, _dir) = open("batch-fail", std::time::Duration::from_millis(50));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), MAX_BATCH);
         let reports: Vec<_> = (1..=5).map(|seq| report("nbo-1", seq, &[seq * 100])).collect();
@@ -221,7 +207,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn only_the_report_that_overflows_a_count_is_refused() {
-        let store = open("batch-overflow", std::time::Duration::from_secs(5));
+        let (store, _dir) = open("batch-overflow", std::time::Duration::from_secs(5));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), MAX_BATCH);
         // Built by hand: the decoder and ingest's bounds would never let this through.
@@ -238,7 +224,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn batches_are_bounded() {
-        let store = open("batch-max", std::time::Duration::from_secs(5));
+        let (store, _dir) = open("batch-max", std::time::Duration::from_secs(5));
         let metrics = Arc::new(Metrics::new());
         let writer = Writer::spawn(store.clone(), metrics.clone(), 2);
         let reports: Vec<_> = (1..=5).map(|seq| report("nbo-1", seq, &[7])).collect();

@@ -107,17 +107,9 @@ impl Dim {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use testkit::reports::key;
 
-    fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey {
-        SeriesKey {
-            journey: journey.into(),
-            step: step.into(),
-            outcome: outcome.into(),
-            region: region.into(),
-            profile: "ea-3g".into(),
-        }
-    }
+    use super::*;
 
     #[test]
     fn lists_filter_and_none_keeps_all() {

@@ -1,52 +1,23 @@
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use report::{Heartbeat, Series};
+use testkit::reports::{ReportBuilder, key, series};
 
 use super::*;
 
-pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "agg-store-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh directory for one store, removed when the guard drops.
+pub(crate) fn temp_dir(tag: &str) -> testkit::TempDir {
+    testkit::temp_dir(&format!("agg-store-{tag}"))
 }
 
 const T0: i64 = 1_700_000_040_000; // a minute boundary
 
-fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey {
-    SeriesKey {
-        journey: journey.into(),
-        step: step.into(),
-        outcome: outcome.into(),
-        region: region.into(),
-        profile: "ea-3g".into(),
-    }
-}
-
-fn series(k: SeriesKey, values_us: &[u64]) -> Series {
-    let mut h = report::new_histogram();
-    for v in values_us {
-        h.record(*v).unwrap();
-    }
-    Series { key: k, count: values_us.len() as u64, histogram: (&h).into() }
-}
-
 fn report(prober: &str, seq: u64, end_ms: i64, series: Vec<Series>) -> Report {
-    Report {
-        prober: prober.into(),
-        region: series.first().map_or("nairobi".into(), |s| s.key.region.clone()),
-        seq,
-        interval_start_ms: end_ms - 15_000,
-        interval_end_ms: end_ms,
-        sent_at_ms: end_ms,
-        run: None,
-        heartbeat: Heartbeat { outbox_backlog: 1, version: "t".into(), ..Heartbeat::default() },
-        series,
-    }
+    let region = series.first().map_or("nairobi".into(), |s| s.key.region.clone());
+    ReportBuilder::new(prober, &region)
+        .seq(seq)
+        .ending_at(end_ms)
+        .heartbeat(Heartbeat { outbox_backlog: 1, version: "t".into(), ..Heartbeat::default() })
+        .series(series)
+        .build()
 }
 
 fn receipt(at: i64) -> Receipt {
@@ -80,7 +51,8 @@ fn a_replayed_report_counts_once_even_after_reopening() {
 
 #[test]
 fn queries_merge_exactly_like_a_histogram_merged_by_hand() {
-    let store = open(&temp_dir("merge"));
+    let dir = temp_dir("merge");
+    let store = open(&dir);
     let mut by_hand = report::new_histogram();
     let mut seq = 0;
     for minute in 0..5i64 {
@@ -135,7 +107,8 @@ fn interval_end_on_a_minute_boundary_belongs_to_the_minute_before() {
 
 #[test]
 fn correction_moves_the_bucket() {
-    let store = open(&temp_dir("correct"));
+    let dir = temp_dir("correct");
+    let store = open(&dir);
     let r = report("nbo-1", 1, T0 + 5 * MINUTE_MS + 10_000, vec![series(key("j", "", "ok", "nairobi"), &[5])]);
     // The prober's clock runs 3 minutes ahead.
     store.ingest(&r, Receipt { received_ms: T0, offset_ms: 3 * MINUTE_MS, correction_ms: 3 * MINUTE_MS }).unwrap();
@@ -148,7 +121,8 @@ fn correction_moves_the_bucket() {
 
 #[test]
 fn load_runs_are_kept_apart() {
-    let store = open(&temp_dir("runs"));
+    let dir = temp_dir("runs");
+    let store = open(&dir);
     let mut r = report("nbo-1", 1, T0 + 30_000, vec![series(key("checkout", "", "ok", "nairobi"), &[1, 2, 3])]);
     r.run = Some("run-42".into());
     store.ingest(&r, receipt(T0)).unwrap();
@@ -187,7 +161,8 @@ fn a_failed_commit_changes_nothing() {
 
 #[test]
 fn compaction_then_retention_with_a_moving_clock() {
-    let store = open(&temp_dir("compact"));
+    let dir = temp_dir("compact");
+    let store = open(&dir);
     let mut by_hand = report::new_histogram();
     for m in 0..120i64 {
         let vals = [1_000 + m as u64 * 10, 2_000_000];
@@ -269,7 +244,8 @@ fn the_disk_bound_drops_oldest_rollups_first() {
 
 #[test]
 fn a_batch_is_one_transaction_and_a_replay_within_it_counts_once() {
-    let store = open(&temp_dir("batch"));
+    let dir = temp_dir("batch");
+    let store = open(&dir);
     let k = key("checkout", "", "ok", "nairobi");
     let a = report("nbo-1", 1, T0 + 30_000, vec![series(k.clone(), &[10, 20])]);
     let b = report("nbo-1", 2, T0 + 45_000, vec![series(k.clone(), &[30])]);

@@ -1,35 +1,37 @@
 //! Helpers shared by the aggregator's integration tests.
 #![allow(dead_code)]
 
-use std::{
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::path::Path;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use report::{Heartbeat, Report, Series, SeriesKey};
+use report::Report;
+pub use testkit::{
+    TempDir,
+    reports::{interval as report, key, series},
+};
 
 pub const NBO: &str = "nbo-secret-0123456789";
 pub const KLA: &str = "kla-secret-0123456789";
 pub const DAR: &str = "dar-secret-0123456789";
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d =
-        std::env::temp_dir().join(format!("agg-it-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed when the returned guard is dropped (also when the test fails).
+pub fn temp_dir(tag: &str) -> TempDir {
+    testkit::temp_dir(&format!("agg-it-{tag}"))
 }
 
-/// A config for three probers on loopback, data in `dir`, with `extra` YAML appended.
+/// The three probers on loopback, tokens by `env:` reference ([`env`]), data in `data/`.
+pub fn config() -> testkit::config::AggregatorConfig {
+    testkit::config::AggregatorConfig::new("127.0.0.1:0")
+        .prober("nbo-1", "nairobi", "env:NBO")
+        .prober("kla-1", "kampala", "env:KLA")
+        .prober("dar-1", "dar", "env:DAR")
+}
+
+/// A config for three probers on loopback, data in `dir`, with `extra` YAML sections added.
 pub fn config_yaml(extra: &str) -> String {
-    format!(
-        "listen: 127.0.0.1:0\ndata_dir: data\nprobers:\n  - id: nbo-1\n    region: nairobi\n    token: env:NBO\n  \
-         - id: kla-1\n    region: kampala\n    token: env:KLA\n  - id: dar-1\n    region: dar\n    token: env:DAR\n{extra}"
-    )
+    config().merge_yaml(extra).to_yaml()
 }
 
 pub fn env(name: &str) -> Option<String> {
@@ -45,44 +47,6 @@ pub fn load_config(dir: &Path, extra: &str) -> aggregator::Config {
     let path = dir.join("aggregator.yaml");
     std::fs::write(&path, config_yaml(extra)).unwrap();
     aggregator::Config::load_with_env(&path, &env).unwrap()
-}
-
-pub fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey {
-    SeriesKey {
-        journey: journey.into(),
-        step: step.into(),
-        outcome: outcome.into(),
-        region: region.into(),
-        profile: "ea-3g".into(),
-    }
-}
-
-pub fn series(k: SeriesKey, values_us: &[u64]) -> Series {
-    let mut h = report::SparseHistogram::new();
-    for v in values_us {
-        h.record_n(*v, 1);
-    }
-    Series { key: k, count: values_us.len() as u64, histogram: h }
-}
-
-/// A 15 s report ending at `end_ms`, sent at `end_ms`.
-pub fn report(prober: &str, region: &str, seq: u64, end_ms: i64, series: Vec<Series>) -> Report {
-    Report {
-        prober: prober.into(),
-        region: region.into(),
-        seq,
-        interval_start_ms: end_ms - 15_000,
-        interval_end_ms: end_ms,
-        sent_at_ms: end_ms,
-        run: None,
-        heartbeat: Heartbeat {
-            outbox_backlog: 2,
-            outbox_dropped_total: 1,
-            version: "test".into(),
-            ..Heartbeat::default()
-        },
-        series,
-    }
 }
 
 /// A plain HTTP/1.1 client.

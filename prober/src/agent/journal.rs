@@ -240,10 +240,9 @@ mod tests {
     use super::*;
     use crate::agent::{config::OutboxConfig, recorder::StepRecord};
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("prober-journal-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// A fresh directory, removed when the guard drops.
+    fn tmpdir(name: &str) -> testkit::TempDir {
+        testkit::temp_dir(&format!("prober-journal-{name}"))
     }
 
     fn outbox(dir: &Path, keep_acked: bool) -> Outbox {
@@ -364,7 +363,6 @@ mod tests {
         let ob = outbox(&d, false);
         assert_eq!(recover(&ob, "kla-1", "kampala", &Heartbeat::default()).unwrap(), vec![]);
         assert_eq!(reported(&d).len(), 4);
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -389,7 +387,6 @@ mod tests {
         assert_eq!(reported(&d), vec![(1, "ok".into(), 2)]);
         assert!(list(&d).unwrap().is_empty());
         assert_eq!(ob.next_seq(), 2);
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -424,7 +421,6 @@ mod tests {
             ]
         );
         assert_eq!(reported(&d), vec![(1, "ok".into(), 1), (2, "timeout".into(), 1)]);
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -451,6 +447,5 @@ mod tests {
         assert_eq!(ob.pending().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!(ob.next_seq(), 6);
         assert!(list(&d).unwrap().is_empty());
-        fs::remove_dir_all(d).unwrap();
     }
 }

@@ -305,10 +305,9 @@ fn with_path(e: io::Error, p: &Path) -> io::Error {
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("prober-outbox-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// A fresh directory, removed when the guard drops.
+    fn tmpdir(name: &str) -> testkit::TempDir {
+        testkit::temp_dir(&format!("prober-outbox-{name}"))
     }
 
     fn cfg(dir: &Path, max_bytes: u64) -> OutboxConfig {
@@ -333,7 +332,6 @@ mod tests {
         assert_eq!(ob.oldest().unwrap().unwrap().0, 2);
         assert_eq!(ob.stats().unwrap(), Stats { reports: 2, bytes: 16 });
         ob.ack(1).unwrap(); // a second ack of the same seq is harmless
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -356,7 +354,6 @@ mod tests {
         assert_eq!(ob.next_seq(), 11);
         assert!(!d.join(".tmp-00000000000000000011.report").exists(), "half-written temp files are removed");
         assert_eq!(ob.pending().unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 10]);
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -378,7 +375,6 @@ mod tests {
         drop(ob);
         let ob = Outbox::open(&cfg(&d, 250)).unwrap();
         assert_eq!(ob.dropped_total(), 5, "the drop count is durable");
-        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -402,6 +398,5 @@ mod tests {
         fs::remove_file(d.join("seq")).unwrap();
         let ob = Outbox::open(&cfg(&d, 1 << 20)).unwrap();
         assert_eq!(ob.next_seq(), 5);
-        fs::remove_dir_all(d).unwrap();
     }
 }

@@ -7,7 +7,6 @@ use std::{
     collections::{BTreeMap, HashSet},
     convert::Infallible,
     net::SocketAddr,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -226,12 +225,9 @@ where
     Ok(reply(status, &text))
 }
 
-/// A fresh directory under the system temp dir.
-pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("prober-agent-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory under the system temp dir, removed when the guard drops.
+pub fn tmpdir(name: &str) -> testkit::TempDir {
+    testkit::temp_dir(&format!("prober-agent-{name}"))
 }
 
 /// Waits (polling, real time) until `f` holds; panics with `what` after `limit`.
@@ -249,27 +245,14 @@ pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool
 
 /// A valid report with one series.
 pub fn sample_report(seq: u64) -> report::Report {
-    let mut h = report::new_histogram();
-    report::record(&mut h, Duration::from_millis(100 + seq));
-    report::Report {
-        prober: "test-1".into(),
-        region: "nairobi".into(),
-        seq,
-        interval_start_ms: 1_700_000_000_000 + seq as i64 * 15_000,
-        interval_end_ms: 1_700_000_015_000 + seq as i64 * 15_000,
-        sent_at_ms: 1_700_000_015_000 + seq as i64 * 15_000,
-        run: None,
-        heartbeat: report::Heartbeat { journeys: 1, ..Default::default() },
-        series: vec![report::Series {
-            key: report::SeriesKey {
-                journey: "ussd-balance".into(),
-                step: String::new(),
-                outcome: "ok".into(),
-                region: "nairobi".into(),
-                profile: "ea-3g".into(),
-            },
-            count: 1,
-            histogram: (&h).into(),
-        }],
-    }
+    let end = 1_700_000_015_000 + seq as i64 * 15_000;
+    testkit::reports::ReportBuilder::new("test-1", "nairobi")
+        .seq(seq)
+        .ending_at(end)
+        .heartbeat(report::Heartbeat { journeys: 1, ..Default::default() })
+        .with(testkit::reports::series(
+            testkit::reports::key("ussd-balance", "", "ok", "nairobi"),
+            &[100_000 + seq * 1_000],
+        ))
+        .build()
 }

@@ -104,15 +104,13 @@ fn secrets_are_references_and_must_resolve() {
         "{e}"
     );
 
-    let dir = std::env::temp_dir().join(format!("scn-secrets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::temp_dir("scn-secrets");
     std::fs::write(dir.join("pin"), "4321\n").unwrap();
     let src =
         "name: x\nsecrets:\n  pin: file:pin\nsteps:\n  - name: a\n    http: {url: \"http://h/?p={{ secrets.pin }}\"}\n";
     let j = parse_journey(src, "j.yaml", &dir).unwrap();
     assert_eq!(j.secrets.get("pin").unwrap().expose(), "4321");
     assert_eq!(format!("{:?}", j.secrets), "Secrets({\"pin\": ***})");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
