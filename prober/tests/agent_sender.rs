@@ -94,7 +94,7 @@ async fn an_outage_loses_nothing_and_replays_in_seq_order() {
 async fn a_429_is_honoured_for_its_retry_after_and_loses_nothing() {
     let agg = FakeAggregator::start().await;
     agg.throttle(2, 1);
-    let (_dir, ob) = outbox("throttled");
+    let (_dir, ob, _tmp) = outbox("throttled");
     fill(&ob, 3);
     let run = start_sender(ob.clone(), &agg.url(), TOKEN, &[]);
     wait_until("the outbox to drain", Duration::from_secs(30), || pending(&ob).is_empty()).await;

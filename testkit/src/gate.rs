@@ -13,7 +13,12 @@ pub fn in_ci() -> bool {
 /// `SKIPPED: <why>` to stderr and returns, and the caller returns too.
 #[track_caller]
 pub fn skip(why: impl Display) {
-    if in_ci() {
+    skip_in(in_ci(), why);
+}
+
+#[track_caller]
+fn skip_in(ci: bool, why: impl Display) {
+    if ci {
         panic!("{why}; under CI=true this is a failure: .ci/run must install it");
     }
     eprintln!("SKIPPED: {why} (under CI=true this fails)");
@@ -29,12 +34,17 @@ pub fn require_tool(tool: &str) -> bool {
 /// As [`require_tool`], for a tool that answers another command (`docker-compose version`).
 #[track_caller]
 pub fn require_tool_with(tool: &str, args: &[&str]) -> bool {
+    require_in(in_ci(), tool, args)
+}
+
+#[track_caller]
+fn require_in(ci: bool, tool: &str, args: &[&str]) -> bool {
     let why = match Command::new(tool).args(args).output() {
         Ok(o) if o.status.success() => return true,
         Ok(o) => format!("`{tool} {}` exited with {}", args.join(" "), o.status),
         Err(e) => format!("`{tool}` cannot run ({e})"),
     };
-    skip(format!("{why}; install {}", package_of(tool)));
+    skip_in(ci, format!("{why}; install {}", package_of(tool)));
     false
 }
 
@@ -58,24 +68,17 @@ fn package_of(tool: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    // One test touches the CI variable: tests of one binary share the process environment.
     #[test]
     fn a_missing_tool_skips_locally_and_fails_under_ci() {
-        let was = std::env::var_os("CI");
         let missing = "savanna-no-such-tool-7f3a";
-        // SAFETY: no other test of this crate reads or writes the environment.
-        unsafe { std::env::set_var("CI", "false") };
-        assert!(!require_tool(missing));
-        assert!(require_tool_with("sh", &["-c", "exit 0"]));
-        unsafe { std::env::set_var("CI", "true") };
-        let caught = std::panic::catch_unwind(|| require_tool(missing));
+        assert!(!require_in(false, missing, &["--version"]));
+        assert!(require_in(false, "sh", &["-c", "exit 0"]));
+        assert!(require_in(true, "sh", &["-c", "exit 0"]));
+        let caught = std::panic::catch_unwind(|| require_in(true, missing, &["--version"]));
         let msg = caught.unwrap_err().downcast::<String>().map(|s| *s).unwrap_or_default();
         assert!(msg.contains(missing) && msg.contains("CI=true"), "{msg}");
-        assert!(std::panic::catch_unwind(|| skip("no root")).is_err());
-        match was {
-            Some(v) => unsafe { std::env::set_var("CI", v) },
-            None => unsafe { std::env::remove_var("CI") },
-        }
+        assert!(std::panic::catch_unwind(|| skip_in(true, "no root")).is_err());
+        skip_in(false, "no root");
     }
 
     #[test]
