@@ -10,8 +10,7 @@ use tokio::{
 
 #[tokio::test]
 async fn a_log_written_to_a_file_has_no_colour_codes() {
-    let dir = std::env::temp_dir().join(format!("agg-logs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::temp_dir("agg-logs");
     let config = dir.join("aggregator.yaml");
     std::fs::write(&config, "listen: 127.0.0.1:0\ndata_dir: data\nprobers:\n  - id: nbo-1\n    region: nairobi\n    token: env:AGG_LOG_TEST_TOKEN\n").unwrap();
     let log = dir.join("aggregator.log");
@@ -35,7 +34,6 @@ async fn a_log_written_to_a_file_has_no_colour_codes() {
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     let text = std::fs::read_to_string(&log).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(text.contains("INFO"), "the log should hold info lines:\n{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in a log file:\n{text:?}");
 }
