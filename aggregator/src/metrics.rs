@@ -87,13 +87,6 @@ impl Default for Metrics {
     }
 }
 
-/// `register!(registry, metrics, { field: "name", "help"; … })`: one line per metric.
-macro_rules! register {
-    ($r:expr, $m:expr, { $($field:ident: $name:literal, $help:literal;)* }) => {
-        $($r.register($name, $help, $m.$field.clone());)*
-    };
-}
-
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
@@ -128,7 +121,7 @@ impl Metrics {
     }
 
     fn register(&self, registry: &mut Registry) {
-        register!(registry, self, {
+        httpserve::register_metrics!(registry, self, {
             reports: "aggregator_reports", "Reports received, by result (stored, duplicate, rejected, unavailable) and rejection reason";
             ingest_seconds: "aggregator_ingest_duration_seconds", "Time from a report's arrival to its reply";
             commit_seconds: "aggregator_store_commit_duration_seconds", "Time from queuing a report for the store to its commit (waiting for the writer, then its batch's transaction including fsync)";

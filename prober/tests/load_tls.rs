@@ -63,7 +63,13 @@ async fn tls_server(dir: &Path) -> TlsServer {
         .with_single_cert(vec![CertificateDer::from(ck.cert.der().to_vec())], key)
         .unwrap();
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let (addr, seen) = counting_server(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await;
+    TlsServer { addr, ca, seen }
+}
+
+/// Accepts on loopback (over TLS with `tls`), counting handshakes (TCP ones without TLS), the ALPN
+/// protocol chosen, and requests by version.
+async fn counting_server(tls: Option<tokio_rustls::TlsAcceptor>) -> (SocketAddr, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -71,8 +77,12 @@ async fn tls_server(dir: &Path) -> TlsServer {
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, seen) = (acceptor.clone(), s.clone());
+            let (tls, seen) = (tls.clone(), s.clone());
             tokio::spawn(async move {
+                let Some(acceptor) = tls else {
+                    seen.handshakes.fetch_add(1, Relaxed);
+                    return serve_counting(tcp, seen).await;
+                };
                 let Ok(tls) = acceptor.accept(tcp).await else { return };
                 seen.handshakes.fetch_add(1, Relaxed);
                 match tls.get_ref().1.alpn_protocol() {
@@ -84,7 +94,7 @@ async fn tls_server(dir: &Path) -> TlsServer {
             });
         }
     });
-    TlsServer { addr, ca, seen }
+    (addr, seen)
 }
 
 /// Serves one connection (HTTP/1.1 or HTTP/2), counting its requests by version.
@@ -108,21 +118,7 @@ where
 /// A plain-TCP server speaking HTTP/1.1 and HTTP/2 with prior knowledge; counts connections and
 /// requests by version.
 async fn plain_server() -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Seen::default());
-    let s = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            let seen = s.clone();
-            seen.handshakes.fetch_add(1, Relaxed);
-            tokio::spawn(async move {
-                serve_counting(tcp, seen).await;
-            });
-        }
-    });
-    (addr, seen)
+    counting_server(None).await
 }
 
 fn tmp(name: &str) -> testkit::TempDir {

@@ -318,25 +318,7 @@ mod tests {
 
     #[test]
     fn mirrors_the_prometheus_families() {
-        let slos = bundled();
-        let m = SloMetrics::new(&slos);
-        let mut h = report::new_histogram();
-        for v in [400_000u64, 1_900_000, 2_500_000] {
-            h.record(v).unwrap();
-        }
-        let h = report::SparseHistogram::from(&h);
-        m.record("checkout-mpesa", "checkout", "nairobi", "ok", 3, &h);
-        let mut e = Engine::new(slos);
-        e.record(&SeriesEvent {
-            journey: "checkout-mpesa",
-            step: "checkout",
-            outcome: "ok",
-            region: "nairobi",
-            count: 3,
-            histogram: &h,
-            at_ms: 60_000,
-        });
-        let (statuses, _) = e.evaluate(60_000);
+        let (m, statuses) = crate::slo::export::tests::three_checkouts();
         let eval = Evaluation { at_ms: 60_000, statuses, firing: vec![] };
         let req = build(&m.journey_snapshot(), &eval, Times { start_ms: 1_000, now_ms: 61_000 });
         // It survives the wire.

@@ -82,13 +82,6 @@ impl Default for Metrics {
     }
 }
 
-/// `register!(registry, metrics, { field: "name", "help"; … })`: one line per metric.
-macro_rules! register {
-    ($r:expr, $m:expr, { $($field:ident: $name:literal, $help:literal;)* }) => {
-        $($r.register($name, $help, $m.$field.clone());)*
-    };
-}
-
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
@@ -119,7 +112,7 @@ impl Metrics {
             registry: Registry::default(),
         };
         let r = &mut registry;
-        register!(r, m, {
+        httpserve::register_metrics!(r, m, {
             runs: "prober_runs", "Journey runs finished, by outcome";
             run_duration: "prober_run_duration_seconds", "Duration of finished journey runs";
             runs_skipped: "prober_runs_skipped", "Scheduled runs not started: overlap (previous run still going), concurrency (no slot before the next tick), late";
