@@ -40,6 +40,14 @@ pub enum ClientError {
         #[source]
         source: http::Error,
     },
+    #[error("header `{name}`: not a valid header value")]
+    Header { name: String },
+    #[error("{what}: the request body could not be encoded as JSON")]
+    Encode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{what}: the exchange failed")]
     Exchange {
         what: String,
@@ -278,7 +286,7 @@ impl HttpClient {
         body: &B,
     ) -> Result<Response, ClientError> {
         let bytes = serde_json::to_vec(body)
-            .map_err(|source| ClientError::Json { what: describe_str(&method, url), source })?;
+            .map_err(|source| ClientError::Encode { what: describe_str(&method, url), source })?;
         self.request(method, url, Some("application/json"), Bytes::from(bytes)).await
     }
 }
@@ -426,6 +434,60 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m["checkout-mpesa"], 9.0);
         assert_eq!(m["ussd-balance"], 1.0);
+    }
+
+    /// A loopback server: `/big` answers 2 KiB, `/refused` a 500 with a body, `/slow` never.
+    async fn server() -> String {
+        use axum::{Router, routing::get};
+        let app = Router::new()
+            .route("/big", get(|| async { "x".repeat(2048) }))
+            .route("/refused", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom\nat line 3") }))
+            .route("/json", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+            .route("/slow", get(|| std::future::pending::<&'static str>()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn client(timeout: Duration, max_body: usize) -> HttpClient {
+        HttpClient::new(ClientOptions { timeout, max_body, ..ClientOptions::default() })
+    }
+
+    #[tokio::test]
+    async fn a_body_above_the_limit_is_an_error_never_a_cut() {
+        let base = server().await;
+        let c = client(Duration::from_secs(20), 1024);
+        let err = c.get(&format!("{base}/big")).await.unwrap_err();
+        assert!(matches!(err, ClientError::TooLarge { limit: 1024, .. }), "{err}");
+        assert_eq!(err.to_string(), format!("GET {base}/big: the reply body is above the limit of 1024 bytes"));
+        let whole = client(Duration::from_secs(20), 4096).get_text(&format!("{base}/big")).await.unwrap();
+        assert_eq!(whole.len(), 2048);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_its_status_and_quotes_the_body() {
+        let base = server().await;
+        let c = HttpClient::default();
+        let err = c.get_json::<serde_json::Value>(&format!("{base}/refused?token=x")).await.unwrap_err();
+        assert_eq!(err.status(), Some(500));
+        assert_eq!(err.to_string(), format!("GET {base}/refused: HTTP 500: boom at line 3"));
+        let v: crate::api::Health = c.get_json(&format!("{base}/json")).await.unwrap();
+        assert_eq!(v.status, "ok");
+        let err = c.get_json::<crate::api::ProbersReply>(&format!("{base}/json")).await.unwrap_err();
+        assert!(matches!(err, ClientError::Json { .. }), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "the serde error is the source");
+    }
+
+    #[tokio::test]
+    async fn no_answer_is_a_timeout_and_no_server_a_connect_error() {
+        let base = server().await;
+        let err = client(Duration::from_millis(200), 1024).get(&format!("{base}/slow")).await.unwrap_err();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let err = HttpClient::default().get(&format!("http://{closed}/")).await.unwrap_err();
+        assert!(err.is_connect(), "{}", error_chain(&err));
+        assert!(error_chain(&err).starts_with(&format!("GET http://{closed}/: the exchange failed: ")));
     }
 
     #[test]

@@ -75,15 +75,8 @@ async fn start_alertmanager() -> Option<Alertmanager> {
 }
 
 async fn get(url: &str) -> Option<Value> {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let resp = client.get(url.parse().ok()?).await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    let resp = aggregator::client::HttpClient::default().get(url).await.ok()?.success().ok()?;
+    Some(resp.json().unwrap_or(Value::Null))
 }
 
 /// Alerts Alertmanager holds with `alertname`, until `want` says yes (10 s at most).

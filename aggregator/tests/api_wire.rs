@@ -2,9 +2,16 @@
 //! reads back to the same value. A renamed or retyped field fails here before it reaches a reader
 //! (the demo, dashboards, scripts).
 
-use std::collections::BTreeMap;
+mod common;
 
-use aggregator::api::*;
+use std::{collections::BTreeMap, sync::Arc};
+
+use aggregator::{
+    Server,
+    api::*,
+    client::{AggregatorClient, metric_sums},
+    clock::ManualClock,
+};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -237,4 +244,55 @@ fn report_error_and_health_replies() {
     }
     pinned(&ErrorReply::new("no such route"), json!({"status": "error", "reason": "no such route"}));
     pinned(&Health { status: "ok".into() }, json!({"status": "ok"}));
+}
+
+/// The live server's replies read into these types through the typed client.
+#[tokio::test]
+async fn a_live_server_speaks_the_typed_wire() {
+    const T0: i64 = 1_800_000_000_000;
+    let clock = ManualClock::new(T0 + 15_000);
+    let dir = common::temp_dir("api-wire");
+    let config = common::load_config(&dir, "");
+    let server = Server::start(&config, Arc::new(clock.clone())).await.unwrap();
+    let api = AggregatorClient::new(server.base_url());
+
+    let series = common::series(common::key("checkout", "", "ok", "nairobi"), &[1_000_000, 1_500_000]);
+    let r = common::report("nbo-1", "nairobi", 1, T0 + 15_000, vec![series]);
+    let reply = api.post_report(common::NBO, &r).await.unwrap();
+    assert_eq!((reply.http_status, reply.status), (200, ReportStatus::Stored), "{reply:?}");
+    let again = api.post_report(common::NBO, &r).await.unwrap();
+    assert_eq!(again.status, ReportStatus::Duplicate);
+    let refused = api.post_report("not-a-known-token-at-all", &r).await.unwrap();
+    assert_eq!((refused.http_status, refused.status), (401, ReportStatus::Rejected));
+
+    let probers = api.probers().await.unwrap();
+    assert_eq!(probers.probers.len(), 3);
+    assert_eq!(probers.probers[0].state, ProberState::Up);
+    assert_eq!(probers.probers[2].state, ProberState::Never);
+
+    let q = QueryParams {
+        from_ms: Some(T0 - 60_000),
+        to_ms: Some(T0 + 60_000),
+        group_by: vec![Dim::Journey, Dim::Region],
+        ..QueryParams::default()
+    };
+    let runs = api.query(&q).await.unwrap();
+    assert_eq!(runs.groups.len(), 1, "{runs:?}");
+    let g = &runs.groups[0];
+    assert_eq!((g.label(Dim::Journey), g.label(Dim::Region), g.count, g.failed()), ("checkout", "nairobi", 2, 0));
+    assert!(g.latency_ms.as_ref().is_some_and(|l| (l.max - 1500.0).abs() < 2.0), "{g:?}");
+
+    let slos = api.slos(&SloFilter::default()).await.unwrap();
+    assert!(!slos.slos.is_empty());
+    let one = api.slos(&SloFilter { slo: Some(slos.slos[0].name.clone()), ..SloFilter::default() }).await.unwrap();
+    assert_eq!(one.slos.len(), 1);
+    assert!(api.alerts().await.unwrap().firing.is_empty());
+    let metrics = api.metrics_text().await.unwrap();
+    let stored = metric_sums(&metrics, "aggregator_reports_total", "result").unwrap();
+    assert_eq!(stored.get("stored"), Some(&1.0), "{stored:?}");
+
+    let err = api.run("no-such-run", &QueryParams::default()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
 }

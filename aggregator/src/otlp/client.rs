@@ -96,9 +96,8 @@ impl Client {
             .body(http_body_util::Full::new(Bytes::from(body)))
             .map_err(|source| PushError::Http(ClientError::Url { url: self.config.url.to_string(), source }))?;
         for (name, value) in &self.config.headers {
-            let mut v = http::HeaderValue::from_str(value.expose()).map_err(|e| {
-                PushError::Http(ClientError::Url { url: self.config.url.to_string(), source: e.into() })
-            })?;
+            let mut v = http::HeaderValue::from_str(value.expose())
+                .map_err(|_| PushError::Http(ClientError::Header { name: name.to_string() }))?;
             v.set_sensitive(true);
             req.headers_mut().insert(name.clone(), v);
         }
