@@ -443,7 +443,7 @@ mod tests {
             .route("/big", get(|| async { "x".repeat(2048) }))
             .route("/refused", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom\nat line 3") }))
             .route("/json", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-            .route("/slow", get(|| std::future::pending::<&'static str>()));
+            .route("/slow", get(std::future::pending::<&'static str>));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
