@@ -19,15 +19,15 @@ use std::{
     time::Duration,
 };
 
+use aggregator::{
+    api::{Dim, FiringAlert, QueryParams, ScopeStatus, Severity, SloFilter},
+    client::{AggregatorClient, HttpClient, error_chain, metric_sums},
+};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use sandbox::{Fault, Service};
-use savanna_pulse::{
-    fleet::{EDGES, Fleet, FleetOptions},
-    http,
-};
-use serde_json::Value;
+use savanna_pulse::fleet::{EDGES, Fleet, FleetOptions};
 use tokio::time::{Instant, sleep_until};
 
 /// Fastest useful `--speed`: beyond it a journey runs less than once per simulated five minutes
@@ -166,7 +166,8 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
     let deadline = args.duration.map(|d| started + d);
     let mut screen = Screen { plain, header, events: Vec::new(), last_plain: None };
     let mut story = Story::new(!args.no_story);
-    let mut firing: BTreeMap<String, Value> = BTreeMap::new();
+    let api = AggregatorClient::new(fleet.aggregator_url());
+    let mut firing: BTreeMap<String, FiringAlert> = BTreeMap::new();
     let mut seen_page = false;
     let stop = conf::shutdown::signal();
     tokio::pin!(stop);
@@ -181,12 +182,12 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break "--duration reached";
         }
-        let snap = Snapshot::read(&fleet, origin_ms).await;
+        let snap = Snapshot::read(&fleet, &api, origin_ms).await;
         if let Some(s) = &snap {
-            let now: BTreeMap<String, Value> = s.firing.iter().map(|a| (alert_key(a), a.clone())).collect();
+            let now: BTreeMap<String, FiringAlert> = s.firing.iter().map(|a| (a.key(), a.clone())).collect();
             for (k, a) in &now {
                 if !firing.contains_key(k) {
-                    seen_page |= a["severity"] == "page";
+                    seen_page |= a.severity == Severity::Page;
                     screen.event(&fleet, format!("ALERT FIRING   {k}"));
                 }
             }
@@ -196,7 +197,7 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
             firing = now;
         }
         let sim = Duration::from_millis((fleet.now_ms() - origin_ms).max(0) as u64);
-        let paging = firing.values().any(|a| a["severity"] == "page");
+        let paging = firing.values().any(|a| a.severity == Severity::Page);
         for line in story.advance(&fleet, sim, seen_page && !paging)? {
             screen.event(&fleet, line);
         }
@@ -212,12 +213,6 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
     stopped.context("stopping the fleet")?;
     println!("demo stopped cleanly after {:.0} s ({why}).", started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// `page checkout-availability checkout-mpesa dar`.
-fn alert_key(a: &Value) -> String {
-    let s = |k: &str| a[k].as_str().unwrap_or("?").to_owned();
-    format!("{} {} {} {}", s("severity"), s("slo"), s("journey"), s("region"))
 }
 
 /// Where the storyline is.
@@ -265,25 +260,25 @@ struct Snapshot {
     /// (region, journey) → runs skipped by the prober (overlap, concurrency, late).
     skipped: BTreeMap<(String, String), u64>,
     /// Every SLO scope from `/api/v1/slos`.
-    scopes: Vec<Value>,
-    firing: Vec<Value>,
+    scopes: Vec<ScopeStatus>,
+    firing: Vec<FiringAlert>,
 }
 
 impl Snapshot {
-    async fn read(fleet: &Fleet, origin_ms: i64) -> Option<Snapshot> {
-        let agg = fleet.aggregator_url();
-        let to = fleet.now_ms() + 3_600_000;
-        let q = format!("/api/v1/query?from={origin_ms}&to={to}&group_by=journey,region");
-        let (runs, slos, alerts) = tokio::join!(
-            http::get_json(&agg, &q),
-            http::get_json(&agg, "/api/v1/slos"),
-            http::get_json(&agg, "/api/v1/alerts")
-        );
+    async fn read(fleet: &Fleet, api: &AggregatorClient, origin_ms: i64) -> Option<Snapshot> {
+        let q = QueryParams {
+            from_ms: Some(origin_ms),
+            to_ms: Some(fleet.now_ms() + 3_600_000),
+            group_by: vec![Dim::Journey, Dim::Region],
+            ..QueryParams::default()
+        };
+        let all = SloFilter::default();
+        let (runs, slos, alerts) = tokio::join!(api.query(&q), api.slos(&all), api.alerts());
         let (runs, slos, alerts) = match (runs, slos, alerts) {
             (Ok(r), Ok(s), Ok(a)) => (r, s, a),
             (r, s, a) => {
                 for e in [r.err(), s.err(), a.err()].into_iter().flatten() {
-                    tracing::warn!("the aggregator's API: {e:#}");
+                    tracing::warn!("the aggregator's API: {}", error_chain(&e));
                 }
                 return None;
             }
@@ -291,42 +286,41 @@ impl Snapshot {
         let mut out = Snapshot {
             runs: BTreeMap::new(),
             skipped: BTreeMap::new(),
-            scopes: Vec::new(),
-            firing: alerts["firing"].as_array().cloned().unwrap_or_default(),
+            scopes: slos.slos.into_iter().flat_map(|s| s.scopes).collect(),
+            firing: alerts.firing,
         };
-        for g in runs["groups"].as_array().into_iter().flatten() {
-            let l = |k: &str| g["labels"][k].as_str().unwrap_or("").to_owned();
-            let count = g["count"].as_u64().unwrap_or(0);
-            let good: u64 = ["ok", "expected"].iter().filter_map(|o| g["outcomes"][o].as_u64()).sum();
+        for g in &runs.groups {
             out.runs.insert(
-                (l("region"), l("journey")),
-                (count, count.saturating_sub(good), g["latency_ms"]["p95"].as_f64()),
+                (g.label(Dim::Region).to_owned(), g.label(Dim::Journey).to_owned()),
+                (g.count, g.failed(), g.latency_ms.as_ref().map(|l| l.p95)),
             );
         }
-        for s in slos["slos"].as_array().into_iter().flatten() {
-            out.scopes.extend(s["scopes"].as_array().into_iter().flatten().cloned());
-        }
         for p in &fleet.probers {
-            if let Ok((200, text)) = http::get(p.metrics_url.trim_end_matches("/metrics"), "/metrics").await {
-                for (journey, n) in skipped_runs(&text) {
-                    out.skipped.insert((p.edge.region.to_owned(), journey), n);
-                }
+            for (journey, n) in skipped_runs(api.http(), &p.metrics_url).await {
+                out.skipped.insert((p.edge.region.to_owned(), journey), n);
             }
         }
         Some(out)
     }
 }
 
-/// journey → runs skipped, from a prober's OpenMetrics text (`prober_runs_skipped_total`).
-fn skipped_runs(text: &str) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("prober_runs_skipped_total{")) {
-        let Some((labels, value)) = line.rsplit_once('}') else { continue };
-        let Some(journey) = labels.split("journey=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
-        let n = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *out.entry(journey.to_owned()).or_insert(0) += n as u64;
+/// journey → runs skipped, from a prober's `/metrics` (`prober_runs_skipped_total`); empty when
+/// the prober does not answer.
+async fn skipped_runs(http: &HttpClient, metrics_url: &str) -> BTreeMap<String, u64> {
+    let text = match http.get_text(metrics_url).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!("a prober's metrics: {}", error_chain(&e));
+            return BTreeMap::new();
+        }
+    };
+    match metric_sums(&text, "prober_runs_skipped_total", "journey") {
+        Ok(m) => m.into_iter().map(|(j, n)| (j, n as u64)).collect(),
+        Err(e) => {
+            tracing::debug!("a prober's metrics: {e}");
+            BTreeMap::new()
+        }
     }
-    out
 }
 
 /// The terminal: a table redrawn in place, or plain lines.
@@ -376,7 +370,8 @@ impl Screen {
             let runs: u64 = s.runs.values().map(|r| r.0).sum();
             let failed: u64 = s.runs.values().map(|r| r.1).sum();
             let skipped: u64 = s.skipped.values().sum();
-            let pages: Vec<String> = s.firing.iter().filter(|a| a["severity"] == "page").map(alert_key).collect();
+            let pages: Vec<String> =
+                s.firing.iter().filter(|a| a.severity == Severity::Page).map(FiringAlert::key).collect();
             println!(
                 "{status} | runs {runs}, failed {failed}, skipped {skipped} | pages firing: {}",
                 if pages.is_empty() { "none".to_owned() } else { pages.join("; ") }
@@ -440,10 +435,9 @@ fn slo_table(s: &Snapshot) -> Table {
     let mut head = vec![Cell::new("SLO / journey\n(burn 5m · 1h, budget left)")];
     head.extend(REGIONS_ALL.iter().map(Cell::new));
     t.set_header(head);
-    let mut rows: BTreeMap<(String, String), BTreeMap<String, &Value>> = BTreeMap::new();
+    let mut rows: BTreeMap<(&str, &str), BTreeMap<&str, &ScopeStatus>> = BTreeMap::new();
     for sc in &s.scopes {
-        let k = |f: &str| sc["scope"][f].as_str().unwrap_or("").to_owned();
-        rows.entry((k("slo"), k("journey"))).or_default().insert(k("region"), sc);
+        rows.entry((&sc.scope.slo, &sc.scope.journey)).or_default().insert(&sc.scope.region, sc);
     }
     for ((slo, journey), by_region) in rows {
         let mut row = vec![Cell::new(format!("{slo}\n{journey}"))];
@@ -455,17 +449,16 @@ fn slo_table(s: &Snapshot) -> Table {
     t
 }
 
-fn scope_cell(sc: &Value) -> String {
+fn scope_cell(sc: &ScopeStatus) -> String {
     let burn = |w: &str| {
-        sc["windows"]
-            .as_array()
-            .and_then(|ws| ws.iter().find(|x| x["window"] == w))
-            .and_then(|x| x["burn_rate"].as_f64())
+        sc.windows
+            .iter()
+            .find(|x| x.window == w)
+            .and_then(|x| x.burn_rate)
             .map_or_else(|| "-".to_owned(), |b| format!("{b:.1}"))
     };
-    let budget = sc["error_budget_remaining"].as_f64().map_or_else(|| "-".to_owned(), |b| format!("{:.0}%", b * 100.0));
-    let alerts: Vec<String> =
-        sc["firing"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).map(str::to_uppercase).collect();
+    let budget = sc.error_budget_remaining.map_or_else(|| "-".to_owned(), |b| format!("{:.0}%", b * 100.0));
+    let alerts: Vec<String> = sc.firing.iter().map(|x| x.as_str().to_uppercase()).collect();
     let state = if alerts.is_empty() { "ok".to_owned() } else { alerts.join("+") };
     format!("{} · {}  {budget}\n{state}", burn("5m"), burn("1h"))
 }
@@ -524,17 +517,6 @@ mod tests {
         assert_eq!(sim_clock(1_795_338_000_000), "2026-11-22 09:00:00 UTC");
         assert_eq!(human(Duration::from_secs(3_900)), "1h 05m");
         assert_eq!(human(Duration::from_secs(750)), "12m 30s");
-    }
-
-    #[test]
-    fn skipped_runs_are_summed_per_journey() {
-        let text = "# TYPE prober_runs_skipped counter\n\
-            prober_runs_skipped_total{journey=\"checkout-mpesa\",profile=\"ea-3g\",reason=\"overlap\"} 7\n\
-            prober_runs_skipped_total{journey=\"checkout-mpesa\",profile=\"ea-3g\",reason=\"late\"} 2\n\
-            prober_runs_skipped_total{journey=\"ussd-balance\",profile=\"ea-3g\",reason=\"overlap\"} 1\n";
-        let m = skipped_runs(text);
-        assert_eq!(m["checkout-mpesa"], 9);
-        assert_eq!(m["ussd-balance"], 1);
     }
 
     #[test]

@@ -24,16 +24,8 @@ const DURATION_S: u64 = 120;
 /// The page this storyline must fire and resolve.
 const PAGE: &str = "page checkout-availability checkout-mpesa dar";
 
-fn firing_pages(v: &serde_json::Value) -> Vec<String> {
-    v["firing"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            let s = |k: &str| a[k].as_str().unwrap_or("?").to_owned();
-            format!("{} {} {} {}", s("severity"), s("slo"), s("journey"), s("region"))
-        })
-        .collect()
+fn firing_pages(v: &aggregator::api::AlertsReply) -> Vec<String> {
+    v.firing.iter().map(aggregator::api::FiringAlert::key).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,12 +77,13 @@ async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
     let (mut fired_at, mut resolved_at) = (None, None);
     let mut misses = 0;
     let limit = Duration::from_secs(DURATION_S + 90);
+    let api = aggregator::client::AggregatorClient::new(agg);
     while started.elapsed() < limit && misses < 5 {
-        match savanna_pulse::http::get_json(&agg, "/api/v1/alerts").await {
+        match api.alerts().await {
             Ok(v) => {
                 misses = 0;
                 let pages = firing_pages(&v);
-                let t = v["evaluated_at_ms"].as_i64().unwrap_or(0);
+                let t = v.evaluated_at_ms;
                 if fired_at.is_none() && pages.iter().any(|p| p == PAGE) {
                     fired_at = Some(t);
                 } else if fired_at.is_some() && resolved_at.is_none() && !pages.iter().any(|p| p == PAGE) {

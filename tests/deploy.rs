@@ -312,17 +312,10 @@ async fn panel_failures(prom: &str, boards: &[Dashboard]) -> Vec<String> {
 
 /// `PUT` with a JSON body on loopback; the status code.
 async fn put_json(base: &str, path: &str, body: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.strip_prefix("http://")?;
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let req = format!(
-        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await.ok()?.ok()?;
-    String::from_utf8_lossy(&raw).split_whitespace().nth(1)?.parse().ok()
+    let client = aggregator::client::HttpClient::default();
+    let body = bytes::Bytes::from(body.to_owned());
+    let reply = client.request(http::Method::PUT, &format!("{base}{path}"), Some("application/json"), body).await;
+    Some(reply.ok()?.status.as_u16())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

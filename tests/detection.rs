@@ -19,10 +19,9 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use sandbox::{Fault, Service};
-use savanna_pulse::{
-    fleet::{EDGES, Fleet, FleetOptions},
-    http,
+use aggregator::{
+    api::{Dim, QueryParams, SloFilter},
+    client::{AggregatorClient, HttpClient},
 };
 use testkit::alertmanager::Alertmanager;
 use tokio::time::{Instant, sleep};
@@ -51,15 +50,14 @@ async fn payments_pages(am: &Alertmanager) -> BTreeSet<String> {
 }
 
 /// Whether every region has stored runs of the payment journeys (the SLO scopes exist).
-async fn payments_measured(agg: &str) -> bool {
-    let Ok(v) = http::get_json(agg, "/api/v1/slos?slo=mpesa-payment-success").await else { return false };
-    let scopes = v["slos"][0]["scopes"].as_array().cloned().unwrap_or_default();
-    EDGES.iter().all(|e| {
-        scopes.iter().any(|s| {
-            s["scope"]["region"] == e.region
-                && s["windows"].as_array().is_some_and(|w| w.iter().any(|x| x["events"].as_u64().unwrap_or(0) > 0))
-        })
-    })
+async fn payments_measured(agg: &AggregatorClient) -> bool {
+    let Ok(v) = agg.slos(&payments_slo()).await else { return false };
+    let scopes = v.slos.into_iter().next().map(|s| s.scopes).unwrap_or_default();
+    EDGES.iter().all(|e| scopes.iter().any(|s| s.scope.region == e.region && s.windows.iter().any(|x| x.events > 0)))
+}
+
+fn payments_slo() -> SloFilter {
+    SloFilter { slo: Some("mpesa-payment-success".into()), ..SloFilter::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,14 +68,14 @@ async fn a_total_stk_failure_pages_payments_in_alertmanager_well_within_five_min
     let mut opts = FleetOptions::new(dir.to_path_buf());
     opts.alertmanager_url = Some(am.url.clone());
     let fleet = Fleet::start(opts).await.expect("starting the fleet");
-    let agg = fleet.aggregator_url();
+    let agg = AggregatorClient::new(fleet.aggregator_url());
 
     // A healthy start: every region's payment journeys measured, nothing paging.
     let t0 = Instant::now();
     while !payments_measured(&agg).await {
         if t0.elapsed() > Duration::from_secs(180) {
-            let probers = http::get_json(&agg, "/api/v1/probers").await.map(|v| v.to_string()).unwrap_or_default();
-            let slo = http::get_json(&agg, "/api/v1/slos?slo=mpesa-payment-success").await.map(|v| v.to_string());
+            let probers = agg.probers().await.map(|v| format!("{v:?}")).unwrap_or_default();
+            let slo = agg.slos(&payments_slo()).await.map(|v| format!("{v:?}"));
             panic!("no payment runs stored in every region within 3 minutes\nprobers: {probers}\nslo: {slo:?}");
         }
         sleep(Duration::from_millis(500)).await;
@@ -141,7 +139,7 @@ async fn a_healthy_fleet_fires_nothing_over_a_simulated_day() {
     let origin = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     opts.origin_ms = Some(origin);
     let fleet = Fleet::start(opts).await.expect("starting the fleet");
-    let agg = fleet.aggregator_url();
+    let agg = AggregatorClient::new(fleet.aggregator_url());
 
     // Every evaluation the aggregator publishes stays until the next one (at least `eval` of
     // real time); reading four times as often sees each of them.
@@ -151,55 +149,55 @@ async fn a_healthy_fleet_fires_nothing_over_a_simulated_day() {
     let t0 = Instant::now();
     while fleet.now_ms() - origin < DAY_MS {
         assert!(t0.elapsed() < real_limit, "a simulated day did not pass in {real_limit:?}");
-        if let Ok(v) = http::get_json(&agg, "/api/v1/alerts").await {
-            evaluations.insert(v["evaluated_at_ms"].as_i64().unwrap_or(0));
-            for a in v["firing"].as_array().into_iter().flatten() {
-                let s = |k: &str| a[k].as_str().unwrap_or("?").to_owned();
-                fired.insert(format!("{} {} {} {}", s("severity"), s("slo"), s("journey"), s("region")));
-            }
+        if let Ok(v) = agg.alerts().await {
+            evaluations.insert(v.evaluated_at_ms);
+            fired.extend(v.firing.iter().map(|a| a.key()));
         }
         sleep(eval / 4).await;
     }
     let to = fleet.now_ms();
-    let runs =
-        http::get_json(&agg, &format!("/api/v1/query?from={origin}&to={}&group_by=journey,region", to + 3_600_000))
-            .await
-            .expect("the query API");
+    let day = |group_by: Vec<Dim>| QueryParams {
+        from_ms: Some(origin),
+        to_ms: Some(to + 3_600_000),
+        group_by,
+        ..QueryParams::default()
+    };
+    let runs = agg.query(&day(vec![Dim::Journey, Dim::Region])).await.expect("the query API");
     // The latency SLOs' own measurements over the day (checkout step < 2 s, USSD balance < 3 s).
     let mut latency = Vec::new();
-    for (what, q) in [
-        ("checkout step", "journey=checkout-mpesa&step=checkout&outcome=ok"),
-        ("ussd-balance run", "journey=ussd-balance&outcome=ok"),
-    ] {
-        let path = format!("/api/v1/query?{q}&from={origin}&to={}&group_by=region", to + 3_600_000);
-        let v = http::get_json(&agg, &path).await.expect("the query API");
-        for g in v["groups"].as_array().into_iter().flatten() {
-            let l = &g["latency_ms"];
-            latency.push(format!(
-                "{what} in {}: p50 {} ms, p90 {} ms, p95 {} ms, p99 {} ms (n={})",
-                g["labels"]["region"].as_str().unwrap_or("?"),
-                l["p50"],
-                l["p90"],
-                l["p95"],
-                l["p99"],
-                g["count"]
-            ));
+    for (what, journey, step) in
+        [("checkout step", "checkout-mpesa", Some("checkout")), ("ussd-balance run", "ussd-balance", None)]
+    {
+        let q = QueryParams {
+            journeys: vec![journey.into()],
+            step: step.map(str::to_owned),
+            outcomes: vec!["ok".into()],
+            ..day(vec![Dim::Region])
+        };
+        let v = agg.query(&q).await.expect("the query API");
+        for g in &v.groups {
+            let l = g.latency_ms.as_ref().map_or_else(
+                || "no latency".to_owned(),
+                |l| format!("p50 {} ms, p90 {} ms, p95 {} ms, p99 {} ms", l.p50, l.p90, l.p95, l.p99),
+            );
+            latency.push(format!("{what} in {}: {l} (n={})", g.label(Dim::Region), g.count));
         }
     }
     fleet.stop().await.expect("stopping the fleet cleanly");
 
-    let groups = runs["groups"].as_array().cloned().unwrap_or_default();
+    let groups = runs.groups;
     let (mut total, mut failed) = (0, 0);
     for g in &groups {
-        let count = g["count"].as_u64().unwrap_or(0);
-        let good: u64 = ["ok", "expected"].iter().filter_map(|o| g["outcomes"][o].as_u64()).sum();
+        let count = g.count;
         total += count;
-        failed += count - good.min(count);
+        failed += g.failed();
         eprintln!(
-            "healthy day: {} {}: {count} runs, outcomes {}",
-            g["labels"]["region"], g["labels"]["journey"], g["outcomes"]
+            "healthy day: {} {}: {count} runs, outcomes {:?}",
+            g.label(Dim::Region),
+            g.label(Dim::Journey),
+            g.outcomes
         );
-        assert!(count >= 10, "too few runs to judge: {g}");
+        assert!(count >= 10, "too few runs to judge: {g:?}");
     }
     let expected_evals = (to - origin) as f64 / (eval.as_secs_f64() * 1000.0 * SPEED);
     eprintln!(

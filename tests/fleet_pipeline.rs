@@ -360,35 +360,17 @@ async fn https_get_in(ns: &str, url: &str, ca: &Path) -> Option<(u16, serde_json
 #[tokio::test]
 #[ignore = "helper of the network test: run by it inside the central namespace"]
 async fn fleet_https_get_helper() {
-    use std::sync::Arc;
+    use aggregator::client::{ClientOptions, HttpClient};
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
 
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let url: http::Uri = std::env::var("FLEET_GET_URL").expect("FLEET_GET_URL").parse().unwrap();
+    let url = std::env::var("FLEET_GET_URL").expect("FLEET_GET_URL");
     let ca = std::env::var("FLEET_GET_CA").expect("FLEET_GET_CA");
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let host = url.host().unwrap().to_owned();
-    let port = url.port_u16().unwrap_or(443);
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
-        .connect(ServerName::try_from(host.clone()).unwrap(), tcp)
-        .await
-        .unwrap();
-    let path = url.path_and_query().map_or("/", |p| p.as_str());
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw).await; // a close without close_notify is fine here
-    let (status, body) = parse_response(&raw).expect("an HTTP response with a JSON body");
-    println!("FLEET-HTTP {status} {body}");
+    let client = HttpClient::new(ClientOptions { roots: Some(roots), ..ClientOptions::default() });
+    let reply = client.get(&url).await.expect("an HTTP response");
+    let body: serde_json::Value = reply.json().expect("a JSON body");
+    println!("FLEET-HTTP {} {body}", reply.status.as_u16());
 }

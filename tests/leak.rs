@@ -195,9 +195,10 @@ async fn no_secret_or_phone_number_reaches_any_output() {
     let debug = ["env", "RUST_LOG=debug"];
     let mut sandbox = Proc::spawn("sandbox", &debug, &bins().sandbox, &["--listen", "127.0.0.1:0"], &[]);
     let base = sandbox.line_after("Savanna Pulse sandbox on ", Duration::from_secs(20)).await.trim().to_owned();
-    let (status, body) =
-        savanna_pulse::http::request("PUT", &base, "/admin/faults/shop", Some(r#"{"echo": true}"#)).await.unwrap();
-    assert_eq!(status, 200, "{body}");
+    let http = aggregator::client::HttpClient::default();
+    let echo = serde_json::json!({"echo": true});
+    let reply = http.send_json(http::Method::PUT, &format!("{base}/admin/faults/shop"), &echo).await.unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.text());
     let shop = format!("{base}/shop/api");
 
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
@@ -240,13 +241,13 @@ async fn no_secret_or_phone_number_reaches_any_output() {
         http_get(&agg, query).await.is_some_and(|(s, v)| s == 200 && v.to_string().contains("leak-check"))
     })
     .await;
-    let (_, prober_metrics) = savanna_pulse::http::get(&metrics, "/metrics").await.unwrap();
-    outputs.push(("prober /metrics".into(), prober_metrics.into_bytes()));
+    let prober_metrics = http.get(&format!("{metrics}/metrics")).await.unwrap();
+    outputs.push(("prober /metrics".into(), prober_metrics.body.to_vec()));
     assert_eq!(prober.term(Duration::from_secs(30)).await, 0, "the prober stops cleanly:\n{}", prober.log());
     for path in [query, "/api/v1/probers", "/api/v1/slos", "/api/v1/alerts", "/metrics", "/status"] {
-        let (status, body) = savanna_pulse::http::get(&agg, path).await.unwrap();
-        assert_eq!(status, 200, "GET {path}: {body}");
-        outputs.push((format!("aggregator GET {path}"), body.into_bytes()));
+        let reply = http.get(&format!("{agg}{path}")).await.unwrap();
+        assert_eq!(reply.status, 200, "GET {path}: {:?}", reply.text());
+        outputs.push((format!("aggregator GET {path}"), reply.body.to_vec()));
     }
     aggregator.term(Duration::from_secs(30)).await;
     sandbox.term(Duration::from_secs(30)).await;

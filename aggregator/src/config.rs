@@ -160,7 +160,7 @@ pub struct ProberBinding {
 }
 
 /// What a configured identity reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProberKind {
     /// A site running scheduled journeys (`prober run`): its reports feed the SLOs, and its silence

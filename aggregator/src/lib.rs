@@ -9,7 +9,10 @@
 //! - [`store`]: SQLite (WAL, synchronous=FULL): idempotency, rollups, compaction, retention, disk
 //!   bound, and the read API the SLO engine uses ([`store::Store::counts`],
 //!   [`store::Store::histogram`], [`store::Store::minutes`]).
-//! - [`web`]: the query API, prober status, metrics and health.
+//! - [`api`]: the JSON API's replies as types (Serialize + Deserialize): the wire, defined once.
+//! - [`client`]: the one HTTP client for JSON APIs (hyper-util, rustls): [`client::HttpClient`]
+//!   and the typed [`client::AggregatorClient`]; Alertmanager and OTLP pushes use it too.
+//! - [`web`]: the query API, prober status, the status page (askama templates), metrics, health.
 //! - [`relay`]: the Daraja STK callback relay.
 //! - [`server`]: listener (rustls, HTTP/1.1 + HTTP/2), maintenance, graceful shutdown.
 //! - [`slo`]: SLO files, the burn-rate engine, the `/metrics` exporter, Sloth-compatible rules, and
@@ -19,6 +22,8 @@
 //!   OpenTelemetry collector (OTLP/HTTP, protobuf) every `otlp.interval`, when configured.
 
 pub mod alerts;
+pub mod api;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod ingest;

@@ -15,8 +15,7 @@ use agent_support::{FakeAggregator, TOKEN, tmpdir, wait_until};
 use parking_lot::Mutex;
 use testkit::config::{EdgeConfig, EdgeJourney, ms};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
+    io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
 
@@ -136,13 +135,10 @@ impl Prober {
     }
 }
 
+/// `GET http://{addr}{path}`: the status and the body.
 async fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out)
+    let reply = aggregator::client::HttpClient::default().get(&format!("http://{addr}{path}")).await.unwrap();
+    (reply.status.as_u16(), reply.text().unwrap().to_owned())
 }
 
 fn outbox_seqs(dir: &Path) -> Vec<u64> {

@@ -368,14 +368,8 @@ pub fn states(reply: &serde_json::Value) -> BTreeMap<String, String> {
     list.iter().map(|p| (p["id"].as_str().unwrap().to_owned(), p["state"].as_str().unwrap().to_owned())).collect()
 }
 
-/// Plain HTTP/1.1 GET on loopback: (status, JSON body). `None` when the server is not answering.
+/// GET on loopback: (status, JSON body). `None` when the server is not answering.
 pub async fn http_get(base: &str, path: &str) -> Option<(u16, serde_json::Value)> {
-    let (status, body) = savanna_pulse::http::get(base, path).await.ok()?;
-    Some((status, serde_json::from_str(&body).ok()?))
-}
-
-/// (status, JSON body) of a raw HTTP/1.1 response (plain or chunked body).
-pub fn parse_response(raw: &[u8]) -> Option<(u16, serde_json::Value)> {
-    let (status, body) = savanna_pulse::http::parse_response(raw)?;
-    Some((status, serde_json::from_str(&body).ok()?))
+    let reply = aggregator::client::HttpClient::default().get(&format!("{base}{path}")).await.ok()?;
+    Some((reply.status.as_u16(), reply.json().ok()?))
 }

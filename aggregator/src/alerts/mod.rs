@@ -9,12 +9,11 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::{
+    client::{ClientError, ClientOptions, HttpClient, error_chain},
     clock::rfc3339,
     config::AlertmanagerConfig,
     slo::{
@@ -25,7 +24,8 @@ use crate::{
     },
 };
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+/// How long one post may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Posts alerts to one Alertmanager.
 pub struct AlertSender {
@@ -103,7 +103,11 @@ impl AlertSender {
             url: format!("{}/api/v2/alerts", config.url),
             resend: config.resend_interval,
             public_url,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: HttpClient::new(ClientOptions {
+                timeout: POST_TIMEOUT,
+                max_body: 64 * 1024,
+                ..ClientOptions::default()
+            }),
             state: Mutex::default(),
         }
     }
@@ -146,25 +150,22 @@ impl AlertSender {
             return;
         }
         let body = Bytes::from(serde_json::to_vec(&alerts).expect("alerts serialize"));
-        let req = hyper::Request::post(&self.url)
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .expect("a valid request");
         let n = alerts.len();
-        let fut = self.client.request(req);
+        let client = self.client.clone();
         let url = self.url.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(10), fut).await {
-                Ok(Ok(resp)) if resp.status().is_success() => {
-                    tracing::debug!(alerts = n, "alerts sent to Alertmanager")
+            let sent = client.request(http::Method::POST, &url, Some("application/json"), body).await;
+            match sent.and_then(crate::client::Response::success) {
+                Ok(_) => tracing::debug!(alerts = n, "alerts sent to Alertmanager"),
+                Err(e @ ClientError::Status { .. }) => {
+                    tracing::error!(%url, error = %e, "Alertmanager refused the alerts")
                 }
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    tracing::error!(%url, %status, body = %String::from_utf8_lossy(&body), "Alertmanager refused the alerts");
+                Err(ClientError::Timeout { .. }) => {
+                    tracing::error!(%url, "Alertmanager did not answer in {POST_TIMEOUT:?}; alerts will be re-sent")
                 }
-                Ok(Err(e)) => tracing::error!(%url, error = %e, "cannot reach Alertmanager; alerts will be re-sent"),
-                Err(_) => tracing::error!(%url, "Alertmanager did not answer in 10 s; alerts will be re-sent"),
+                Err(e) => {
+                    tracing::error!(%url, error = %error_chain(&e), "cannot reach Alertmanager; alerts will be re-sent")
+                }
             }
         });
     }

@@ -30,7 +30,6 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use report::{DecodeError, Report};
-use serde::Serialize;
 
 pub use self::http::{bearer_token, post_report};
 use self::{
@@ -38,6 +37,7 @@ use self::{
     writer::{CommitError, Writer},
 };
 use crate::{
+    api::ReportStatus,
     clock::{SharedClock, rfc3339},
     config::{Config, IngestLimits, ProberBinding, ProberKind},
     metrics::Metrics,
@@ -119,22 +119,16 @@ impl Side {
 }
 
 /// The JSON reply to a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reply {
-    #[serde(skip)]
-    pub http_status: u16,
-    /// `stored`, `duplicate`, `rejected` or `unavailable`.
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Seconds, for a `Retry-After` header (429).
-    #[serde(skip)]
-    pub retry_after_s: Option<u64>,
-}
+pub use crate::api::ReportReply as Reply;
 
 impl Reply {
     fn rejected(reason: Reason, message: impl Into<String>) -> Reply {
-        Reply { http_status: reason.status(), status: "rejected", reason: Some(message.into()), retry_after_s: None }
+        Reply {
+            http_status: reason.status(),
+            status: ReportStatus::Rejected,
+            reason: Some(message.into()),
+            retry_after_s: None,
+        }
     }
 }
 
@@ -382,7 +376,7 @@ impl Ingestor {
                 tracing::error!(prober = %who.id, seq = report.seq, error = %e, "a report could not be stored");
                 return Reply {
                     http_status: 503,
-                    status: "unavailable",
+                    status: ReportStatus::Unavailable,
                     reason: Some("the store could not commit the report; keep it and retry".into()),
                     retry_after_s: None,
                 };
@@ -396,7 +390,7 @@ impl Ingestor {
                     slo.observe(&report, receipt.correction_ms);
                 }
                 self.metrics.report("stored", "");
-                Reply { http_status: 200, status: "stored", reason: None, retry_after_s: None }
+                Reply { http_status: 200, status: ReportStatus::Stored, reason: None, retry_after_s: None }
             }
             Ingested::Duplicate => self.duplicate(who, &report),
         }
@@ -551,7 +545,7 @@ impl Ingestor {
         self.metrics.report("duplicate", "");
         Reply {
             http_status: 200,
-            status: "duplicate",
+            status: ReportStatus::Duplicate,
             reason: Some(format!("report {} of {} was stored before", r.seq, r.prober)),
             retry_after_s: None,
         }

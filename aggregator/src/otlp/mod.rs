@@ -89,7 +89,7 @@ impl Exporter {
                     *n += 1;
                     *n
                 };
-                tracing::warn!(%url, error = %e, failures_in_a_row = n, "OTLP export failed; the next push carries the same counters");
+                tracing::warn!(%url, error = %crate::client::error_chain(e), failures_in_a_row = n, "OTLP export failed; the next push carries the same counters");
             }
         }
         result

@@ -12,7 +12,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use report::SparseHistogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     ledger::{Counts, Ledger},
@@ -27,7 +27,7 @@ pub const ALL_REGIONS: &str = "all";
 const FUTURE_SLACK_MS: i64 = 3_600_000;
 
 /// One place an SLO is evaluated: a journey in a region (or in all regions).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Scope {
     pub slo: String,
     pub journey: String,
@@ -35,7 +35,7 @@ pub struct Scope {
 }
 
 /// One window's numbers. Ratios are `None` when the window has no events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowStatus {
     pub window: String,
     pub events: u64,
@@ -45,7 +45,7 @@ pub struct WindowStatus {
 }
 
 /// A scope at one instant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScopeStatus {
     pub scope: Scope,
     pub objective: f64,

@@ -83,7 +83,7 @@ impl fmt::Display for Window {
 }
 
 /// Alert severity: a page wakes someone; a ticket waits for business hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Page,

@@ -136,7 +136,7 @@ pub struct Group {
 }
 
 /// A load run's bounds (its data is queried with [`Store::run_groups`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
     pub run_id: String,
     pub first_start_ms: i64,

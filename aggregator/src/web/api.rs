@@ -14,62 +14,23 @@
 //! `GET /api/v1/runs/{run_id}` answers the same for a load run (default: every step, grouped by
 //! journey, step and outcome; `from`/`to` do not apply).
 
-use std::collections::BTreeMap;
-
+use super::{AppState, error};
+use crate::{
+    api::{Group, Latency, QueryReply, RunReply},
+    store::{Dim, Group as StoreGroup, Selection},
+};
 use axum::{
     Json,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use hdrhistogram::Histogram;
-use serde::Serialize;
 
-use super::{AppState, error};
-use crate::store::{Dim, Group, Selection};
-
-/// Latency summary of a merged histogram (durations recorded in µs, shown in ms).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Latency {
-    pub min: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Latency {
-    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
-        if h.is_empty() {
-            return None;
-        }
-        let ms = |us: u64| us as f64 / 1000.0;
-        Some(Latency {
-            min: ms(h.min()),
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        })
-    }
-}
-
-/// One group in a reply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupOut {
-    pub labels: BTreeMap<&'static str, String>,
-    pub count: u64,
-    pub outcomes: BTreeMap<String, u64>,
-    pub latency_ms: Option<Latency>,
-}
-
-fn groups_out(groups: Vec<Group>) -> Vec<GroupOut> {
+fn groups_out(groups: Vec<StoreGroup>) -> Vec<Group> {
     groups
         .into_iter()
-        .map(|g| GroupOut {
-            labels: g.key.into_iter().map(|(d, v)| (d.name(), v)).collect(),
+        .map(|g| Group {
+            labels: g.key.into_iter().map(|(d, v)| (d.name().to_owned(), v)).collect(),
             count: g.counts.total,
             latency_ms: Latency::of(&g.histogram),
             outcomes: g.counts.by_outcome,
@@ -155,13 +116,13 @@ pub async fn query(State(app): State<AppState>, Query(params): Query<Vec<(String
         Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    Json(serde_json::json!({
-        "from_ms": from,
-        "to_ms": to,
-        "selection": spec.selection,
-        "group_by": spec.group_by,
-        "groups": groups_out(groups),
-    }))
+    Json(QueryReply {
+        from_ms: from,
+        to_ms: to,
+        selection: spec.selection,
+        group_by: spec.group_by,
+        groups: groups_out(groups),
+    })
     .into_response()
 }
 
@@ -190,13 +151,10 @@ pub async fn run(
     })
     .await;
     match result {
-        Ok(Ok((Some(info), groups))) => Json(serde_json::json!({
-            "run": info,
-            "selection": spec.selection,
-            "group_by": spec.group_by,
-            "groups": groups_out(groups),
-        }))
-        .into_response(),
+        Ok(Ok((Some(info), groups))) => {
+            Json(RunReply { run: info, selection: spec.selection, group_by: spec.group_by, groups: groups_out(groups) })
+                .into_response()
+        }
         Ok(Ok((None, _))) => error(StatusCode::NOT_FOUND, format!("no load run `{run_id}`")),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -237,18 +195,5 @@ mod tests {
         assert!(parse_query(&p(&[("group_by", "city")]), None).unwrap_err().contains("city"));
         assert!(parse_query(&p(&[("form", "1")]), None).unwrap_err().contains("unknown parameter `form`"));
         assert!(parse_query(&p(&[("from", "yesterday")]), None).unwrap_err().starts_with("from:"));
-    }
-
-    #[test]
-    fn latency_is_in_ms() {
-        let mut h = report::new_histogram();
-        for v in [1_000, 2_000, 3_000, 4_000] {
-            h.record(v).unwrap();
-        }
-        let l = Latency::of(&h).unwrap();
-        assert_eq!(l.min, 1.0);
-        assert_eq!(l.p50, 2.0);
-        assert!((l.max - 4.0).abs() < 0.01);
-        assert_eq!(Latency::of(&report::new_histogram()), None);
     }
 }

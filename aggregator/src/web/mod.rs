@@ -8,6 +8,14 @@ pub mod status;
 
 use std::sync::Arc;
 
+use crate::{
+    api::{ErrorReply, Health},
+    clock::SharedClock,
+    ingest::Ingestor,
+    metrics::Metrics,
+    relay::Relay,
+    store::Store,
+};
 use axum::{
     Json, Router,
     extract::State,
@@ -15,9 +23,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::json;
-
-use crate::{clock::SharedClock, ingest::Ingestor, metrics::Metrics, relay::Relay, store::Store};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -43,7 +48,7 @@ pub fn router(app: AppState, relay: Arc<Relay>) -> Router {
         .route("/api/v1/slos", get(slo::slos))
         .route("/api/v1/alerts", get(slo::alerts))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(|| async { Json(Health { status: "ok".into() }) }))
         .route("/readyz", get(readyz))
         .with_state(app.clone());
     reports.merge(rest).merge(crate::relay::router(relay, app.ingest.clone(), app.metrics.clone())).fallback(not_found)
@@ -51,7 +56,7 @@ pub fn router(app: AppState, relay: Arc<Relay>) -> Router {
 
 /// A JSON error reply: `{"status": "error", "reason": ...}`.
 pub fn error(status: StatusCode, reason: impl Into<String>) -> Response {
-    (status, Json(json!({"status": "error", "reason": reason.into()}))).into_response()
+    (status, Json(ErrorReply::new(reason))).into_response()
 }
 
 async fn not_found() -> Response {
@@ -114,7 +119,7 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 async fn readyz(State(app): State<AppState>) -> Response {
     let store = app.store.clone();
     match tokio::task::spawn_blocking(move || store.check_writable()).await {
-        Ok(Ok(())) => Json(json!({"status": "ready"})).into_response(),
+        Ok(Ok(())) => Json(Health { status: "ready".into() }).into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("the store is not writable: {e}")),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("the store check failed: {e}")),
     }

@@ -5,46 +5,18 @@
 //! without the per-site gauges.
 
 use axum::{Json, extract::State};
-use serde::Serialize;
 
 use super::AppState;
-pub use crate::ingest::DEFAULT_INTERVAL_MS;
 use crate::{
+    api::ProbersReply,
     config::ProberKind,
     ingest::ProberLive,
     metrics::{ProberLabels, StateLabels},
 };
-
-/// A prober's derived state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProberState {
-    /// A report arrived within the last 2 intervals, and it is not far behind.
-    Up,
-    /// Silent for more than 2 intervals, or catching up on a backlog (its newest data is more than
-    /// 3 intervals old).
-    Late,
-    /// Silent for more than `down_after_intervals` intervals.
-    Down,
-    /// Never reported.
-    Never,
-    /// A load-run identity with no run reporting now.
-    Idle,
-}
-
-impl ProberState {
-    pub const ALL: [ProberState; 4] = [ProberState::Up, ProberState::Late, ProberState::Down, ProberState::Never];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProberState::Up => "up",
-            ProberState::Late => "late",
-            ProberState::Down => "down",
-            ProberState::Never => "never",
-            ProberState::Idle => "idle",
-        }
-    }
-}
+pub use crate::{
+    api::{ProberState, ProberStatus, ReportCounts},
+    ingest::DEFAULT_INTERVAL_MS,
+};
 
 /// The state from the last reception, the last interval end and the prober's reporting cadence
 /// (announced, not a report's length: see [`ProberLive::interval_ms`]).
@@ -75,50 +47,6 @@ pub fn derive_load_state(now_ms: i64, last_received_ms: Option<i64>, interval_ms
         Some(received) if now_ms - received <= 2 * interval => ProberState::Up,
         _ => ProberState::Idle,
     }
-}
-
-/// One prober's status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProberStatus {
-    pub id: String,
-    pub region: String,
-    /// `edge` (a site) or `load` (on-demand load runs).
-    pub kind: ProberKind,
-    pub state: ProberState,
-    /// Aggregator wall time of the last report stored or acknowledged (ms).
-    pub last_report_ms: Option<i64>,
-    pub last_report_age_s: Option<f64>,
-    /// The newest interval end received (corrected for skew), ms.
-    pub last_interval_end_ms: Option<i64>,
-    /// now − last interval end, seconds.
-    pub lag_s: Option<f64>,
-    /// The reporting cadence the state is judged by: announced by the prober's heartbeat, else
-    /// the longest report seen (at least 15 s).
-    pub interval_s: Option<f64>,
-    pub outbox_backlog: u64,
-    pub outbox_dropped_total: u64,
-    /// The adopted clock offset (prober − aggregator): what consistent reports are corrected by
-    /// when it exceeds `skew_threshold`.
-    pub clock_offset_ms: Option<i64>,
-    pub clock_skewed: bool,
-    /// The prober's last fresh report did not fit the adopted offset (its clock stepped, or is
-    /// further off than `ingest.max_clock_correction`): it was taken uncorrected, or refused by the
-    /// horizon.
-    pub clock_jump: bool,
-    /// What that report's clock read (prober − aggregator, ms), while `clock_jump`.
-    pub clock_observed_offset_ms: Option<i64>,
-    pub reports: ReportCounts,
-    pub version: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReportCounts {
-    /// Since the store was created.
-    pub stored_total: u64,
-    /// Since the aggregator started.
-    pub duplicates: u64,
-    /// Since the aggregator started (after the token identified the prober).
-    pub rejected: u64,
 }
 
 /// The status of every configured prober, in configuration order.
@@ -189,8 +117,8 @@ pub fn refresh_gauges(app: &AppState) {
     }
 }
 
-pub async fn probers(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"now_ms": app.clock.now_ms(), "probers": statuses(&app)}))
+pub async fn probers(State(app): State<AppState>) -> Json<ProbersReply> {
+    Json(ProbersReply { now_ms: app.clock.now_ms(), probers: statuses(&app) })
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use aggregator::client::{ClientError, HttpClient, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use http_body_util::Full;
 use report::Report;
 pub use testkit::{
     TempDir,
@@ -49,15 +49,30 @@ pub fn load_config(dir: &Path, extra: &str) -> aggregator::Config {
     aggregator::Config::load_with_env(&path, &env).unwrap()
 }
 
-/// A plain HTTP/1.1 client.
+/// The aggregator's API for tests: status, JSON (or null) and raw body, over
+/// [`aggregator::client::HttpClient`].
 pub struct Http {
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     pub base: String,
 }
 
 impl Http {
     pub fn new(base: impl Into<String>) -> Http {
-        Http { client: Client::builder(TokioExecutor::new()).build_http(), base: base.into() }
+        Http { client: HttpClient::default(), base: base.into() }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Response, ClientError> {
+        let mut req = http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        self.client.send(req.body(Full::new(Bytes::from(body))).unwrap()).await
     }
 
     pub async fn request(
@@ -67,29 +82,15 @@ impl Http {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value, Bytes) {
-        let mut req = http::Request::builder().method(method).uri(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let resp = self.client.request(req.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        (status, json, bytes)
+        let resp = self.send(method, path, token, body).await.unwrap();
+        let json = resp.json().unwrap_or(serde_json::Value::Null);
+        (resp.status.as_u16(), json, resp.body)
     }
 
     /// As `post_report`, but a connection failure is `None` (a killed server).
     pub async fn try_post_report(&self, token: &str, r: &Report) -> Option<(u16, serde_json::Value)> {
-        let req = http::Request::builder()
-            .method("POST")
-            .uri(format!("{}/api/v1/reports", self.base))
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::new(Bytes::from(report::encode(r))))
-            .unwrap();
-        let resp = self.client.request(req).await.ok()?;
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
-        Some((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+        let resp = self.send("POST", "/api/v1/reports", Some(token), report::encode(r)).await.ok()?;
+        Some((resp.status.as_u16(), resp.json().unwrap_or(serde_json::Value::Null)))
     }
 
     pub async fn post_report(&self, token: Option<&str>, r: &Report) -> (u16, serde_json::Value) {
