@@ -115,156 +115,163 @@ fn main() {
     for name in ["interval", "minute", "hour"] {
         let dense: Vec<Histogram<u64>> = (0..a.samples).map(|_| shape(&mut rng, name)).collect();
         let sparse: Vec<SparseHistogram> = dense.iter().map(SparseHistogram::from).collect();
-        let n = a.samples;
 
-        // Encode V2+DEFLATE.
-        let mut ser = V2DeflateSerializer::new();
-        let mut buf = Vec::new();
-        let peer = time(a.reps, n, || {
-            for h in &dense {
-                buf.clear();
-                ser.serialize(h, &mut buf).expect("serializes");
-                black_box(&buf);
-            }
-        });
-        let ours = time(a.reps, n, || {
-            for h in &sparse {
-                black_box(h.encode());
-            }
-        });
-        let encoded: Vec<Vec<u8>> = sparse.iter().map(SparseHistogram::encode).collect();
-        let avg = encoded.iter().map(Vec::len).sum::<usize>() / n;
-        row(
-            "encode V2+DEFLATE",
-            name,
-            "hdrhistogram dense",
-            peer,
-            "SparseHistogram",
-            ours,
-            &format!("{avg} (identical)"),
-        );
-
-        // Decode V2+DEFLATE.
-        let mut de = Deserializer::new();
-        let peer = time(a.reps, n, || {
-            for raw in &encoded {
-                let h: Histogram<u64> = de.deserialize(&mut std::io::Cursor::new(raw)).expect("decodes");
-                black_box(h);
-            }
-        });
-        let ours = time(a.reps, n, || {
-            for raw in &encoded {
-                black_box(SparseHistogram::decode(raw).expect("decodes"));
-            }
-        });
-        row("decode V2+DEFLATE", name, "hdrhistogram dense", peer, "SparseHistogram", ours, "");
-
-        // Merge 300 snapshots into one bucket.
-        let groups = n.div_ceil(300);
-        let peer = time(a.reps, groups, || {
-            for chunk in dense.chunks(300) {
-                let mut m = report::new_histogram();
-                for h in chunk {
-                    m.add(h).expect("same layout");
-                }
-                black_box(m);
-            }
-        });
-        let ours = time(a.reps, groups, || {
-            for chunk in sparse.chunks(300) {
-                black_box(SparseHistogram::sum(chunk));
-            }
-        });
-        row("merge 300 snapshots", name, "hdrhistogram `add`", peer, "`SparseHistogram::sum`", ours, "");
-
-        // Runs within thresholds (the engine's rule: bucket start at or below the threshold).
-        let thresholds = [500_000u64, 1_000_000, 2_000_000, 3_000_000];
-        let peer = time(a.reps, n, || {
-            for h in &dense {
-                let mut c = [0u64; 4];
-                for v in h.iter_recorded() {
-                    let low = h.lowest_equivalent(v.value_iterated_to());
-                    for (i, t) in thresholds.iter().enumerate() {
-                        c[i] += u64::from(low <= *t) * v.count_at_value();
-                    }
-                }
-                black_box(c);
-            }
-        });
-        let ours = time(a.reps, n, || {
-            for h in &sparse {
-                let mut c = [0u64; 4];
-                for b in h.iter() {
-                    for (i, t) in thresholds.iter().enumerate() {
-                        c[i] += u64::from(b.low <= *t) * b.count;
-                    }
-                }
-                black_box(c);
-            }
-        });
-        row("count within 4 thresholds", name, "`iter_recorded`", peer, "`SparseHistogram::iter`", ours, "");
-
-        // DEFLATE backends on the same plain V2 bytes.
-        let plain: Vec<Vec<u8>> = sparse
-            .iter()
-            .map(|h| {
-                let mut p = Vec::new();
-                h.encode_plain(&mut p);
-                p
-            })
-            .collect();
-        let peer = time(a.reps, n, || {
-            for p in &plain {
-                black_box(miniz_oxide::deflate::compress_to_vec_zlib(p, 6));
-            }
-        });
-        let mut c = Compress::new(Compression::default(), true);
-        let mut zout = Vec::with_capacity(1 << 16);
-        let ours = time(a.reps, n, || {
-            for p in &plain {
-                c.reset();
-                zout.clear();
-                c.compress_vec(p, &mut zout, FlushCompress::Finish).expect("compresses");
-                black_box(&zout);
-            }
-        });
-        let miniz_len = plain.iter().map(|p| miniz_oxide::deflate::compress_to_vec_zlib(p, 6).len()).sum::<usize>() / n;
-        let zlib_len = plain
-            .iter()
-            .map(|p| {
-                c.reset();
-                zout.clear();
-                c.compress_vec(p, &mut zout, FlushCompress::Finish).expect("compresses");
-                zout.len()
-            })
-            .sum::<usize>()
-            / n;
-        let plain_len = plain.iter().map(Vec::len).sum::<usize>() / n;
-        row(
-            "DEFLATE level 6",
-            name,
-            "miniz_oxide",
-            peer,
-            "flate2 zlib-rs",
-            ours,
-            &format!("{plain_len} → miniz {miniz_len}, zlib-rs {zlib_len}"),
-        );
-        let zipped: Vec<Vec<u8>> = plain.iter().map(|p| miniz_oxide::deflate::compress_to_vec_zlib(p, 6)).collect();
-        let peer = time(a.reps, n, || {
-            for z in &zipped {
-                black_box(miniz_oxide::inflate::decompress_to_vec_zlib(z).expect("inflates"));
-            }
-        });
-        let mut d = Decompress::new(true);
-        let mut dout = Vec::with_capacity(1 << 18);
-        let ours = time(a.reps, n, || {
-            for z in &zipped {
-                d.reset(true);
-                dout.clear();
-                d.decompress_vec(z, &mut dout, FlushDecompress::Finish).expect("inflates");
-                black_box(&dout);
-            }
-        });
-        row("inflate", name, "miniz_oxide", peer, "flate2 zlib-rs", ours, "");
+        codec_rows(&a, name, &dense, &sparse);
+        merge_rows(&a, name, &dense, &sparse);
+        deflate_rows(&a, name, &sparse);
     }
+}
+
+/// Encoding and decoding the report format's V2+DEFLATE, dense against sparse.
+fn codec_rows(a: &Args, name: &str, dense: &[Histogram<u64>], sparse: &[SparseHistogram]) {
+    let n = a.samples;
+    // Encode V2+DEFLATE.
+    let mut ser = V2DeflateSerializer::new();
+    let mut buf = Vec::new();
+    let peer = time(a.reps, n, || {
+        for h in dense {
+            buf.clear();
+            ser.serialize(h, &mut buf).expect("serializes");
+            black_box(&buf);
+        }
+    });
+    let ours = time(a.reps, n, || {
+        for h in sparse {
+            black_box(h.encode());
+        }
+    });
+    let encoded: Vec<Vec<u8>> = sparse.iter().map(SparseHistogram::encode).collect();
+    let avg = encoded.iter().map(Vec::len).sum::<usize>() / n;
+    row("encode V2+DEFLATE", name, "hdrhistogram dense", peer, "SparseHistogram", ours, &format!("{avg} (identical)"));
+
+    // Decode V2+DEFLATE.
+    let mut de = Deserializer::new();
+    let peer = time(a.reps, n, || {
+        for raw in &encoded {
+            let h: Histogram<u64> = de.deserialize(&mut std::io::Cursor::new(raw)).expect("decodes");
+            black_box(h);
+        }
+    });
+    let ours = time(a.reps, n, || {
+        for raw in &encoded {
+            black_box(SparseHistogram::decode(raw).expect("decodes"));
+        }
+    });
+    row("decode V2+DEFLATE", name, "hdrhistogram dense", peer, "SparseHistogram", ours, "");
+}
+
+/// Merging snapshots and counting runs within thresholds, as the store and the SLO engine do.
+fn merge_rows(a: &Args, name: &str, dense: &[Histogram<u64>], sparse: &[SparseHistogram]) {
+    let n = a.samples;
+    // Merge 300 snapshots into one bucket.
+    let groups = n.div_ceil(300);
+    let peer = time(a.reps, groups, || {
+        for chunk in dense.chunks(300) {
+            let mut m = report::new_histogram();
+            for h in chunk {
+                m.add(h).expect("same layout");
+            }
+            black_box(m);
+        }
+    });
+    let ours = time(a.reps, groups, || {
+        for chunk in sparse.chunks(300) {
+            black_box(SparseHistogram::sum(chunk));
+        }
+    });
+    row("merge 300 snapshots", name, "hdrhistogram `add`", peer, "`SparseHistogram::sum`", ours, "");
+
+    // Runs within thresholds (the engine's rule: bucket start at or below the threshold).
+    let thresholds = [500_000u64, 1_000_000, 2_000_000, 3_000_000];
+    let peer = time(a.reps, n, || {
+        for h in dense {
+            let mut c = [0u64; 4];
+            for v in h.iter_recorded() {
+                let low = h.lowest_equivalent(v.value_iterated_to());
+                for (i, t) in thresholds.iter().enumerate() {
+                    c[i] += u64::from(low <= *t) * v.count_at_value();
+                }
+            }
+            black_box(c);
+        }
+    });
+    let ours = time(a.reps, n, || {
+        for h in sparse {
+            let mut c = [0u64; 4];
+            for b in h.iter() {
+                for (i, t) in thresholds.iter().enumerate() {
+                    c[i] += u64::from(b.low <= *t) * b.count;
+                }
+            }
+            black_box(c);
+        }
+    });
+    row("count within 4 thresholds", name, "`iter_recorded`", peer, "`SparseHistogram::iter`", ours, "");
+}
+
+/// The DEFLATE backends on the same plain V2 bytes.
+fn deflate_rows(a: &Args, name: &str, sparse: &[SparseHistogram]) {
+    let n = a.samples;
+    // DEFLATE backends on the same plain V2 bytes.
+    let plain: Vec<Vec<u8>> = sparse
+        .iter()
+        .map(|h| {
+            let mut p = Vec::new();
+            h.encode_plain(&mut p);
+            p
+        })
+        .collect();
+    let peer = time(a.reps, n, || {
+        for p in &plain {
+            black_box(miniz_oxide::deflate::compress_to_vec_zlib(p, 6));
+        }
+    });
+    let mut c = Compress::new(Compression::default(), true);
+    let mut zout = Vec::with_capacity(1 << 16);
+    let ours = time(a.reps, n, || {
+        for p in &plain {
+            c.reset();
+            zout.clear();
+            c.compress_vec(p, &mut zout, FlushCompress::Finish).expect("compresses");
+            black_box(&zout);
+        }
+    });
+    let miniz_len = plain.iter().map(|p| miniz_oxide::deflate::compress_to_vec_zlib(p, 6).len()).sum::<usize>() / n;
+    let zlib_len = plain
+        .iter()
+        .map(|p| {
+            c.reset();
+            zout.clear();
+            c.compress_vec(p, &mut zout, FlushCompress::Finish).expect("compresses");
+            zout.len()
+        })
+        .sum::<usize>()
+        / n;
+    let plain_len = plain.iter().map(Vec::len).sum::<usize>() / n;
+    row(
+        "DEFLATE level 6",
+        name,
+        "miniz_oxide",
+        peer,
+        "flate2 zlib-rs",
+        ours,
+        &format!("{plain_len} → miniz {miniz_len}, zlib-rs {zlib_len}"),
+    );
+    let zipped: Vec<Vec<u8>> = plain.iter().map(|p| miniz_oxide::deflate::compress_to_vec_zlib(p, 6)).collect();
+    let peer = time(a.reps, n, || {
+        for z in &zipped {
+            black_box(miniz_oxide::inflate::decompress_to_vec_zlib(z).expect("inflates"));
+        }
+    });
+    let mut d = Decompress::new(true);
+    let mut dout = Vec::with_capacity(1 << 18);
+    let ours = time(a.reps, n, || {
+        for z in &zipped {
+            d.reset(true);
+            dout.clear();
+            d.decompress_vec(z, &mut dout, FlushDecompress::Finish).expect("inflates");
+            black_box(&dout);
+        }
+    });
+    row("inflate", name, "miniz_oxide", peer, "flate2 zlib-rs", ours, "");
 }

@@ -381,6 +381,79 @@ struct Tally {
     bytes: AtomicU64,
 }
 
+/// What the load workers share.
+struct Work {
+    fleet: Arc<Fleet>,
+    /// The next report to send, across workers.
+    next: Arc<AtomicU64>,
+    tally: Arc<Tally>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    first_error: Arc<Mutex<Option<String>>>,
+    limit: u64,
+    interval_ms: i64,
+    start_ms: i64,
+    deadline: Instant,
+    uri: String,
+}
+
+/// Sends reports on one connection until the count or the deadline is reached, or the
+/// connection breaks.
+async fn worker(mut sender: Sender, w: Arc<Work>) {
+    let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    loop {
+        let k = w.next.fetch_add(1, Ordering::Relaxed);
+        if k >= w.limit || Instant::now() >= w.deadline {
+            break;
+        }
+        let (p, body) = w.fleet.body(k, w.start_ms, w.interval_ms, wall_ms());
+        w.tally.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(&w.uri)
+            .header("authorization", format!("Bearer {}", token(p)))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid request");
+        let t = Instant::now();
+        let result = sender.send(req).await;
+        local.saturating_record(t.elapsed().as_micros() as u64);
+        match result {
+            Ok((200, b)) if b.windows(9).any(|w| w == b"duplicate") => {
+                w.tally.duplicate.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok((200, _)) => {
+                w.tally.stored.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok((status, b)) => {
+                w.tally.failed.fetch_add(1, Ordering::Relaxed);
+                w.first_error.lock().get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&b)));
+            }
+            Err(e) => {
+                w.tally.failed.fetch_add(1, Ordering::Relaxed);
+                w.first_error.lock().get_or_insert(e);
+                break; // a broken connection: this worker stops
+            }
+        }
+    }
+    let _ = w.latency.lock().add(&local);
+}
+
+/// The connections of a run: `--h2-conns` shared HTTP/2 ones, or one HTTP/1.1 per worker.
+async fn connect_all(a: &LoadArgs, h2: bool, addr: &str) -> Result<Vec<Sender>, String> {
+    let mut senders = Vec::new();
+    if h2 {
+        let ca = a.ca.clone().unwrap_or_default();
+        for _ in 0..a.h2_conns.max(1) {
+            senders.push(connect_h2(addr, &ca).await?);
+        }
+    } else {
+        for _ in 0..a.concurrency {
+            senders.push(connect_h1(addr).await?);
+        }
+    }
+    Ok(senders)
+}
+
 async fn load_cmd(a: LoadArgs) -> Result<(), String> {
     let h2 = a.url.starts_with("https://");
     let authority = a.url.split("://").nth(1).unwrap_or_default().trim_end_matches('/').to_owned();
@@ -395,20 +468,9 @@ async fn load_cmd(a: LoadArgs) -> Result<(), String> {
     let (_, sample) = fleet.body(0, start_ms, a.interval_ms, wall_ms());
     let decoded = report::decode(&sample).map_err(|e| format!("the generated report does not decode: {e}"))?;
     let series = decoded.series.len() as u64;
-    let mut senders = Vec::new();
-    if h2 {
-        let ca = a.ca.clone().unwrap_or_default();
-        for _ in 0..a.h2_conns.max(1) {
-            senders.push(connect_h2(&addr, &ca).await?);
-        }
-    } else {
-        for _ in 0..a.concurrency {
-            senders.push(connect_h1(&addr).await?);
-        }
-    }
+    let senders = connect_all(&a, h2, &addr).await?;
     let shared_h2: Vec<_> =
         senders.iter().filter_map(|s| if let Sender::H2(s) = s { Some(s.clone()) } else { None }).collect();
-    let next = Arc::new(AtomicU64::new(0));
     let tally = Arc::new(Tally::default());
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds")));
     let first_error = Arc::new(Mutex::new(None::<String>));
@@ -419,52 +481,22 @@ async fn load_cmd(a: LoadArgs) -> Result<(), String> {
     let deadline = started + Duration::from_secs_f64(a.max_secs);
     let mut tasks = Vec::new();
     let mut h1 = senders.into_iter().filter(|s| matches!(s, Sender::H1(_)));
+    let work = Arc::new(Work {
+        fleet: fleet.clone(),
+        next: Arc::new(AtomicU64::new(0)),
+        tally: tally.clone(),
+        latency: latency.clone(),
+        first_error: first_error.clone(),
+        limit: a.reports,
+        interval_ms: a.interval_ms,
+        start_ms,
+        deadline,
+        uri: format!("{}/api/v1/reports", a.url.trim_end_matches('/')),
+    });
     for w in 0..a.concurrency {
-        let mut sender =
+        let sender =
             if h2 { Sender::H2(shared_h2[w % shared_h2.len()].clone()) } else { h1.next().expect("one per worker") };
-        let (fleet, next, tally, latency, first_error) =
-            (fleet.clone(), next.clone(), tally.clone(), latency.clone(), first_error.clone());
-        let (limit, interval_ms, uri) =
-            (a.reports, a.interval_ms, format!("{}/api/v1/reports", a.url.trim_end_matches('/')));
-        tasks.push(tokio::spawn(async move {
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= limit || Instant::now() >= deadline {
-                    break;
-                }
-                let (p, body) = fleet.body(k, start_ms, interval_ms, wall_ms());
-                tally.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                let req = http::Request::builder()
-                    .method("POST")
-                    .uri(&uri)
-                    .header("authorization", format!("Bearer {}", token(p)))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("a valid request");
-                let t = Instant::now();
-                let result = sender.send(req).await;
-                local.saturating_record(t.elapsed().as_micros() as u64);
-                match result {
-                    Ok((200, b)) if b.windows(9).any(|w| w == b"duplicate") => {
-                        tally.duplicate.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok((200, _)) => {
-                        tally.stored.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok((status, b)) => {
-                        tally.failed.fetch_add(1, Ordering::Relaxed);
-                        first_error.lock().get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&b)));
-                    }
-                    Err(e) => {
-                        tally.failed.fetch_add(1, Ordering::Relaxed);
-                        first_error.lock().get_or_insert(e);
-                        break; // a broken connection: this worker stops
-                    }
-                }
-            }
-            let _ = latency.lock().add(&local);
-        }));
+        tasks.push(tokio::spawn(worker(sender, work.clone())));
     }
     for t in tasks {
         let _ = t.await;

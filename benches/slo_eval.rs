@@ -130,24 +130,69 @@ fn batch(j: usize, r: usize, step: i64) -> (u64, u64) {
     (4, failed)
 }
 
-fn main() {
-    let a = args();
-    let slos = spec::parse(&slo_yaml(), "bench.yaml").expect("bench SLOs are valid");
+/// The `--emit-*` modes: write the bench's SLOs, their rules or an OpenMetrics file, and stop.
+fn emit(a: &Args, slos: &[aggregator::slo::spec::Slo]) -> bool {
     if let Some(path) = &a.emit_slos {
         std::fs::write(path, slo_yaml()).unwrap();
     }
     if let Some(path) = &a.emit_rules {
         // What `aggregator rules --slos FILE` prints for these SLOs.
-        std::fs::write(path, aggregator::slo::rules::rules_yaml(&slos)).unwrap();
+        std::fs::write(path, aggregator::slo::rules::rules_yaml(slos)).unwrap();
     }
     if a.emit_slos.is_some() || a.emit_rules.is_some() {
-        return;
+        return true;
     }
     if let Some(path) = &a.emit_openmetrics {
         // Ending at the last whole minute: later samples would put Prometheus' head (where rule
         // results are written) ahead of its evaluations, and discard every rule result.
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        emit_openmetrics(&a, path, wall - wall % MINUTE_MS);
+        emit_openmetrics(a, path, wall - wall % MINUTE_MS);
+        return true;
+    }
+    false
+}
+
+/// Records every batch at every time into the engine; the events recorded. `[fast, slow, empty]`
+/// are the histograms of even journeys, odd journeys and failures.
+fn fill(
+    engine: &mut Engine,
+    times: &[i64],
+    names: &[String],
+    regions: &[String],
+    [fast, slow, empty]: [&report::SparseHistogram; 3],
+) -> u64 {
+    let mut events = 0u64;
+    for (step, &at_ms) in times.iter().enumerate() {
+        for (j, name) in names.iter().enumerate() {
+            for (r, region) in regions.iter().enumerate() {
+                let (runs, failed) = batch(j, r, step as i64);
+                let h = if j % 2 == 0 { fast } else { slow };
+                let ok = SeriesEvent {
+                    journey: name,
+                    step: "",
+                    outcome: "ok",
+                    region,
+                    count: runs - failed,
+                    histogram: h,
+                    at_ms,
+                };
+                engine.record(&ok);
+                events += 1;
+                if failed > 0 {
+                    let bad = SeriesEvent { outcome: "gateway_error", count: failed, histogram: empty, ..ok };
+                    engine.record(&bad);
+                    events += 1;
+                }
+            }
+        }
+    }
+    events
+}
+
+fn main() {
+    let a = args();
+    let slos = spec::parse(&slo_yaml(), "bench.yaml").expect("bench SLOs are valid");
+    if emit(&a, &slos) {
         return;
     }
     // A fixed instant on an hour boundary, so runs are repeatable.
@@ -166,31 +211,7 @@ fn main() {
     let mut times: Vec<i64> = (3..30).rev().flat_map(|d| [now - d * DAY_MS, now - d * DAY_MS + 12 * HOUR_MS]).collect();
     times.extend((0..(3 * DAY_MS / (a.step_min * MINUTE_MS))).rev().map(|k| now - k * a.step_min * MINUTE_MS));
     let fill_start = Instant::now();
-    let mut events = 0u64;
-    for (step, &at_ms) in times.iter().enumerate() {
-        for (j, name) in names.iter().enumerate() {
-            for (r, region) in regions.iter().enumerate() {
-                let (runs, failed) = batch(j, r, step as i64);
-                let h = if j % 2 == 0 { &fast } else { &slow };
-                let ok = SeriesEvent {
-                    journey: name,
-                    step: "",
-                    outcome: "ok",
-                    region,
-                    count: runs - failed,
-                    histogram: h,
-                    at_ms,
-                };
-                engine.record(&ok);
-                events += 1;
-                if failed > 0 {
-                    let bad = SeriesEvent { outcome: "gateway_error", count: failed, histogram: &empty, ..ok };
-                    engine.record(&bad);
-                    events += 1;
-                }
-            }
-        }
-    }
+    let events = fill(&mut engine, &times, &names, &regions, [&fast, &slow, &empty]);
     let fill = fill_start.elapsed();
     let rss_filled = rss_kib();
     let ledger_bytes = engine.bytes();

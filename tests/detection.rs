@@ -21,8 +21,10 @@ use std::{collections::BTreeSet, time::Duration};
 
 use aggregator::{
     api::{Dim, QueryParams, SloFilter},
-    client::{AggregatorClient, HttpClient},
+    client::AggregatorClient,
 };
+use sandbox::{Fault, Service};
+use savanna_pulse::fleet::{EDGES, Fleet, FleetOptions};
 use testkit::alertmanager::Alertmanager;
 use tokio::time::{Instant, sleep};
 

@@ -230,7 +230,7 @@ fn alerts_reply() {
 
 #[test]
 fn report_error_and_health_replies() {
-    let stored = ReportReply { http_status: 0, status: ReportStatus::Stored, reason: None };
+    let stored = ReportReply { http_status: 0, status: ReportStatus::Stored, reason: None, retry_after_s: None };
     pinned(&stored, json!({"status": "stored"}));
     for (s, name) in [
         (ReportStatus::Duplicate, "duplicate"),
@@ -238,7 +238,7 @@ fn report_error_and_health_replies() {
         (ReportStatus::Unavailable, "unavailable"),
     ] {
         pinned(
-            &ReportReply { http_status: 0, status: s, reason: Some("why".into()) },
+            &ReportReply { http_status: 0, status: s, reason: Some("why".into()), retry_after_s: None },
             json!({"status": name, "reason": "why"}),
         );
     }

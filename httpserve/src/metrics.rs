@@ -141,6 +141,17 @@ fn labels(listener: &str, reason: &str) -> ReasonLabels {
     ReasonLabels { listener: listener.to_owned(), reason: reason.to_owned() }
 }
 
+/// Registers the metrics of a struct from one table, one line per metric:
+/// `register_metrics!(registry, metrics, { field: "name", "help"; … })` calls
+/// `registry.register("name", "help", metrics.field.clone())` for each line. The listeners'
+/// owners (the aggregator, the prober) register their own metrics with it beside these.
+#[macro_export]
+macro_rules! register_metrics {
+    ($r:expr, $m:expr, { $($field:ident: $name:literal, $help:literal;)* }) => {
+        $($r.register($name, $help, $m.$field.clone());)*
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,15 +175,4 @@ mod tests {
         }
         assert_eq!(m.refused("api", Refused::MaxConnectionsPerPeer), 1);
     }
-}
-
-/// Registers the metrics of a struct from one table, one line per metric:
-/// `register_metrics!(registry, metrics, { field: "name", "help"; … })` calls
-/// `registry.register("name", "help", metrics.field.clone())` for each line. The listeners'
-/// owners (the aggregator, the prober) register their own metrics with it beside these.
-#[macro_export]
-macro_rules! register_metrics {
-    ($r:expr, $m:expr, { $($field:ident: $name:literal, $help:literal;)* }) => {
-        $($r.register($name, $help, $m.$field.clone());)*
-    };
 }
