@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use aggregator::{
-    Server,
     clock::{Clock, ManualClock},
     store::{MINUTE_MS, Selection, minute_of_end},
 };
@@ -18,15 +15,6 @@ use serde_json::{Value, json};
 const T0: i64 = 1_800_000_000_000; // a minute boundary (2027-01-15T08:00:00Z)
 const YEAR: i64 = 365 * 86_400_000;
 const YEAR_2100: i64 = 4_102_444_800_000;
-
-/// The server, a client, and its directory (removed when the test ends, passed or not).
-async fn start(tag: &str, extra: &str, clock: &ManualClock) -> (Server, Http, TempDir) {
-    let dir = temp_dir(tag);
-    let config = load_config(&dir, extra);
-    let server = Server::start(&config, Arc::new(clock.clone())).await.unwrap();
-    let http = Http::new(server.base_url());
-    (server, http, dir)
-}
 
 /// A Nairobi report of `runs` ok checkouts (1.2 s each), 15 s ending at `end_ms`.
 fn nbo(seq: u64, end_ms: i64, runs: usize) -> report::Report {
@@ -68,7 +56,7 @@ async fn metrics(http: &Http) -> String {
 #[tokio::test]
 async fn one_report_a_year_ahead_loses_no_acknowledged_run() {
     let clock = ManualClock::new(T0);
-    let (server, http, _dir) = start("year-ahead", "", &clock).await;
+    let (server, http, _dir) = start_on("year-ahead", "", &clock).await;
     // (end of interval, runs) of every report acknowledged `stored`.
     let mut acknowledged: Vec<(i64, u64)> = Vec::new();
     let mut seq = 0;
@@ -138,7 +126,7 @@ async fn one_report_a_year_ahead_loses_no_acknowledged_run() {
 #[tokio::test]
 async fn a_duplicate_changes_nothing() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("dup-status", "", &clock).await;
+    let (server, http, _dir) = start_on("dup-status", "", &clock).await;
     let mut r = nbo(1, T0 + 15_000, 3);
     r.interval_start_ms = r.interval_end_ms - 5_000;
     r.heartbeat.outbox_backlog = 0;
@@ -172,7 +160,7 @@ async fn a_duplicate_changes_nothing() {
 #[tokio::test]
 async fn outcomes_outside_the_vocabulary_are_refused() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("vocabulary", "", &clock).await;
+    let (server, http, _dir) = start_on("vocabulary", "", &clock).await;
     assert_eq!(http.post_report(Some(NBO), &nbo(1, T0 + 15_000, 1)).await.0, 200);
     let before = snapshot(&http, "nbo-1").await;
     let mut r = nbo(2, T0 + 15_000, 1);
@@ -194,7 +182,7 @@ async fn outcomes_outside_the_vocabulary_are_refused() {
 async fn intervals_far_in_the_future_or_past_are_refused() {
     let now = T0 + 40 * 86_400_000;
     let clock = ManualClock::new(now);
-    let (server, http, _dir) = start("horizon", "", &clock).await;
+    let (server, http, _dir) = start_on("horizon", "", &clock).await;
     assert_eq!(http.post_report(Some(NBO), &nbo(1, now, 1)).await.0, 200);
     let before = snapshot(&http, "nbo-1").await;
     // Sent now by a sound clock, about intervals in 2100 and in 1970.
@@ -239,7 +227,7 @@ async fn intervals_far_in_the_future_or_past_are_refused() {
 #[tokio::test]
 async fn counts_above_the_bound_are_refused() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("counts", "", &clock).await;
+    let (server, http, _dir) = start_on("counts", "", &clock).await;
     assert_eq!(http.post_report(Some(NBO), &nbo(1, T0 + 15_000, 1)).await.0, 200);
     let before = snapshot(&http, "nbo-1").await;
     let huge = |seq: u64| {
@@ -266,7 +254,7 @@ async fn counts_above_the_bound_are_refused() {
 #[tokio::test]
 async fn a_healthy_prober_is_up_right_after_start() {
     let clock = ManualClock::new(T0 + 60_000);
-    let (server, http, _dir) = start("cadence", "", &clock).await;
+    let (server, http, _dir) = start_on("cadence", "", &clock).await;
     let state = async |id: &str| snapshot(&http, id).await.0;
     // Both probers just started: their first interval is 1.5 s long. Kampala announces its
     // 15 s cadence; Nairobi is an older prober that does not.
@@ -308,7 +296,7 @@ async fn a_healthy_prober_is_up_right_after_start() {
 #[tokio::test]
 async fn unknown_heartbeat_fields_are_refused() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("heartbeat", "", &clock).await;
+    let (server, http, _dir) = start_on("heartbeat", "", &clock).await;
     assert_eq!(http.post_report(Some(NBO), &nbo(1, T0 + 15_000, 1)).await.0, 200);
     let before = snapshot(&http, "nbo-1").await;
     let mut v = wire(&nbo(2, T0 + 15_000, 1));
@@ -328,7 +316,7 @@ async fn unknown_heartbeat_fields_are_refused() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("bearer", "", &clock).await;
+    let (server, http, _dir) = start_on("bearer", "", &clock).await;
     for (seq, scheme) in [(1, "bearer"), (2, "BEARER"), (3, "Bearer")] {
         let req = http::Request::builder()
             .method("POST")
@@ -353,7 +341,7 @@ async fn the_bearer_scheme_is_case_insensitive() {
 #[tokio::test]
 async fn a_stepped_clock_is_flagged_then_followed_within_the_bound_and_never_beyond() {
     let clock = ManualClock::new(T0);
-    let (server, http, _dir) = start("clock-step", "", &clock).await;
+    let (server, http, _dir) = start_on("clock-step", "", &clock).await;
     let mut seq = 0;
     let mut send = async |ahead: i64| {
         clock.advance_ms(15_000);
@@ -407,7 +395,8 @@ async fn a_stepped_clock_is_flagged_then_followed_within_the_bound_and_never_bey
 async fn a_prober_past_its_report_rate_gets_429_with_retry_after_and_nothing_changes() {
     use http_body_util::{BodyExt, Full};
     let clock = ManualClock::new(T0);
-    let (server, http, _dir) = start("rate", "ingest:\n  max_reports_per_minute: 1\n  report_burst: 2\n", &clock).await;
+    let (server, http, _dir) =
+        start_on("rate", "ingest:\n  max_reports_per_minute: 1\n  report_burst: 2\n", &clock).await;
     for seq in 1..=2 {
         assert_eq!(http.post_report(Some(NBO), &nbo(seq, T0 - 15_000 * (3 - seq as i64), 1)).await.0, 200);
     }

@@ -14,15 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T0: i64 = 1_800_000_000_000; // a minute boundary
 
-/// The server, a client, and its directory (removed when the guard drops).
-async fn start(tag: &str, extra: &str, clock: &ManualClock) -> (Server, Http, TempDir) {
-    let dir = temp_dir(tag);
-    let config = load_config(&dir, extra);
-    let server = Server::start(&config, Arc::new(clock.clone())).await.unwrap();
-    let http = Http::new(server.base_url());
-    (server, http, dir)
-}
-
 fn ok_report(seq: u64, end_ms: i64) -> report::Report {
     report("nbo-1", "nairobi", seq, end_ms, vec![series(key("checkout", "", "ok", "nairobi"), &[1_000_000, 1_500_000])])
 }
@@ -30,7 +21,7 @@ fn ok_report(seq: u64, end_ms: i64) -> report::Report {
 #[tokio::test]
 async fn auth_matrix_and_bad_input_change_nothing() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("auth", "max_body_bytes: 64KiB\n", &clock).await;
+    let (server, http, _dir) = start_on("auth", "max_body_bytes: 64KiB\n", &clock).await;
     let r = ok_report(1, T0 + 15_000);
 
     let (s, j) = http.post_report(None, &r).await;
@@ -129,7 +120,7 @@ async fn chunked_post(addr: std::net::SocketAddr, token: &str, n: usize) -> u16 
 #[tokio::test]
 async fn a_report_the_store_cannot_commit_is_not_acknowledged() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("busy", "busy_timeout: 100ms\n", &clock).await;
+    let (server, http, _dir) = start_on("busy", "busy_timeout: 100ms\n", &clock).await;
     let r = ok_report(7, T0 + 15_000);
     // Another process holds the database's write lock.
     let other = rusqlite::Connection::open(server.store().path()).unwrap();
@@ -150,7 +141,7 @@ async fn a_report_the_store_cannot_commit_is_not_acknowledged() {
 #[tokio::test]
 async fn query_merges_exactly_and_groups() {
     let clock = ManualClock::new(T0 + 10 * MINUTE_MS);
-    let (server, http, _dir) = start("query", "", &clock).await;
+    let (server, http, _dir) = start_on("query", "", &clock).await;
     let mut by_hand = report::new_histogram();
     let mut kampala_ok = 0;
     for m in 0..5i64 {
@@ -215,7 +206,7 @@ async fn query_merges_exactly_and_groups() {
 #[tokio::test]
 async fn load_runs_are_queried_apart() {
     let clock = ManualClock::new(T0 + 60_000);
-    let (server, http, _dir) = start("runs", "", &clock).await;
+    let (server, http, _dir) = start_on("runs", "", &clock).await;
     let mut r = report(
         "dar-1",
         "dar",
@@ -242,7 +233,7 @@ async fn load_runs_are_queried_apart() {
 #[tokio::test]
 async fn skewed_clock_is_flagged_and_the_interval_corrected() {
     let clock = ManualClock::new(T0 + 5 * MINUTE_MS);
-    let (server, http, _dir) = start("skew", "", &clock).await;
+    let (server, http, _dir) = start_on("skew", "", &clock).await;
     let probers = async || http.get("/api/v1/probers").await.1;
     // Kampala's clock runs 3 minutes fast: its intervals "end" 3 min ahead. Nairobi is 1 s fast,
     // within the threshold (2 s).
@@ -301,7 +292,7 @@ fn store_minute(end_ms: i64) -> i64 {
 #[tokio::test]
 async fn prober_states_tell_a_silent_site_from_a_failing_journey() {
     let clock = ManualClock::new(T0 + 15_000);
-    let (server, http, _dir) = start("status", "", &clock).await;
+    let (server, http, _dir) = start_on("status", "", &clock).await;
     let state = |j: &serde_json::Value, i: usize| j["probers"][i]["state"].as_str().unwrap().to_owned();
     let (_, j) = http.get("/api/v1/probers").await;
     assert_eq!((state(&j, 0), state(&j, 1), state(&j, 2)), ("never".into(), "never".into(), "never".into()));
@@ -347,7 +338,7 @@ async fn prober_states_tell_a_silent_site_from_a_failing_journey() {
 #[tokio::test]
 async fn stk_callbacks_are_relayed_once() {
     let clock = ManualClock::new(T0);
-    let (server, http, _dir) = start("relay", "", &clock).await;
+    let (server, http, _dir) = start_on("relay", "", &clock).await;
     let cb = br#"{"Body":{"stkCallback":{"MerchantRequestID":"m-1","CheckoutRequestID":"ws_CO_42","ResultCode":1037,"ResultDesc":"No response"}}}"#;
     let fetch = async |token: Option<&str>| http.request("GET", "/stk/ws_CO_42", token, Vec::new()).await;
     assert_eq!(fetch(Some(KLA)).await.0, 404);

@@ -103,3 +103,17 @@ impl Http {
         (s, j)
     }
 }
+
+/// A server on `clock` with `extra` config, a client for it, and its directory (removed when the
+/// guard drops, passed or not).
+pub async fn start_on(
+    tag: &str,
+    extra: &str,
+    clock: &aggregator::clock::ManualClock,
+) -> (aggregator::Server, Http, TempDir) {
+    let dir = temp_dir(tag);
+    let config = load_config(&dir, extra);
+    let server = aggregator::Server::start(&config, std::sync::Arc::new(clock.clone())).await.unwrap();
+    let http = Http::new(server.base_url());
+    (server, http, dir)
+}
