@@ -113,8 +113,11 @@ impl<'j> Run<'j> {
                 Err(Failure::new(Outcome::Timeout, format!("step `{}` ran out of time: {limit}{waiting}", step.name)))
             }
         };
+        // A declared acceptable outcome (`expected`) carries no result to extract from.
         let result = result.and_then(|done| {
-            extract(step, &done.last, &mut self.scope, &self.masker)?;
+            if done.outcome == Outcome::Ok {
+                extract(step, &done.last, &mut self.scope, &self.masker)?;
+            }
             Ok(done)
         });
         let (outcome, fail) = match result {
@@ -201,6 +204,9 @@ fn hide_variable(m: &mut Masker, name: &str, value: &str) {
 /// credential or a phone number into the masker).
 fn extract(step: &Step, last: &Final, scope: &mut Scope, masker: &Mutex<Masker>) -> Result<(), Failure> {
     for (var, ex) in &step.extract {
+        if ex.only_from.as_ref().is_some_and(|from| !from.contains(&last.source)) {
+            continue;
+        }
         let value = extract_one(ex, last).ok_or_else(|| {
             let from = ex.json.as_deref().or(ex.regex.as_deref()).or(ex.header.as_deref()).unwrap_or_default();
             Failure::new(Outcome::AssertionFailed, format!("extract.{var}: `{from}` matched nothing in the response"))

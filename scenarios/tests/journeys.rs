@@ -284,3 +284,34 @@ async fn a_dialoguss_file_plays_through_the_ussd_step() {
     assert_eq!(t.outcome, Outcome::Ok, "{}", explain(&t));
     sb.shutdown().await;
 }
+
+/// The bundled STK journey extracts the receipt only where Daraja carries it: a success by
+/// callback extracts it, a success by STK Query (which has no CallbackMetadata) skips it, and a
+/// declared-expected 1037 extracts nothing and stays `expected` in both modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_stk_journey_extracts_only_what_its_result_carries() {
+    let sb = sandbox().await;
+    let poll = "poll: {interval: 100ms, max_interval: 400ms}";
+    // (result mode, pool number, outcome)
+    let cases = [
+        (None, "254700000100", Outcome::Ok),
+        (Some(poll), "254700000200", Outcome::Ok),
+        (None, "254700000306", Outcome::Expected),
+        (Some(poll), "254700000406", Outcome::Expected),
+    ];
+    for (mode, phone, want) in cases {
+        let path = bundled_dir().join("mpesa-stk-push.yaml");
+        let mut src = std::fs::read_to_string(&path).unwrap().replace("http://127.0.0.1:7700", sb.base_url());
+        src = src.replace(
+            r#"msisdn_pool: ["254700000100", "254700000200", "254700000300"]"#,
+            &format!("msisdn_pool: [\"{phone}\"]"),
+        );
+        if let Some(m) = mode {
+            src = src.replace(r#"callback: {listen: "127.0.0.1:0"}"#, m);
+        }
+        let j = parse_journey(&src, &path.display().to_string(), bundled_dir()).unwrap();
+        let t = run(&j, "loopback").await;
+        assert_eq!(t.outcome, want, "{mode:?} {}: {}", &phone[phone.len() - 2..], explain(&t));
+    }
+    sb.shutdown().await;
+}

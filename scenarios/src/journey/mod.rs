@@ -72,4 +72,24 @@ pub struct Extract {
     pub regex: Option<String>,
     /// A response header.
     pub header: Option<String>,
+    /// Extract only when the step's result came from one of these (default: any). A payment's
+    /// receipt is in Daraja's callback (`callback`, `relay`) but not in an STK Query answer
+    /// (`poll`); `response` is an ordinary HTTP response.
+    #[serde(default)]
+    pub only_from: Option<Vec<ResultSource>>,
+}
+
+/// Where a step's final document came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultSource {
+    /// The step's own last HTTP response (or USSD screen).
+    #[default]
+    Response,
+    /// A provider's callback on the step's own listener.
+    Callback,
+    /// A callback fetched from the aggregator's relay.
+    Relay,
+    /// A status query's answer (polling).
+    Poll,
 }

@@ -128,11 +128,18 @@ pub struct Final {
     pub text: String,
     pub json: Option<serde_json::Value>,
     pub headers: ::http::HeaderMap,
+    /// What the document is (`extract: … only_from:` selects by it).
+    pub source: crate::journey::ResultSource,
 }
 
 impl Final {
     pub fn from_response(r: &Response) -> Final {
-        Final { text: r.text(), json: serde_json::from_slice(&r.body).ok(), headers: r.headers.clone() }
+        Final {
+            text: r.text(),
+            json: serde_json::from_slice(&r.body).ok(),
+            headers: r.headers.clone(),
+            ..Final::default()
+        }
     }
 }
 

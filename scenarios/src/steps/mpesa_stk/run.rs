@@ -24,6 +24,7 @@ use crate::{
     http::{RequestSpec, Response},
     journey::Secret,
     outcome::{Failure, Outcome},
+    journey::ResultSource,
     steps::{Ctx, Done, Final, Recorder, exchange, json_body},
 };
 
@@ -109,7 +110,29 @@ pub(super) async fn run(k: &StkStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> R
     };
     rec.last_problem = None;
     drop(payer);
-    classify(k, &result)
+    let source = match &mode {
+        StkResultMode::Callback(_) => ResultSource::Callback,
+        StkResultMode::Relay(_) => ResultSource::Relay,
+        StkResultMode::Poll(_) => ResultSource::Poll,
+    };
+    same_checkout(&id, &result, source)?;
+    classify(k, &result, source)
+}
+
+/// The result must be the pushed payment's: an answer for another CheckoutRequestID (a query
+/// answered for the wrong transaction, a mixed-up relay) is the gateway's fault, never ours.
+pub(super) fn same_checkout(pushed: &str, r: &StkResult, source: ResultSource) -> Result<(), Failure> {
+    if r.checkout_request_id == pushed {
+        return Ok(());
+    }
+    let what = match source {
+        ResultSource::Poll => "the STK Query answer",
+        _ => "the callback",
+    };
+    Err(Failure::new(
+        Outcome::GatewayError,
+        format!("{what} is for CheckoutRequestID {:?}, not the pushed {pushed:?}", r.checkout_request_id),
+    ))
 }
 
 /// The CallBackURL Daraja is given, and the listener behind it in callback mode.
@@ -332,9 +355,9 @@ fn refusal(what: &str, r: &Response, ctx: &Ctx<'_>) -> Failure {
 }
 
 /// What the payment's ResultCode means for this journey.
-fn classify(k: &StkStep, r: &StkResult) -> Result<Done, Failure> {
+fn classify(k: &StkStep, r: &StkResult, source: ResultSource) -> Result<Done, Failure> {
     let (meaning, class) = codes::describe(r.result_code);
-    let last = Final { text: r.raw.to_string(), json: Some(r.raw.clone()), ..Final::default() };
+    let last = Final { text: r.raw.to_string(), json: Some(r.raw.clone()), source, ..Final::default() };
     let words = format!("ResultCode {} ({meaning}): {}", r.result_code, r.result_desc);
     if k.success_codes.contains(&r.result_code) {
         Ok(Done { outcome: Outcome::Ok, note: Some(words), last })

@@ -58,3 +58,20 @@ fn the_payer_and_daraja_count_against_the_caps() {
     assert_eq!(j.steps[0].kind.uses().len(), 1, "a pool spreads its pushes: only Daraja counts");
     assert_eq!(j.steps[0].timeout, Duration::from_secs(120));
 }
+
+/// A result for another CheckoutRequestID than the pushed one is the gateway's fault, with both
+/// ids in the message; the matching one passes.
+#[test]
+fn a_result_for_another_checkout_request_is_a_gateway_error() {
+    use crate::{Outcome, daraja::codes, journey::ResultSource, steps::mpesa_stk::run::same_checkout};
+    let answer = br#"{"ResponseCode":"0","ResponseDescription":"ok","MerchantRequestID":"m","CheckoutRequestID":"ws_CO_other","ResultCode":"0","ResultDesc":"ok"}"#;
+    let q = codes::parse_query(answer).unwrap();
+    let err = same_checkout("ws_CO_ours", &q, ResultSource::Poll).unwrap_err();
+    assert_eq!(err.outcome, Outcome::GatewayError);
+    assert!(err.message.contains("ws_CO_other") && err.message.contains("ws_CO_ours"), "{}", err.message);
+    assert!(err.message.contains("STK Query"), "{}", err.message);
+    same_checkout("ws_CO_other", &q, ResultSource::Poll).unwrap();
+    // An answer without the id is not ours either.
+    let bare = codes::parse_query(br#"{"ResponseCode":"0","ResultCode":"0","ResultDesc":"ok"}"#).unwrap();
+    assert!(same_checkout("ws_CO_ours", &bare, ResultSource::Poll).is_err());
+}
