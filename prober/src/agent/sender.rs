@@ -94,8 +94,21 @@ impl Client {
         &self.endpoint
     }
 
-    /// Sends one encoded report and classifies the reply.
+    /// Sends one encoded report and classifies the reply. A kept connection the aggregator closed
+    /// while idle can fail the request before the close is seen (the race every keep-alive client
+    /// has); reports are idempotent by (prober, seq), so that one is sent once more at once, on a
+    /// new connection.
     pub async fn send(&mut self, body: Vec<u8>) -> Verdict {
+        let reused = self.conn.is_some();
+        let v = self.send_once(body.clone()).await;
+        if reused && matches!(v, Verdict::Retry { reason: "network", .. }) {
+            tracing::debug!("the kept connection to the aggregator failed; sending again on a new one");
+            return self.send_once(body).await;
+        }
+        v
+    }
+
+    async fn send_once(&mut self, body: Vec<u8>) -> Verdict {
         match timeout(ATTEMPT_TIMEOUT, self.attempt(body)).await {
             Ok(v) => {
                 if matches!(v, Verdict::Retry { .. }) {
