@@ -230,19 +230,9 @@ fn dashboards_are_provisioned_and_every_panel_says_what_it_shows() {
 
 // ================================================================ dashboards: a real Prometheus
 
-/// Percent-encoding for a URL query value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `GET /api/v1/query` at the present time: the result vector, or why not.
 async fn instant(prom: &str, q: &str) -> Result<Vec<Value>, String> {
-    match http_get(prom, &format!("/api/v1/query?query={}", enc(q))).await {
+    match http_get(prom, &format!("/api/v1/query?query={}", aggregator::client::url_segment(q))).await {
         Some((200, v)) if v["status"] == "success" => Ok(v["data"]["result"].as_array().cloned().unwrap_or_default()),
         Some((code, v)) => Err(format!("HTTP {code}: {}", v["error"])),
         None => Err("Prometheus did not answer".into()),
@@ -252,7 +242,7 @@ async fn instant(prom: &str, q: &str) -> Result<Vec<Value>, String> {
 /// The options Grafana would list for `var`, given the values chosen for the variables before it.
 async fn options(prom: &str, var: &Var, chosen: &BTreeMap<String, String>) -> Vec<String> {
     let sel = substitute(&var.selector, chosen);
-    let path = format!("/api/v1/label/{}/values?match%5B%5D={}", var.label, enc(&sel));
+    let path = format!("/api/v1/label/{}/values?match%5B%5D={}", var.label, aggregator::client::url_segment(&sel));
     match http_get(prom, &path).await {
         Some((200, v)) => {
             v["data"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())

@@ -391,8 +391,9 @@ impl AggregatorClient {
     }
 }
 
-/// A path segment, percent-encoded.
-fn url_segment(s: &str) -> String {
+/// `s` percent-encoded for a URL path segment or query value: every byte but RFC 3986's
+/// unreserved characters (`A–Z a–z 0–9 - _ . ~`) becomes `%XX`.
+pub fn url_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
