@@ -100,6 +100,7 @@ impl Client {
     /// new connection.
     pub async fn send(&mut self, body: Vec<u8>) -> Verdict {
         let reused = self.conn.is_some();
+        let body = Bytes::from(body);
         let v = self.send_once(body.clone()).await;
         if reused && matches!(v, Verdict::Retry { reason: "network", .. }) {
             tracing::debug!("the kept connection to the aggregator failed; sending again on a new one");
@@ -108,7 +109,7 @@ impl Client {
         v
     }
 
-    async fn send_once(&mut self, body: Vec<u8>) -> Verdict {
+    async fn send_once(&mut self, body: Bytes) -> Verdict {
         match timeout(ATTEMPT_TIMEOUT, self.attempt(body)).await {
             Ok(v) => {
                 if matches!(v, Verdict::Retry { .. }) {
@@ -123,7 +124,7 @@ impl Client {
         }
     }
 
-    async fn attempt(&mut self, body: Vec<u8>) -> Verdict {
+    async fn attempt(&mut self, body: Bytes) -> Verdict {
         if let Err(v) = self.ensure_conn().await {
             return v;
         }
@@ -143,8 +144,7 @@ impl Client {
         };
         let mut auth = http::HeaderValue::from_str(&auth).expect("token checked at config load");
         auth.set_sensitive(true);
-        let req =
-            builder.header(header::AUTHORIZATION, auth).body(Full::new(Bytes::from(body))).expect("valid request");
+        let req = builder.header(header::AUTHORIZATION, auth).body(Full::new(body)).expect("valid request");
         let resp = match self.conn.as_mut().expect("connected") {
             Conn::H1(s) => s.send_request(req).await,
             Conn::H2(s) => s.send_request(req).await,
