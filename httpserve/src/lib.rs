@@ -90,7 +90,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// `name` labels this listener's metrics and logs (`api`, `metrics`, `daraja_callback`).
+    /// `name` labels this listener's metrics and logs (`api`, `metrics`, `payment_callback`).
     pub fn new(
         listener: TcpListener,
         name: &str,

@@ -9,7 +9,7 @@ use prometheus_client::{
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// The listener's name (`api`, `metrics`, `daraja_callback`).
+    /// The listener's name (`api`, `metrics`, `payment_callback`).
     pub listener: String,
     pub reason: String,
 }

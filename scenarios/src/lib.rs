@@ -3,18 +3,18 @@
 //! - [`journey`]: the YAML journey format, loading with errors that name file, line and field,
 //!   templates and secrets by reference.
 //! - [`player`]: runs a journey over a `netem` profile and returns a [`trace::Trace`].
-//! - [`steps`]: the step kinds (`http`, `ussd`, `mpesa_stk`, `wait`).
+//! - [`steps`]: the step kinds (`http`, `ussd`, `payment` and its older form `mpesa_stk`, `wait`).
 //! - [`ussd`]: USSD gateway dialects (Africa's Talking, Hubtel, Nalo) and the dialoguss import.
-//! - [`daraja`]: the Daraja (M-Pesa) client the `mpesa_stk` step uses.
+//! - [`rails`]: the payment rails a `payment` step collects through (M-Pesa Kenya, …).
 //! - [`outcome`]: the failure taxonomy shared with the aggregator.
 
-pub mod daraja;
 pub mod http;
 pub mod journey;
 pub mod mask;
 pub mod outcome;
 pub mod player;
 pub mod polite;
+pub mod rails;
 pub mod steps;
 pub mod trace;
 pub mod ussd;

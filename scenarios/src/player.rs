@@ -15,12 +15,12 @@ use rustls::pki_types::CertificateDer;
 use tokio::time::{Instant, timeout_at};
 
 use crate::{
-    daraja::Runtime as DarajaRuntime,
     http::{HttpClient, tls_config},
     journey::{Extract, Journey, JsonPath, Step, credentials, is_msisdn, template::Scope},
     mask::Masker,
     outcome::{Failure, Outcome},
     polite::{Limiters, Polite},
+    rails::Runtime as PaymentRuntime,
     steps::{Ctx, Done, Final, Recorder, human},
     trace::{StepTrace, Trace},
 };
@@ -33,7 +33,7 @@ pub struct PlayOptions {
     /// Variable values that replace the journey's (`--set key=value`).
     pub overrides: BTreeMap<String, String>,
     /// Shared with other runs: tokens, MSISDN locks, the callback listener.
-    pub daraja: Arc<DarajaRuntime>,
+    pub payments: Arc<PaymentRuntime>,
     /// Shared with other runs that must respect the politeness caps together (a load run's).
     pub limiters: Arc<Limiters>,
     /// CA certificates to trust besides the Mozilla roots.
@@ -46,7 +46,7 @@ impl PlayOptions {
             profile,
             seed,
             overrides: BTreeMap::new(),
-            daraja: DarajaRuntime::new(),
+            payments: PaymentRuntime::new(),
             limiters: Limiters::new(),
             extra_roots: Vec::new(),
         }
@@ -63,7 +63,7 @@ struct Run<'j> {
     http: HttpClient,
     gateway: HttpClient,
     polite: Polite,
-    daraja: Arc<DarajaRuntime>,
+    payments: Arc<PaymentRuntime>,
 }
 
 impl<'j> Run<'j> {
@@ -81,7 +81,7 @@ impl<'j> Run<'j> {
         let http = HttpClient::new(Arc::new(Connector::new(opts.profile.clone(), opts.seed)), tls.clone());
         let gateway = HttpClient::new(Arc::new(Connector::new(Profile::unshaped("gateway"), opts.seed)), tls);
         let polite = opts.limiters.for_run(&journey.politeness);
-        Run { journey, rng, run_id, scope, masker, http, gateway, polite, daraja: opts.daraja.clone() }
+        Run { journey, rng, run_id, scope, masker, http, gateway, polite, payments: opts.payments.clone() }
     }
 
     /// Plays one step until its deadline (or the journey's): its trace, and its failure if any.
@@ -96,7 +96,7 @@ impl<'j> Run<'j> {
             scope: &self.scope,
             masker: &self.masker,
             rng: &mut self.rng,
-            daraja: &self.daraja,
+            payments: &self.payments,
             run_id: &self.run_id,
             polite: &self.polite,
             deadline,
@@ -134,6 +134,8 @@ impl<'j> Run<'j> {
             failure: fail.clone(),
             excerpts: rec.excerpts,
             throttled: rec.throttled,
+            rail: rec.rail,
+            reason: rec.reason,
         };
         (trace, fail)
     }

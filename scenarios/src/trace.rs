@@ -64,6 +64,13 @@ pub struct StepTrace {
     /// Time the step waited for the politeness caps (docs/configuration.md §6); left out when none.
     #[serde(serialize_with = "ms", skip_serializing_if = "Duration::is_zero")]
     pub throttled: Duration,
+    /// The payment rail of a payment step (`mpesa-ke`, `momo`, …); left out for other steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rail: Option<&'static str>,
+    /// The provider's code a payment ended with, label-safe (`1037`, `APPROVAL_REJECTED`,
+    /// `INS-9`, or `unknown`); left out when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A whole run.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use httpserve::{Closed, ServeMetrics, testing::*};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use scenarios::daraja::callback::{CallbackServer, LISTENER};
+use scenarios::rails::callback::{CallbackServer, LISTENER};
 use tokio::net::TcpStream;
 
 const CALLBACK: &str = r#"{"Body":{"stkCallback":{"MerchantRequestID":"m-1","CheckoutRequestID":"ws_CO_7","ResultCode":0,"ResultDesc":"ok"}}}"#;
@@ -41,13 +41,13 @@ async fn slow_and_oversized_callbacks_are_refused_and_a_real_one_arrives_over_ht
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(conn);
-    let req = http::Request::post(server.url())
+    let req = http::Request::post(format!("{}/stk/callback", server.base_url()))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(CALLBACK.as_bytes())))
         .unwrap();
     let resp = h2.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).contains("Accepted"));
-    let got = tokio::time::timeout(SOON, server.wait("ws_CO_7")).await.expect("the callback was kept");
-    assert_eq!(got.result_code, 0);
+    let got = tokio::time::timeout(SOON, server.wait("mpesa-ke", "ws_CO_7")).await.expect("the callback was kept");
+    assert_eq!(got.code, "0");
 }

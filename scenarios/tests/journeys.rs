@@ -137,7 +137,7 @@ async fn sandbox_faults_land_in_the_right_failure_class() {
     short.steps[0].timeout = Duration::from_secs(2);
     let t = run(&short, "loopback").await;
     assert_eq!(t.outcome, Outcome::Timeout, "{}", explain(&t));
-    assert!(t.failure.unwrap().message.contains("no callback arrived"));
+    assert!(t.failure.unwrap().message.contains("no mpesa-ke callback arrived"));
 
     // A stopped service is a network error.
     sb.faults().clear();

@@ -45,7 +45,7 @@ use std::{
 
 use parking_lot::Mutex;
 use report::Heartbeat;
-use scenarios::{PlayOptions, Trace, daraja::Runtime as DarajaRuntime};
+use scenarios::{PlayOptions, Trace, rails::Runtime as PaymentRuntime};
 use tokio::{
     net::TcpListener,
     sync::{Notify, mpsc, watch},
@@ -123,16 +123,16 @@ pub fn jobs(cfg: &EdgeConfig) -> Vec<Job> {
         .collect()
 }
 
-/// Plays journeys for real, sharing one Daraja runtime (tokens, MSISDN locks, callbacks).
+/// Plays journeys for real, sharing one payment runtime (tokens, MSISDN locks, callbacks).
 struct PlayRunner {
-    daraja: Arc<DarajaRuntime>,
+    payments: Arc<PaymentRuntime>,
 }
 
 impl Runner for PlayRunner {
     fn run(&self, job: &Job, seed: u64) -> Pin<Box<dyn Future<Output = Trace> + Send + 'static>> {
         let journey = job.journey.clone();
         let mut opts = PlayOptions::new(job.profile.clone(), seed);
-        opts.daraja = self.daraja.clone();
+        opts.payments = self.payments.clone();
         Box::pin(async move { scenarios::play(&journey, &opts).await })
     }
 }
@@ -472,8 +472,8 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
         httpserve::Listener::new(listener, endpoints::LISTENER, cfg.connections.clone(), metrics.listeners.clone())?;
 
     let sink = Arc::new(AgentSink { recording: recording.clone(), metrics: metrics.clone(), clock });
-    let daraja = DarajaRuntime::with_listener_limits(cfg.connections.clone(), metrics.listeners.clone());
-    let runner = Arc::new(PlayRunner { daraja });
+    let payments = PaymentRuntime::with_listener_limits(cfg.connections.clone(), metrics.listeners.clone());
+    let runner = Arc::new(PlayRunner { payments });
     let mut scheduler = Scheduler::new(cfg.concurrency, runner, sink, clock, cfg.seed);
     scheduler.start(jobs(&cfg));
     metrics.journeys.set(cfg.journeys.len() as i64);

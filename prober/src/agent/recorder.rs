@@ -172,6 +172,8 @@ mod tests {
             failure: None,
             excerpts: Vec::new(),
             throttled: Duration::ZERO,
+            rail: None,
+            reason: None,
         }
     }
 

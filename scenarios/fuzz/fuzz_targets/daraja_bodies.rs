@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scenarios::daraja::codes;
+use scenarios::rails::mpesa_ke::codes;
 
 fuzz_target!(|data: &[u8]| {
     let _ = codes::parse_token(data);

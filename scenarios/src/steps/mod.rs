@@ -1,7 +1,7 @@
 //! The step kinds, and what they share: a context to run in and a recorder that keeps what a
 //! step measured even when a deadline cuts it short.
 //!
-//! Each kind is one folder (`http/`, `ussd/`, `mpesa_stk/`, `wait/`): its YAML model, its
+//! Each kind is one folder (`http/`, `ussd/`, `payment/`, `mpesa_stk/`, `wait/`): its YAML model, its
 //! validation, its run and its unit tests, behind the [`StepKind`] trait. The list below is the
 //! one place that names them; the loader and the player dispatch on the [`Kind`] it declares.
 //! Adding a kind is a new folder and one line here (CONTRIBUTING.md, "Adding a step kind").
@@ -18,12 +18,12 @@ use tokio::time::Instant;
 use self::kind::declare_kinds;
 pub use self::kind::{FieldError, LoadCx, StepKind};
 use crate::{
-    daraja::Runtime as DarajaRuntime,
     http::{HttpClient, HttpError, RequestSpec, Response},
     journey::{Journey, template::Scope},
     mask::Masker,
     outcome::{Failure, Outcome},
     polite::{self, Polite},
+    rails::Runtime as Payments,
     trace::{Excerpt, Phases},
 };
 
@@ -34,6 +34,7 @@ macro_rules! for_each_kind {
         $then! {
             http => Http(HttpStep),
             ussd => Ussd(UssdStep),
+            payment => Payment(PaymentStep),
             mpesa_stk => MpesaStk(StkStep),
             wait => Wait(WaitStep),
         }
@@ -53,7 +54,8 @@ pub struct Ctx<'a> {
     pub scope: &'a Scope,
     pub masker: &'a Mutex<Masker>,
     pub rng: &'a mut ChaCha8Rng,
-    pub daraja: &'a Arc<DarajaRuntime>,
+    /// What every payment of the prober shares: tokens, MSISDN locks, callback listeners.
+    pub payments: &'a Arc<Payments>,
     pub run_id: &'a str,
     /// The politeness caps: every request waits for its host's, a session or push for its MSISDN's.
     pub polite: &'a Polite,
@@ -96,6 +98,10 @@ pub struct Recorder {
     pub last_problem: Option<String>,
     /// Time spent waiting for the politeness caps.
     pub throttled: Duration,
+    /// The payment rail a payment step went through (its `rail` label in reports).
+    pub rail: Option<&'static str>,
+    /// The provider's code the step ended with, label-safe (its `reason` in traces and reports).
+    pub reason: Option<String>,
 }
 
 impl Recorder {

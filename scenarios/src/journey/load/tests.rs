@@ -85,7 +85,10 @@ fn errors_name_file_line_and_field() {
 #[test]
 fn a_step_needs_exactly_one_kind() {
     let e = parse("name: x\nsteps:\n  - name: a\n    wait: {fixed: 1s}\n    http: {url: http://x}\n").unwrap_err();
-    assert!(e.starts_with("j.yaml:3:5: steps[0]: step `a`: give exactly one of http, ussd, mpesa_stk or wait"), "{e}");
+    assert!(
+        e.starts_with("j.yaml:3:5: steps[0]: step `a`: give exactly one of http, ussd, payment, mpesa_stk or wait"),
+        "{e}"
+    );
     let e = parse("name: x\nsteps:\n  - name: a\n").unwrap_err();
     assert!(e.contains("give exactly one of"), "{e}");
     let e = parse("name: x\nsteps: []\n").unwrap_err();

@@ -2,12 +2,14 @@
 
 use serde::Deserialize;
 
-use crate::journey::Dur;
+pub use crate::steps::payment::ResultMode as StkResult;
 
-/// The most a probe may ever move in one payment, whatever the journey says (KES).
+/// The most a probe may ever move in one payment, whatever the journey says (KES): the KES hard
+/// cap of every payment step.
 pub const HARD_AMOUNT_CAP: u64 = 100;
 
-/// A Daraja STK push (M-Pesa Express), and its result.
+/// A Daraja STK push (M-Pesa Express), and its result: the `payment` step on the `mpesa-ke` rail,
+/// as journeys wrote it before the rails.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StkStep {
@@ -33,7 +35,7 @@ pub struct StkStep {
     pub account_reference: String,
     #[serde(default = "default_desc")]
     pub description: String,
-    /// How the result arrives.
+    /// How the result arrives: `callback` (default), `relay` or `poll`.
     #[serde(default)]
     pub result: StkResult,
     /// ResultCodes that count as success; default `[0]`.
@@ -60,66 +62,3 @@ fn default_success() -> Vec<i64> {
     vec![0]
 }
 
-/// How an STK result is obtained: exactly one of `callback`, `relay` or `poll` (default: a
-/// callback listener on 127.0.0.1).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StkResult {
-    /// An HTTP listener the player owns receives Daraja's callback.
-    pub callback: Option<CallbackResult>,
-    /// A relay (the aggregator) receives callbacks; the player fetches them from
-    /// `{url}/stk/{CheckoutRequestID}`.
-    pub relay: Option<RelayResult>,
-    /// STK Query polling with backoff.
-    pub poll: Option<PollResult>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallbackResult {
-    /// Address to listen on; default 127.0.0.1:0.
-    pub listen: Option<String>,
-    /// The URL Daraja should call, when the listener is behind NAT or a proxy.
-    pub public_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RelayResult {
-    pub url: String,
-    /// The prober's report token, sent as `Authorization: Bearer` when fetching a callback (the
-    /// aggregator's relay refuses anyone else: a callback names the payer's phone). A template,
-    /// normally `"{{ secrets.relay_token }}"` with the secret given by reference.
-    pub token: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PollResult {
-    /// First wait before querying; default 2 s.
-    pub interval: Option<Dur>,
-    /// Longest wait between queries (the interval doubles up to it); default 10 s.
-    pub max_interval: Option<Dur>,
-}
-
-/// The chosen way of getting an STK result.
-#[derive(Debug, Clone)]
-pub enum StkResultMode<'a> {
-    Callback(&'a CallbackResult),
-    Relay(&'a RelayResult),
-    Poll(&'a PollResult),
-}
-
-impl StkResult {
-    /// The mode; `None` when more than one is given.
-    pub fn mode(&self) -> Option<StkResultMode<'_>> {
-        static DEFAULT: CallbackResult = CallbackResult { listen: None, public_url: None };
-        match (&self.callback, &self.relay, &self.poll) {
-            (None, None, None) => Some(StkResultMode::Callback(&DEFAULT)),
-            (Some(c), None, None) => Some(StkResultMode::Callback(c)),
-            (None, Some(r), None) => Some(StkResultMode::Relay(r)),
-            (None, None, Some(p)) => Some(StkResultMode::Poll(p)),
-            _ => None,
-        }
-    }
-}

@@ -4,7 +4,8 @@ use std::{path::Path, time::Duration};
 
 use crate::{
     journey::{Journey, parse_journey},
-    steps::{Kind, mpesa_stk::StkResultMode},
+    journey::ResultSource,
+    steps::{Kind, payment::Mode},
 };
 
 fn parse(src: &str) -> Result<Journey, String> {
@@ -34,7 +35,7 @@ fn payment_steps_respect_the_money_limits() {
     let j = parse(STK).unwrap();
     let Kind::MpesaStk(k) = &j.steps[0].kind else { panic!() };
     assert_eq!((k.amount, k.max_amount, k.success_codes.as_slice()), (1, 10, &[0][..]));
-    assert!(matches!(k.result.mode(), Some(StkResultMode::Poll(_))));
+    assert!(matches!(k.result.mode(ResultSource::Callback), Some(Mode::Poll(_))));
 
     let e = parse(&STK.replace("amount: 1", "amount: 50")).unwrap_err();
     assert!(
@@ -59,19 +60,29 @@ fn the_payer_and_daraja_count_against_the_caps() {
     assert_eq!(j.steps[0].timeout, Duration::from_secs(120));
 }
 
-/// A result for another CheckoutRequestID than the pushed one is the gateway's fault, with both
-/// ids in the message; the matching one passes.
+/// The STK Query answer's id is what the payment step compares: a query for another
+/// CheckoutRequestID reads as another payment.
 #[test]
-fn a_result_for_another_checkout_request_is_a_gateway_error() {
-    use crate::{Outcome, daraja::codes, journey::ResultSource, steps::mpesa_stk::run::same_checkout};
+fn an_stk_query_answer_names_its_checkout_request() {
+    use crate::rails::mpesa_ke::codes;
     let answer = br#"{"ResponseCode":"0","ResponseDescription":"ok","MerchantRequestID":"m","CheckoutRequestID":"ws_CO_other","ResultCode":"0","ResultDesc":"ok"}"#;
-    let q = codes::parse_query(answer).unwrap();
-    let err = same_checkout("ws_CO_ours", &q, ResultSource::Poll).unwrap_err();
-    assert_eq!(err.outcome, Outcome::GatewayError);
-    assert!(err.message.contains("ws_CO_other") && err.message.contains("ws_CO_ours"), "{}", err.message);
-    assert!(err.message.contains("STK Query"), "{}", err.message);
-    same_checkout("ws_CO_other", &q, ResultSource::Poll).unwrap();
-    // An answer without the id is not ours either.
-    let bare = codes::parse_query(br#"{"ResponseCode":"0","ResultCode":"0","ResultDesc":"ok"}"#).unwrap();
-    assert!(same_checkout("ws_CO_ours", &bare, ResultSource::Poll).is_err());
+    let q = codes::parse_query(answer).unwrap().into_rail();
+    assert_eq!((q.id.as_str(), q.code.as_str()), ("ws_CO_other", "0"));
+    let bare = codes::parse_query(br#"{"ResponseCode":"0","ResultCode":"0","ResultDesc":"ok"}"#).unwrap().into_rail();
+    assert_eq!(bare.id, "");
+}
+
+/// An `mpesa_stk` step is a payment step on the `mpesa-ke` rail, and names its errors by its own
+/// fields.
+#[test]
+fn an_stk_step_loads_into_a_payment_step() {
+    let j = parse(STK).unwrap();
+    let Kind::MpesaStk(k) = &j.steps[0].kind else { panic!() };
+    let p = k.to_payment();
+    assert_eq!(p.rail.name(), "mpesa-ke");
+    assert_eq!(p.expected[0].0, "1037");
+    let e = parse(&STK.replace("msisdn_pool: [\"254700000100\", \"254700000200\"]", "msisdn_pool: [\"256772000100\"]")).unwrap_err();
+    assert!(e.contains("steps[0].mpesa_stk.phone") && e.contains("KE mobile number"), "{e}");
+    let e = parse(&STK.replace("result: {poll: {interval: 2s}}", "result: {response: {}}")).unwrap_err();
+    assert!(e.contains("steps[0].mpesa_stk.result"), "{e}");
 }

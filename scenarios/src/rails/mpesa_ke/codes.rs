@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::outcome::Outcome;
+use crate::{
+    outcome::Outcome,
+    rails::{CodeInfo, RailResult},
+};
 
 /// The synchronous error envelope `{requestId, errorCode, errorMessage}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -143,18 +146,31 @@ fn code_of(v: &Value) -> Option<i64> {
 }
 
 /// What a ResultCode means, and its failure class when the journey did not declare it.
-pub fn describe(code: i64) -> (&'static str, Outcome) {
+pub fn describe(code: i64) -> CodeInfo {
+    let k = CodeInfo::known;
     match code {
-        0 => ("success", Outcome::Ok),
-        1 => ("insufficient funds", Outcome::BusinessError),
-        17 => ("party B unable to process", Outcome::BusinessError),
-        1001 => ("subscriber locked: another transaction is in process", Outcome::BusinessError),
-        1019 => ("transaction expired: the prompt arrived, the user did not act", Outcome::BusinessError),
-        1025 | 9999 => ("error sending the push request", Outcome::GatewayError),
-        1032 => ("cancelled by the user", Outcome::BusinessError),
-        1037 => ("DS timeout: the phone could not be reached", Outcome::Timeout),
-        2001 => ("wrong PIN (invalid initiator information)", Outcome::BusinessError),
-        _ => ("unknown result code", Outcome::GatewayError),
+        0 => k("success", Outcome::Ok),
+        1 => k("insufficient funds", Outcome::BusinessError),
+        17 => k("party B unable to process", Outcome::BusinessError),
+        1001 => k("subscriber locked: another transaction is in process", Outcome::BusinessError),
+        1019 => k("transaction expired: the prompt arrived, the user did not act", Outcome::BusinessError),
+        1025 | 9999 => k("error sending the push request", Outcome::GatewayError),
+        1032 => k("cancelled by the user", Outcome::BusinessError),
+        1037 => k("DS timeout: the phone could not be reached", Outcome::Timeout),
+        2001 => k("wrong PIN (invalid initiator information)", Outcome::BusinessError),
+        _ => CodeInfo::UNKNOWN,
+    }
+}
+
+impl StkResult {
+    /// The rail-independent form: the CheckoutRequestID names the payment.
+    pub fn into_rail(self) -> RailResult {
+        RailResult {
+            id: self.checkout_request_id,
+            code: self.result_code.to_string(),
+            text: self.result_desc,
+            raw: self.raw,
+        }
     }
 }
 
@@ -212,7 +228,8 @@ mod tests {
         };
         assert_eq!(bad.outcome(400), Outcome::AssertionFailed);
         assert!(ErrorEnvelope { error_code: "404.001.03".into(), ..bad }.is_bad_token());
-        assert_eq!(describe(1037).1, Outcome::Timeout);
-        assert_eq!(describe(2001).1, Outcome::BusinessError);
+        assert_eq!(describe(1037).class, Outcome::Timeout);
+        assert_eq!(describe(2001).class, Outcome::BusinessError);
+        assert!(!describe(4242).known);
     }
 }
