@@ -95,6 +95,11 @@ async fn bundled_journeys_pass_and_no_output_leaks_a_secret_or_a_phone_number() 
             .unwrap();
             assert_eq!(code, 0, "{name} {flags:?} failed:\n{text}");
             assert_clean(&format!("{name} {flags:?}"), &text);
+            if name == "mpesa-stk-push" && !flags.contains(&"--json") {
+                // The payment's rail, the provider's code and its meaning, in words.
+                let line = "payment `stk-push` · rail mpesa-ke · code 0 · ok: mpesa-ke 0 (success): ";
+                assert!(text.contains(line), "{name} {flags:?}:\n{text}");
+            }
         }
     }
     sb.shutdown().await;

@@ -120,9 +120,9 @@ impl<'j> Run<'j> {
             }
             Ok(done)
         });
-        let (outcome, fail) = match result {
-            Ok(Done { outcome, .. }) => (outcome, None),
-            Err(f) => (f.outcome, Some(Failure::new(f.outcome, self.masker.lock().mask(&f.message)))),
+        let (outcome, fail, note) = match result {
+            Ok(Done { outcome, note, .. }) => (outcome, None, note.map(|n| self.masker.lock().mask(&n))),
+            Err(f) => (f.outcome, Some(Failure::new(f.outcome, self.masker.lock().mask(&f.message))), None),
         };
         let trace = StepTrace {
             name: step.name.clone(),
@@ -136,6 +136,7 @@ impl<'j> Run<'j> {
             throttled: rec.throttled,
             rail: rec.rail,
             reason: rec.reason,
+            note,
         };
         (trace, fail)
     }

@@ -71,6 +71,10 @@ pub struct StepTrace {
     /// `INS-9`, or `unknown`); left out when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What a step that ended well says about its end, in words (a payment's provider code and
+    /// its meaning); masked. A failed step says it in `failure` instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A whole run.

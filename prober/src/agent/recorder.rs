@@ -174,6 +174,7 @@ mod tests {
             throttled: Duration::ZERO,
             rail: None,
             reason: None,
+            note: None,
         }
     }
 

@@ -103,6 +103,7 @@ pub fn render(t: &Trace, verbose: bool) -> String {
     }
     out.push_str(&table.to_string());
     out.push('\n');
+    out.push_str(&payments(t));
     if verbose {
         for s in &t.steps {
             for e in &s.excerpts {
@@ -119,6 +120,22 @@ pub fn render(t: &Trace, verbose: bool) -> String {
     match &t.failure {
         None => out.push_str(&format!("{} in {}\n", t.outcome, ms(t.duration))),
         Some(f) => out.push_str(&format!("FAILED ({}) after {}: {}\n", f.outcome, ms(t.duration), f.message)),
+    }
+    out
+}
+
+/// One line per payment step: its rail, the provider's code and what it means, in words.
+fn payments(t: &Trace) -> String {
+    let mut out = String::new();
+    for s in t.steps.iter().filter(|s| s.rail.is_some()) {
+        let words = s.note.as_deref().or(s.failure.as_ref().map(|f| f.message.as_str())).unwrap_or("no result");
+        let code = s.reason.as_deref().unwrap_or("-");
+        out.push_str(&format!(
+            "payment `{}` · rail {} · code {code} · {}: {words}\n",
+            s.name,
+            s.rail.unwrap_or_default(),
+            s.outcome
+        ));
     }
     out
 }
