@@ -11,7 +11,7 @@
 //! - [`money`]: currencies with their caps, countries with their MSISDN formats;
 //! - [`runtime`]: state shared by every run of a prober (tokens, MSISDN locks, callback listeners);
 //! - [`callback`]: the HTTP listener every rail's callbacks arrive at;
-//! - one folder per rail, registered once in [`for_each_rail!`].
+//! - one folder per rail, registered once in `for_each_rail!` (this file).
 //!
 //! Adding a rail: a folder here implementing [`Rail`], one line in `for_each_rail!`, its protocol
 //! in `docs/protocols/`, its emulation in the sandbox (CONTRIBUTING.md, "Adding a payment rail").
