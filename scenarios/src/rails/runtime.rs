@@ -111,6 +111,28 @@ impl Drop for MsisdnGuard {
 mod tests {
     use super::*;
 
+    /// A token is used until a minute before it expires, but at least for half its lifetime (an
+    /// Airtel token may live only a few minutes); a dropped token is gone.
+    #[tokio::test(start_paused = true)]
+    async fn tokens_are_refreshed_early_but_short_ones_stay_useful() {
+        let rt = Runtime::new();
+        let key = |rail| TokenKey { rail, base: "http://x".into(), credential: "app".into() };
+        rt.store_token(&key("mpesa-ke"), Secret::new(String::from("long")), Duration::from_secs(3600));
+        rt.store_token(&key("airtel"), Secret::new(String::from("short")), Duration::from_secs(90));
+        assert!(rt.cached_token(&key("momo")).is_none(), "tokens are per rail");
+        tokio::time::advance(Duration::from_secs(44)).await;
+        assert_eq!(rt.cached_token(&key("airtel")).unwrap().expose(), "short");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(rt.cached_token(&key("airtel")).is_none(), "half of 90 s has passed");
+        tokio::time::advance(Duration::from_secs(3600 - 60 - 47)).await;
+        assert!(rt.cached_token(&key("mpesa-ke")).is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(rt.cached_token(&key("mpesa-ke")).is_none(), "refreshed a minute early");
+        rt.store_token(&key("mpesa-ke"), Secret::new(String::from("again")), Duration::from_secs(3600));
+        rt.drop_token(&key("mpesa-ke"));
+        assert!(rt.cached_token(&key("mpesa-ke")).is_none());
+    }
+
     #[tokio::test]
     async fn one_push_in_flight_per_msisdn() {
         let rt = Runtime::new();
