@@ -41,11 +41,13 @@ macro_rules! for_each_rail {
     ($then:ident) => {
         $then! {
             "mpesa-ke" => MpesaKe(mpesa_ke::Daraja),
+            "mpesa-tz" => MpesaTz(mpesa_tz::Vodacom),
         }
     };
 }
 
 pub mod mpesa_ke;
+pub mod mpesa_tz;
 
 /// What a payment asks a rail for.
 #[derive(Debug, Clone)]
