@@ -41,10 +41,12 @@ macro_rules! for_each_rail {
     ($then:ident) => {
         $then! {
             "mpesa-ke" => MpesaKe(mpesa_ke::Daraja),
+            "momo" => Momo(momo::Momo),
         }
     };
 }
 
+pub mod momo;
 pub mod mpesa_ke;
 
 /// What a payment asks a rail for.
