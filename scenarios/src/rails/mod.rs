@@ -41,11 +41,13 @@ macro_rules! for_each_rail {
     ($then:ident) => {
         $then! {
             "mpesa-ke" => MpesaKe(mpesa_ke::Daraja),
+            "momo" => Momo(momo::Momo),
             "mpesa-tz" => MpesaTz(mpesa_tz::Vodacom),
         }
     };
 }
 
+pub mod momo;
 pub mod mpesa_ke;
 pub mod mpesa_tz;
 
