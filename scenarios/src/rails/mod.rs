@@ -41,10 +41,12 @@ macro_rules! for_each_rail {
     ($then:ident) => {
         $then! {
             "mpesa-ke" => MpesaKe(mpesa_ke::Daraja),
+            "airtel" => Airtel(airtel::Airtel),
         }
     };
 }
 
+pub mod airtel;
 pub mod mpesa_ke;
 
 /// What a payment asks a rail for.
