@@ -42,11 +42,13 @@ macro_rules! for_each_rail {
         $then! {
             "mpesa-ke" => MpesaKe(mpesa_ke::Daraja),
             "momo" => Momo(momo::Momo),
+            "airtel" => Airtel(airtel::Airtel),
             "mpesa-tz" => MpesaTz(mpesa_tz::Vodacom),
         }
     };
 }
 
+pub mod airtel;
 pub mod momo;
 pub mod mpesa_ke;
 pub mod mpesa_tz;
