@@ -40,9 +40,8 @@ steps:
     parse_journey(&src, "stk-relay.yaml", dir).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relayed_callback_is_read_only_with_a_prober_token() {
-    let dir = testkit::temp_dir("stk-relay");
+/// An aggregator whose prober `nbo-1` has the token [`TOKEN`], and a sandbox with quick callbacks.
+async fn start(dir: &Path) -> (aggregator::Server, sandbox::SandboxHandle) {
     let path =
         AggregatorConfig::new("127.0.0.1:0").prober("nbo-1", "nairobi", "env:NBO").write(&dir.join("aggregator.yaml"));
     let env = |name: &str| (name == "NBO").then(|| TOKEN.to_owned());
@@ -55,6 +54,13 @@ async fn a_relayed_callback_is_read_only_with_a_prober_token() {
     })
     .await
     .unwrap();
+    (agg, sb)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_callback_is_read_only_with_a_prober_token() {
+    let dir = testkit::temp_dir("stk-relay");
+    let (agg, sb) = start(&dir).await;
 
     let opts = PlayOptions::new(netem::profile::bundled("loopback").unwrap(), 3);
     let t = play(&journey(&dir, &agg.base_url(), sb.base_url(), true), &opts).await;
@@ -78,18 +84,7 @@ async fn a_relayed_callback_is_read_only_with_a_prober_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bundled_stk_journey_in_relay_mode() {
     let dir = testkit::temp_dir("stk-relay-bundled");
-    let path =
-        AggregatorConfig::new("127.0.0.1:0").prober("nbo-1", "nairobi", "env:NBO").write(&dir.join("aggregator.yaml"));
-    let env = |name: &str| (name == "NBO").then(|| TOKEN.to_owned());
-    let config = aggregator::Config::load_with_env(&path, &env).unwrap();
-    let agg = aggregator::Server::start(&config, Arc::new(aggregator::clock::SystemClock)).await.unwrap();
-    let sb = sandbox::Sandbox::start(sandbox::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        callback_delay: Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (agg, sb) = start(&dir).await;
     let scenarios_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     std::fs::write(dir.join("relay-token"), format!("{TOKEN}\n")).unwrap();
     let bundled = std::fs::read_to_string(scenarios_dir.join("mpesa-stk-push.yaml")).unwrap();

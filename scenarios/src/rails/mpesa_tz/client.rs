@@ -80,7 +80,7 @@ impl Client {
         });
         for attempt in 0..2 {
             let session = self.session(ctx, rec).await?;
-            let r = self.call(ctx, rec, "c2b", Method::POST, "/c2bPayment/singleStage/", &session, Some(&body)).await?;
+            let r = self.call(ctx, rec, "c2b", "/c2bPayment/singleStage/", &session, Some(&body)).await?;
             let answer = codes::parse_answer(&r.body).ok();
             if attempt == 0 && !r.status.is_success() && codes::is_bad_session(r.status.as_u16(), answer.as_ref()) {
                 ctx.payments.drop_token(&self.token_key());
@@ -115,7 +115,7 @@ impl Client {
         if let Some(s) = ctx.payments.cached_token(&self.token_key()) {
             return Ok(s);
         }
-        let r = self.call(ctx, rec, "session", Method::GET, "/getSession/", &self.api_key, None).await?;
+        let r = self.call(ctx, rec, "session", "/getSession/", &self.api_key, None).await?;
         let id = match codes::parse_session(&r.body) {
             Ok(id) => id,
             Err(Ok(a)) => {
@@ -136,14 +136,13 @@ impl Client {
         Ok(id)
     }
 
-    /// One call with the bearer encrypted from `secret` (masked before anything is recorded).
-    #[allow(clippy::too_many_arguments)]
+    /// One call with the bearer encrypted from `secret` (masked before anything is recorded): a
+    /// POST of `body`, or a GET without one.
     async fn call(
         &self,
         ctx: &Ctx<'_>,
         rec: &mut Recorder,
         label: &str,
-        method: Method,
         path: &str,
         secret: &impl AsSecret,
         body: Option<&Value>,
@@ -160,6 +159,7 @@ impl Client {
         })?;
         // `json_body` sets `Content-Type: application/json`.
         let headers = vec![("authorization".into(), format!("Bearer {b}")), ("origin".into(), "*".into())];
+        let method = if body.is_some() { Method::POST } else { Method::GET };
         let spec = RequestSpec { method, url, headers, body: body.and_then(json_body) };
         exchange(ctx, rec, ctx.http, label.to_owned(), &spec).await
     }
