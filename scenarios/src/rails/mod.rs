@@ -280,6 +280,20 @@ macro_rules! declare_rails {
 }
 for_each_rail!(declare_rails);
 
+/// A token (or session id) a provider just issued: masked in this run from now on, cached in
+/// `ctx.payments` under `key` for `expires_in`, and returned.
+pub fn keep_token(
+    ctx: &Ctx<'_>,
+    key: &runtime::TokenKey,
+    token: String,
+    expires_in: Duration,
+) -> crate::journey::Secret {
+    ctx.masker.lock().add_secret(&token);
+    let token = crate::journey::Secret::new(token);
+    ctx.payments.store_token(key, token.clone(), expires_in);
+    token
+}
+
 /// The label-safe `reason` a result is reported under: its code when the rail's table or the
 /// journey knows it, else `unknown` (a hostile gateway must not grow the label set).
 pub fn reason_label(code: &str, info: &CodeInfo, declared: bool) -> String {

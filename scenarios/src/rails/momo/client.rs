@@ -146,10 +146,7 @@ impl Client {
         }
         let (token, ttl) =
             codes::parse_token(&r.body).map_err(|e| Failure::new(Outcome::GatewayError, format!("token: {e}")))?;
-        ctx.masker.lock().add_secret(&token);
-        let token = Secret::new(token);
-        ctx.payments.store_token(&self.token_key(), token.clone(), ttl);
-        Ok(token)
+        Ok(crate::rails::keep_token(ctx, &self.token_key(), token, ttl))
     }
 
     /// One call with the bearer token, the target environment and the subscription key; a token

@@ -129,10 +129,7 @@ impl Client {
         }
         let (token, ttl) =
             codes::parse_token(&r.body).map_err(|e| Failure::new(Outcome::GatewayError, format!("oauth: {e}")))?;
-        ctx.masker.lock().add_secret(&token);
-        let token = Secret::new(token);
-        ctx.payments.store_token(&self.token_key(), token.clone(), ttl);
-        Ok(token)
+        Ok(crate::rails::keep_token(ctx, &self.token_key(), token, ttl))
     }
 
     /// POSTs `body` with a bearer token; a refused token is replaced once.

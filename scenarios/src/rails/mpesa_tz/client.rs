@@ -130,10 +130,7 @@ impl Client {
             Err(Err(_)) if !r.status.is_success() => return Err(refusal("session", &r, ctx)),
             Err(Err(e)) => return Err(Failure::new(Outcome::GatewayError, format!("session: {e}"))),
         };
-        ctx.masker.lock().add_secret(&id);
-        let id = Secret::new(id);
-        ctx.payments.store_token(&self.token_key(), id.clone(), SESSION_TTL);
-        Ok(id)
+        Ok(crate::rails::keep_token(ctx, &self.token_key(), id, SESSION_TTL))
     }
 
     /// One call with the bearer encrypted from `secret` (masked before anything is recorded): a
