@@ -26,6 +26,14 @@ pub(crate) enum ClientError {
     Timeout(Duration),
 }
 
+/// The URL without its query and credentials, for logs (a callback URL may carry a secret, and
+/// its path a phone number: those are masked).
+pub(crate) fn loggable(url: &url::Url) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = crate::mask::mask_phones(url.path());
+    format!("{}://{}{port}{path}", url.scheme(), url.host_str().unwrap_or(""))
+}
+
 #[derive(Debug)]
 pub(crate) struct HttpResponse {
     pub status: StatusCode,
@@ -82,5 +90,18 @@ impl HttpClient {
             Ok(HttpResponse { status, body })
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| ClientError::Timeout(timeout))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn logged_urls_drop_query_and_credentials() {
+        let u = url::Url::parse("http://user:pw@127.0.0.1:9/cb?token=abc").unwrap();
+        assert_eq!(loggable(&u), "http://127.0.0.1:9/cb");
+        let u = url::Url::parse("https://example.com/cb#frag").unwrap();
+        assert_eq!(loggable(&u), "https://example.com/cb");
     }
 }

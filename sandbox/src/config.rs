@@ -32,6 +32,8 @@ pub struct Config {
     pub callback_delay: Duration,
     /// How long an unanswered push (outcome `04`) stays pending before it ends with 1037.
     pub query_expiry: Duration,
+    /// MTN MoMo's API user, key, subscription key and callback host.
+    pub momo: crate::momo::Settings,
     /// Faults in force from the start (the `--fault` flags).
     pub faults: FaultSet,
     /// Caps on stored state.
@@ -129,6 +131,7 @@ impl Default for Config {
             token_ttl: Duration::from_secs(3599),
             callback_delay: Duration::from_secs(3),
             query_expiry: Duration::from_secs(60),
+            momo: crate::momo::Settings::default(),
             faults: FaultSet::default(),
             limits: Limits::default(),
             http: HttpLimits::default(),
@@ -152,6 +155,7 @@ impl Config {
         if self.passkey.is_empty() {
             return bad("the passkey must not be empty (--passkey)");
         }
+        self.momo.validate().map_err(crate::Error::Config)?;
         if self.token_ttl.is_zero() {
             return bad("the token TTL must be positive (--token-ttl-secs)");
         }

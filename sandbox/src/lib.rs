@@ -10,6 +10,9 @@
 //! - [`daraja`]: Safaricom Daraja at its standard paths (OAuth, STK push, STK query) with real
 //!   asynchronous callbacks, field validation, the error envelopes, and outcomes chosen by the
 //!   phone number's last two digits ([`daraja::outcome`]).
+//! - [`momo`]: MTN MoMo Collection (sandbox provisioning, token, request to pay with its status
+//!   and `PUT` callback, balance, account holder), with MTN's error shapes and outcomes chosen by
+//!   the payer's last two digits ([`momo::outcome`]).
 //! - [`shop`]: a small marketplace API whose checkout pays through the sandbox's own Daraja over
 //!   real HTTP, as a merchant would.
 //! - [`faults`]: runtime fault injection per service (latency, jitter, error rate, outage, callback
@@ -33,6 +36,7 @@
 pub mod config;
 pub mod daraja;
 pub mod faults;
+pub mod momo;
 pub mod shop;
 pub mod ussd;
 

@@ -20,8 +20,23 @@ STK push outcome by the PhoneNumber's last two digits:
   09     slow: success with the callback after 10x --callback-delay-ms
   other  success (0)
 
+MTN MoMo request to pay outcome by the payer's (partyId's) last two digits:
+  00     SUCCESSFUL
+  01     FAILED APPROVAL_REJECTED
+  02     FAILED NOT_ENOUGH_FUNDS
+  03     FAILED PAYER_LIMIT_REACHED
+  04     PENDING until --query-expiry-secs (nobody answers), then FAILED COULD_NOT_PERFORM_TRANSACTION
+  05     SUCCESSFUL, the callback delivered 3 times
+  06     FAILED EXPIRED
+  07     FAILED INTERNAL_PROCESSING_ERROR
+  08     FAILED PAYER_NOT_FOUND (also any non-MTN number in mtnuganda)
+  09     SUCCESSFUL after 10x --callback-delay-ms
+  10     FAILED SENDER_ACCOUNT_NOT_ACTIVE
+  11     FAILED TRANSACTION_CANCELED
+  other  SUCCESSFUL
+
 Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVICE with JSON):
-  services: ussd, daraja, shop
+  services: ussd, daraja, momo, shop
   latency_ms=N        fixed added latency
   jitter_ms=N         normal jitter, standard deviation in ms
   error_rate=F        fraction (0..1) answered with HTTP 500
@@ -31,7 +46,7 @@ Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVI
   e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
 
 /// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
-/// a Daraja (M-Pesa) emulation with real callbacks, and a shop, with fault injection.
+/// Daraja (M-Pesa) and MTN MoMo emulations with real callbacks, and a shop, with fault injection.
 #[derive(Parser)]
 #[command(name = "sandbox", version, after_help = AFTER_HELP)]
 struct Args {
@@ -59,10 +74,22 @@ struct Args {
     /// Lifetime of OAuth access tokens, in seconds.
     #[arg(long, default_value_t = 3599)]
     token_ttl_secs: u64,
-    /// Delay from an accepted STK push to its callback, in milliseconds.
+    /// The MoMo API user that is ready to use (a UUID v4; more can be provisioned over the API).
+    #[arg(long, default_value = sandbox::momo::SANDBOX_API_USER)]
+    momo_api_user: String,
+    /// Its API key.
+    #[arg(long, env = "SANDBOX_MOMO_API_KEY", default_value = sandbox::momo::SANDBOX_API_KEY, hide_env_values = true)]
+    momo_api_key: String,
+    /// The MoMo Collection subscription key (`Ocp-Apim-Subscription-Key`).
+    #[arg(long, env = "SANDBOX_MOMO_SUBSCRIPTION_KEY", default_value = sandbox::momo::SANDBOX_SUBSCRIPTION_KEY, hide_env_values = true)]
+    momo_subscription_key: String,
+    /// The ready API user's callback host: MoMo refuses an `X-Callback-Url` on any other host.
+    #[arg(long, default_value = "127.0.0.1")]
+    momo_callback_host: String,
+    /// Delay from an accepted STK push or request to pay to its result, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     callback_delay_ms: u64,
-    /// How long a push with no callback (suffix 04) stays pending before 1037, in seconds.
+    /// How long a push or request to pay nobody answers (suffix 04) stays pending, in seconds.
     #[arg(long, default_value_t = 60)]
     query_expiry_secs: u64,
     /// Most connections open at once; more are closed as soon as accepted.
@@ -101,6 +128,12 @@ async fn main() -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(args.token_ttl_secs),
         callback_delay: Duration::from_millis(args.callback_delay_ms),
         query_expiry: Duration::from_secs(args.query_expiry_secs),
+        momo: sandbox::momo::Settings {
+            api_user: args.momo_api_user,
+            api_key: args.momo_api_key,
+            subscription_key: args.momo_subscription_key,
+            callback_host: args.momo_callback_host,
+        },
         faults,
         http: sandbox::HttpLimits { max_connections: args.max_connections, ..Default::default() },
         ..Config::default()

@@ -40,6 +40,12 @@ impl SharedRng {
     pub fn digits(&self, len: usize) -> String {
         self.with(|r| (0..len).map(|_| char::from(b'0' + r.random_range(0..10u8))).collect())
     }
+
+    /// `len` lowercase hexadecimal digits, like a MoMo API key.
+    pub fn hex(&self, len: usize) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.with(|r| (0..len).map(|_| HEX[r.random_range(0..16)] as char).collect())
+    }
 }
 
 #[cfg(test)]
@@ -57,5 +63,6 @@ mod tests {
         assert_eq!(ra.len(), 10);
         assert!(ra.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit()));
         assert!(a.digits(8).chars().all(|ch| ch.is_ascii_digit()));
+        assert!(a.hex(32).chars().all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch)));
     }
 }

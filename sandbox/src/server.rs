@@ -24,6 +24,7 @@ use crate::{
     error::ApiError,
     faults::{Fault, Faults, Service},
     listen,
+    momo::{self, Momo, MomoError},
     shop::{self, ShopState},
     ussd::{self, UssdState},
 };
@@ -79,11 +80,13 @@ impl Sandbox {
         let http = HttpClient::new();
         let ussd = Arc::new(UssdState::new(&config));
         let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone()));
+        let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone()));
         let shop = Arc::new(ShopState::new(&config, &base_url, http));
 
         let app = Router::new()
             .merge(with_faults(ussd::router(ussd.clone()), &faults, Service::Ussd))
             .merge(with_faults(daraja::router(daraja), &faults, Service::Daraja))
+            .merge(with_faults(momo::router(momo), &faults, Service::Momo))
             .merge(with_faults(shop::router(shop), &faults, Service::Shop))
             .merge(ussd::inspection_router(ussd))
             .merge(admin_router(faults.clone()))
@@ -138,6 +141,7 @@ impl SandboxHandle {
             ("USSD, Hubtel", format!("{b}/ussd/hubtel")),
             ("USSD, Nalo", format!("{b}/ussd/nalo")),
             ("Daraja (base URL)", b.clone()),
+            ("MTN MoMo (base URL)", b.clone()),
             ("Shop API", format!("{b}/shop/api")),
             ("Fault admin", format!("{b}/admin/faults")),
             ("Health", format!("{b}/healthz")),
@@ -191,6 +195,8 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
         }
         Service::Daraja if unavailable => DarajaError::injected_outage().into_response(),
         Service::Daraja => DarajaError::injected_error().into_response(),
+        Service::Momo if unavailable => MomoError::injected_outage().into_response(),
+        Service::Momo => MomoError::injected_error().into_response(),
         Service::Shop => {
             let text =
                 if unavailable { "shop unavailable (injected outage)" } else { "internal error (injected fault)" };

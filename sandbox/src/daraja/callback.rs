@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 use super::{Daraja, Outcome, TxnState, nairobi_timestamp};
+use crate::client::loggable;
 
 /// How long one callback delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,12 +63,6 @@ pub fn callback_body(
         ]});
     }
     json!({ "Body": { "stkCallback": callback } })
-}
-
-/// The URL without its query and credentials, for logs (a callback URL may carry a secret).
-fn loggable(url: &url::Url) -> String {
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{}://{}{port}{}", url.scheme(), url.host_str().unwrap_or(""), url.path())
 }
 
 /// Waits, settles the transaction, releases the subscriber lock, and delivers the callback(s).
@@ -151,13 +146,5 @@ mod tests {
         assert_eq!(cb["ResultCode"], json!(1032));
         assert_eq!(cb["ResultDesc"], "Request cancelled by user");
         assert!(cb.get("CallbackMetadata").is_none());
-    }
-
-    #[test]
-    fn logged_urls_drop_query_and_credentials() {
-        let u = url::Url::parse("http://user:pw@127.0.0.1:9/cb?token=abc").unwrap();
-        assert_eq!(loggable(&u), "http://127.0.0.1:9/cb");
-        let u = url::Url::parse("https://example.com/cb#frag").unwrap();
-        assert_eq!(loggable(&u), "https://example.com/cb");
     }
 }

@@ -128,25 +128,26 @@ impl Http {
 /// Callback bodies with their arrival times.
 type Received = Arc<Mutex<Vec<(Instant, Value)>>>;
 
-/// A merchant's callback endpoint: records every JSON body POSTed to it, with its arrival time.
+/// A merchant's callback endpoint: records every JSON body POSTed or PUT to it, with its arrival
+/// time.
 #[derive(Clone)]
 pub struct CallbackSink {
     pub url: String,
     received: Received,
 }
 
+async fn receive(State(r): State<Received>, body: Bytes) -> axum::Json<Value> {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::String("<not JSON>".into()));
+    r.lock().push((Instant::now(), v));
+    axum::Json(json!({"ResultCode": 0, "ResultDesc": "Accepted"}))
+}
+
 impl CallbackSink {
     pub async fn start() -> Self {
         let received: Received = Arc::default();
         let app = Router::new()
-            .route(
-                "/cb",
-                post(|State(r): State<Received>, body: Bytes| async move {
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::String("<not JSON>".into()));
-                    r.lock().push((Instant::now(), v));
-                    axum::Json(json!({"ResultCode": 0, "ResultDesc": "Accepted"}))
-                }),
-            )
+            // Daraja and Airtel POST their callbacks; MoMo PUTs them.
+            .route("/cb", post(receive).put(receive))
             .with_state(received.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/cb", listener.local_addr().unwrap());
@@ -175,6 +176,11 @@ impl CallbackSink {
             assert!(Instant::now() < deadline, "{} of {n} callbacks for {checkout} within {within:?}", got.len());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Every body received so far, in order.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.received.lock().iter().map(|(_, v)| v.clone()).collect()
     }
 
     pub fn total(&self) -> usize {
