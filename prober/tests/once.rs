@@ -37,16 +37,19 @@ fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
         .replace("file:secrets/sandbox-ussd-pin", "env:TEST_USSD_PIN")
         .replace("file:secrets/sandbox-daraja-consumer-key", "env:TEST_DARAJA_KEY")
         .replace("file:secrets/sandbox-daraja-consumer-secret", "env:TEST_DARAJA_SECRET")
-        .replace("file:secrets/sandbox-daraja-passkey", "env:TEST_DARAJA_PASSKEY");
+        .replace("file:secrets/sandbox-daraja-passkey", "env:TEST_DARAJA_PASSKEY")
+        // The other rails' sandbox values stay files, read from where the journeys live.
+        .replace("file:secrets/", &format!("file:{}/secrets/", journeys().display()));
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, src).unwrap();
     let mut args: Vec<String> = vec!["once".into(), path.display().to_string()];
-    for var in ["ussd_url", "events_url", "daraja", "shop"] {
+    for var in ["ussd_url", "events_url", "daraja", "momo", "shop"] {
         let value = match var {
             "ussd_url" => format!("{base}/ussd/at"),
             "events_url" => format!("{base}/ussd/at/events"),
-            "daraja" => base.to_owned(),
-            _ => format!("{base}/shop/api"),
+            "shop" => format!("{base}/shop/api"),
+            // Every payment rail's base URL is the sandbox's.
+            _ => base.to_owned(),
         };
         if std::fs::read_to_string(&path).unwrap().contains(&format!("\n  {var}:")) {
             args.push("--set".into());
@@ -71,7 +74,24 @@ fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
 fn assert_clean(what: &str, text: &str) {
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}"));
-    let forbidden = [PIN, KEY, SECRET, sandbox::config::SANDBOX_PASSKEY, &basic, "254700000100", "0712345678"];
+    let momo_basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        sandbox::momo::SANDBOX_API_USER,
+        sandbox::momo::SANDBOX_API_KEY
+    ));
+    let forbidden = [
+        PIN,
+        KEY,
+        SECRET,
+        sandbox::config::SANDBOX_PASSKEY,
+        &basic,
+        "254700000100",
+        "0712345678",
+        sandbox::momo::SANDBOX_API_KEY,
+        sandbox::momo::SANDBOX_SUBSCRIPTION_KEY,
+        &momo_basic,
+        "256772000100",
+    ];
     for f in forbidden {
         assert!(!text.contains(f), "{what} leaks {f:?}:\n{text}");
     }
@@ -82,7 +102,7 @@ fn assert_clean(what: &str, text: &str) {
 async fn bundled_journeys_pass_and_no_output_leaks_a_secret_or_a_phone_number() {
     let sb = sandbox().await;
     let base = sb.base_url().to_owned();
-    for name in ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa"] {
+    for name in ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa", "checkout-momo"] {
         for flags in
             [&["--profile", "loopback"][..], &["--profile", "loopback", "--json"], &["--profile", "loopback", "-v"]]
         {
