@@ -3,7 +3,7 @@
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
-use crate::faults::FaultSet;
+use crate::{airtel, faults::FaultSet};
 
 /// The public Daraja sandbox passkey for shortcode 174379 (published in Safaricom's docs).
 pub const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
@@ -30,8 +30,11 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Time from an accepted STK push to its callback (outcome `09` takes ten times this).
     pub callback_delay: Duration,
-    /// How long an unanswered push (outcome `04`) stays pending before it ends with 1037.
+    /// How long an unanswered push (outcome `04`) stays pending before it ends with 1037; also how
+    /// long an unanswered Airtel collection (its outcome `04`) stays `TIP` before it fails.
     pub query_expiry: Duration,
+    /// The Airtel Money emulation's credentials and callback URL (its timings are the ones above).
+    pub airtel: airtel::Settings,
     /// Faults in force from the start (the `--fault` flags).
     pub faults: FaultSet,
     /// Caps on stored state.
@@ -129,6 +132,7 @@ impl Default for Config {
             token_ttl: Duration::from_secs(3599),
             callback_delay: Duration::from_secs(3),
             query_expiry: Duration::from_secs(60),
+            airtel: airtel::Settings::default(),
             faults: FaultSet::default(),
             limits: Limits::default(),
             http: HttpLimits::default(),
@@ -152,6 +156,7 @@ impl Config {
         if self.passkey.is_empty() {
             return bad("the passkey must not be empty (--passkey)");
         }
+        self.airtel.validate().map_err(crate::Error::Config)?;
         if self.token_ttl.is_zero() {
             return bad("the token TTL must be positive (--token-ttl-secs)");
         }
@@ -185,6 +190,7 @@ impl fmt::Debug for Config {
             .field("token_ttl", &self.token_ttl)
             .field("callback_delay", &self.callback_delay)
             .field("query_expiry", &self.query_expiry)
+            .field("airtel", &self.airtel)
             .field("faults", &self.faults)
             .field("limits", &self.limits)
             .field("http", &self.http)
@@ -198,10 +204,12 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let c = Config { ussd_pin: "9876".into(), consumer_secret: "s3cr3t".into(), ..Default::default() };
+        let airtel = airtel::Settings { client_secret: "a1rt3l".into(), ..Default::default() };
+        let c = Config { ussd_pin: "9876".into(), consumer_secret: "s3cr3t".into(), airtel, ..Default::default() };
         let shown = format!("{c:?}");
         assert!(!shown.contains("9876"));
         assert!(!shown.contains("s3cr3t"));
+        assert!(!shown.contains("a1rt3l"));
         assert!(!shown.contains(SANDBOX_PASSKEY));
         assert!(shown.contains("savanna-sandbox-key"));
     }

@@ -20,22 +20,25 @@ use serde_json::Value;
 use crate::rng::SharedRng;
 
 /// The services faults apply to. Each owns its paths: `ussd` → `/ussd/...`; `daraja` →
-/// `/oauth/...` and `/mpesa/...`; `shop` → `/shop/...`.
+/// `/oauth/...` and `/mpesa/...`; `airtel` → `/auth/oauth2/...`, `/merchant/...` and
+/// `/standard/...`; `shop` → `/shop/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Ussd,
     Daraja,
+    Airtel,
     Shop,
 }
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Ussd, Service::Daraja, Service::Shop];
+    pub const ALL: [Service; 4] = [Service::Ussd, Service::Daraja, Service::Airtel, Service::Shop];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Ussd => "ussd",
             Service::Daraja => "daraja",
+            Service::Airtel => "airtel",
             Service::Shop => "shop",
         }
     }
@@ -54,8 +57,11 @@ impl FromStr for Service {
         match s {
             "ussd" => Ok(Service::Ussd),
             "daraja" => Ok(Service::Daraja),
+            "airtel" => Ok(Service::Airtel),
             "shop" => Ok(Service::Shop),
-            other => Err(FaultError::new("service", format!("unknown service `{other}` (use ussd, daraja or shop)"))),
+            other => {
+                Err(FaultError::new("service", format!("unknown service `{other}` (use ussd, daraja, airtel or shop)")))
+            }
         }
     }
 }
@@ -191,6 +197,7 @@ pub fn parse_fault_flag(flag: &str) -> Result<(Service, Vec<(String, Value)>), F
 pub struct FaultSet {
     pub ussd: Fault,
     pub daraja: Fault,
+    pub airtel: Fault,
     pub shop: Fault,
 }
 
@@ -199,6 +206,7 @@ impl FaultSet {
         match service {
             Service::Ussd => &self.ussd,
             Service::Daraja => &self.daraja,
+            Service::Airtel => &self.airtel,
             Service::Shop => &self.shop,
         }
     }
@@ -207,6 +215,7 @@ impl FaultSet {
         match service {
             Service::Ussd => &mut self.ussd,
             Service::Daraja => &mut self.daraja,
+            Service::Airtel => &mut self.airtel,
             Service::Shop => &mut self.shop,
         }
     }

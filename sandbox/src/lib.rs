@@ -10,6 +10,10 @@
 //! - [`daraja`]: Safaricom Daraja at its standard paths (OAuth, STK push, STK query) with real
 //!   asynchronous callbacks, field validation, the error envelopes, and outcomes chosen by the
 //!   phone number's last two digits ([`daraja::outcome`]).
+//! - [`airtel`]: Airtel Money Collections (v1) at Airtel's paths (OAuth with a JSON body, the USSD
+//!   push, the transaction enquiry) with callbacks to a configured URL, the strict field checks
+//!   (the MSISDN without its country code), and outcomes by the MSISDN's last two digits
+//!   ([`airtel::outcome`]).
 //! - [`shop`]: a small marketplace API whose checkout pays through the sandbox's own Daraja over
 //!   real HTTP, as a merchant would.
 //! - [`faults`]: runtime fault injection per service (latency, jitter, error rate, outage, callback
@@ -30,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod airtel;
 pub mod config;
 pub mod daraja;
 pub mod faults;

@@ -20,8 +20,20 @@ STK push outcome by the PhoneNumber's last two digits:
   09     slow: success with the callback after 10x --callback-delay-ms
   other  success (0)
 
+Airtel collection outcome by subscriber.msisdn's last two digits:
+  00     TS success
+  01     TF refused by the payer
+  02     TF not enough balance
+  03     TF incorrect PIN
+  04     TIP until --query-expiry-secs, then TF timed out (no callback before)
+  05     TA ambiguous, no callback
+  06     TS success, callback delivered 3 times
+  07     TS success after 10x --callback-delay-ms
+  other  TS success
+Airtel's callbacks go to --airtel-callback-url (none without it: poll the enquiry).
+
 Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVICE with JSON):
-  services: ussd, daraja, shop
+  services: ussd, daraja, airtel, shop
   latency_ms=N        fixed added latency
   jitter_ms=N         normal jitter, standard deviation in ms
   error_rate=F        fraction (0..1) answered with HTTP 500
@@ -31,7 +43,7 @@ Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVI
   e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
 
 /// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
-/// a Daraja (M-Pesa) emulation with real callbacks, and a shop, with fault injection.
+/// Daraja (M-Pesa) and Airtel Money emulations with real callbacks, and a shop, with fault injection.
 #[derive(Parser)]
 #[command(name = "sandbox", version, after_help = AFTER_HELP)]
 struct Args {
@@ -62,9 +74,14 @@ struct Args {
     /// Delay from an accepted STK push to its callback, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     callback_delay_ms: u64,
-    /// How long a push with no callback (suffix 04) stays pending before 1037, in seconds.
+    /// How long a push with no callback (suffix 04) stays pending before 1037, in seconds (and an
+    /// unanswered Airtel collection TIP before it fails).
     #[arg(long, default_value_t = 60)]
     query_expiry_secs: u64,
+    /// Where the Airtel emulation POSTs its callbacks (Airtel's is set in its portal, not per
+    /// request), e.g. http://127.0.0.1:9000/airtel/callback. None: results by the enquiry only.
+    #[arg(long, value_name = "URL")]
+    airtel_callback_url: Option<url::Url>,
     /// Most connections open at once; more are closed as soon as accepted.
     #[arg(long, default_value_t = sandbox::HttpLimits::default().max_connections)]
     max_connections: usize,
@@ -101,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(args.token_ttl_secs),
         callback_delay: Duration::from_millis(args.callback_delay_ms),
         query_expiry: Duration::from_secs(args.query_expiry_secs),
+        airtel: sandbox::airtel::Settings { callback_url: args.airtel_callback_url, ..Default::default() },
         faults,
         http: sandbox::HttpLimits { max_connections: args.max_connections, ..Default::default() },
         ..Config::default()

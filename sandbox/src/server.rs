@@ -18,6 +18,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinSet, time::Instant};
 
 use crate::{
     Error,
+    airtel::{self, Airtel, AirtelError},
     client::HttpClient,
     config::Config,
     daraja::{self, Daraja, DarajaError},
@@ -79,11 +80,13 @@ impl Sandbox {
         let http = HttpClient::new();
         let ussd = Arc::new(UssdState::new(&config));
         let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone()));
+        let airtel = Arc::new(Airtel::new(&config, tasks.clone(), http.clone()));
         let shop = Arc::new(ShopState::new(&config, &base_url, http));
 
         let app = Router::new()
             .merge(with_faults(ussd::router(ussd.clone()), &faults, Service::Ussd))
             .merge(with_faults(daraja::router(daraja), &faults, Service::Daraja))
+            .merge(with_faults(airtel::router(airtel), &faults, Service::Airtel))
             .merge(with_faults(shop::router(shop), &faults, Service::Shop))
             .merge(ussd::inspection_router(ussd))
             .merge(admin_router(faults.clone()))
@@ -114,7 +117,8 @@ fn base_url_for(addr: SocketAddr) -> String {
 }
 
 impl SandboxHandle {
-    /// `http://127.0.0.1:PORT`: the Daraja base URL, and the prefix of every other service.
+    /// `http://127.0.0.1:PORT`: the Daraja and Airtel base URL, and the prefix of every other
+    /// service.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -138,6 +142,7 @@ impl SandboxHandle {
             ("USSD, Hubtel", format!("{b}/ussd/hubtel")),
             ("USSD, Nalo", format!("{b}/ussd/nalo")),
             ("Daraja (base URL)", b.clone()),
+            ("Airtel Money (base URL)", b.clone()),
             ("Shop API", format!("{b}/shop/api")),
             ("Fault admin", format!("{b}/admin/faults")),
             ("Health", format!("{b}/healthz")),
@@ -191,6 +196,8 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
         }
         Service::Daraja if unavailable => DarajaError::injected_outage().into_response(),
         Service::Daraja => DarajaError::injected_error().into_response(),
+        Service::Airtel if unavailable => AirtelError::injected_outage().into_response(),
+        Service::Airtel => AirtelError::injected_error().into_response(),
         Service::Shop => {
             let text =
                 if unavailable { "shop unavailable (injected outage)" } else { "internal error (injected fault)" };

@@ -25,7 +25,7 @@ async fn health_and_admin_api() {
     let none = json!({"latency_ms": 0, "jitter_ms": 0, "error_rate": 0.0, "outage": false});
     assert_eq!(
         http.get(&format!("{base}/admin/faults")).await.json(),
-        json!({"ussd": none, "daraja": none, "shop": none})
+        json!({"ussd": none, "daraja": none, "airtel": none, "shop": none})
     );
 
     let r = http

@@ -65,7 +65,7 @@ pub fn callback_body(
 }
 
 /// The URL without its query and credentials, for logs (a callback URL may carry a secret).
-fn loggable(url: &url::Url) -> String {
+pub(crate) fn loggable(url: &url::Url) -> String {
     let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
     format!("{}://{}{port}{}", url.scheme(), url.host_str().unwrap_or(""), url.path())
 }
