@@ -160,7 +160,7 @@ async fn oauth_takes_a_json_body_and_refuses_bad_requests() {
     let r = http
         .post_form(&url, &[("client_id", ID), ("client_secret", SECRET), ("grant_type", "client_credentials")])
         .await;
-    oauth_error(&r, StatusCode::BAD_REQUEST, "invalid_request", "JSON body");
+    oauth_error(&r, StatusCode::BAD_REQUEST, "invalid_request", "must be a JSON object");
     sb.shutdown().await;
 }
 

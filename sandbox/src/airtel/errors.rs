@@ -40,9 +40,18 @@ impl AirtelError {
         Self { oauth: Some(error), ..Self::new(status, None, description) }
     }
 
-    /// OAuth `invalid_request` (HTTP 400): the body is not a JSON object, or `field` is missing.
+    /// OAuth `invalid_request` (HTTP 400): `field` is missing or not a string.
     pub fn oauth_invalid_request(field: &str) -> Self {
         Self::oauth(StatusCode::BAD_REQUEST, "invalid_request", format!("{field} is missing or not a string"))
+    }
+
+    /// OAuth `invalid_request` (HTTP 400): the body is not a JSON object (a form, say).
+    pub fn oauth_not_json() -> Self {
+        Self::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be a JSON object {client_id, client_secret, grant_type}",
+        )
     }
 
     /// OAuth `unsupported_grant_type` (HTTP 400): `grant_type` is not `client_credentials`.

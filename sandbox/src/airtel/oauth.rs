@@ -22,7 +22,7 @@ fn text<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, AirtelE
 /// Checks a token request body against the configured credentials.
 pub(crate) fn check_request(body: &[u8], client_id: &str, client_secret: &str) -> Result<(), AirtelError> {
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
-        return Err(AirtelError::oauth_invalid_request("the JSON body"));
+        return Err(AirtelError::oauth_not_json());
     };
     let id = text(&obj, "client_id")?;
     let secret = text(&obj, "client_secret")?;
@@ -60,7 +60,7 @@ mod tests {
         let ok = br#"{"client_id":"a","client_secret":"b","grant_type":"client_credentials"}"#;
         assert!(check_request(ok, "a", "b").is_ok());
         let e = |body: &[u8]| check_request(body, "a", "b").unwrap_err();
-        assert_eq!(e(b"client_id=a").oauth, Some("invalid_request"));
+        assert!(e(b"client_id=a").message.contains("JSON object"));
         assert!(e(br#"{"client_secret":"b"}"#).message.contains("client_id"));
         assert!(e(br#"{"client_id":"a","client_secret":1}"#).message.contains("client_secret"));
         assert_eq!(
