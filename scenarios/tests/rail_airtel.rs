@@ -2,7 +2,7 @@
 //! the bundled `ea-3g` profile: every outcome class in poll mode and in callback mode (Airtel
 //! calls back to the URL registered for the merchant, here the step's listener on a port picked
 //! first), the `rail`, `reason` and note on the step, and that no secret or full phone number
-//! reaches the serialized trace.
+//! reaches the serialized trace; wrong credentials and Airtel's faults in their classes.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -174,5 +174,42 @@ async fn callback_mode_takes_the_result_from_airtels_callback() {
     let payments = PlayOptions::new(netem::profile::bundled("loopback").unwrap(), 1).payments;
     let result = format!("{{callback: {{listen: \"127.0.0.1:{port}\"}}}}");
     play_all(&base, &result, cases, &payments).await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_faults_land_in_their_class() {
+    let sb = sandbox(None).await;
+    let base = sb.base_url().to_owned();
+    let loopback = || PlayOptions::new(netem::profile::bundled("loopback").unwrap(), 7);
+    let poll = "{poll: {interval: 100ms}}";
+
+    // Wrong credentials: our configuration, not Airtel's fault; the secret stays hidden.
+    let wrong = "a-wrong-airtel-secret";
+    let dir = testkit::temp_dir("rail-airtel");
+    std::fs::write(dir.join("wrong-secret"), wrong).unwrap();
+    let src = COLLECT
+        .replace("BASE", &base)
+        .replace("PHONE", "256750000900")
+        .replace("RESULT", poll)
+        .replace("TIMEOUT", "10s")
+        .replace("file:secrets/sandbox-airtel-client-secret", &format!("file:{}", dir.join("wrong-secret").display()));
+    let j = parse_journey(&src, "inline.yaml", bundled_dir()).unwrap();
+    let t = play(&j, &loopback()).await;
+    assert_eq!(t.outcome, Outcome::AssertionFailed, "{}", explain(&t));
+    assert!(t.failure.as_ref().unwrap().message.contains("oauth: HTTP 401"), "{}", explain(&t));
+    assert!(!serde_json::to_string(&t).unwrap().contains(wrong), "{}", explain(&t));
+
+    // Airtel down or failing: the gateway's fault.
+    for (fault, words) in [
+        (sandbox::Fault { outage: true, ..Default::default() }, "HTTP 503"),
+        (sandbox::Fault { error_rate: 1.0, ..Default::default() }, "HTTP 500"),
+    ] {
+        sb.faults().set(sandbox::Service::Airtel, fault).unwrap();
+        let t = play(&journey(&base, "256750000901", poll, "10s"), &loopback()).await;
+        assert_eq!(t.outcome, Outcome::GatewayError, "{}", explain(&t));
+        assert!(t.failure.as_ref().unwrap().message.contains(words), "{}", explain(&t));
+        assert_masked(words, &t, "256750000901");
+    }
     sb.shutdown().await;
 }
