@@ -15,6 +15,8 @@ fn journeys() -> PathBuf {
 const PIN: &str = "97531";
 const KEY: &str = "ck-7f3a9e51d2";
 const SECRET: &str = "cs-b42d8c6e0a91";
+const AIRTEL_ID: &str = "ai-5c81e7b3f0";
+const AIRTEL_SECRET: &str = "as-9d02a6c4e7b1";
 
 async fn sandbox() -> sandbox::SandboxHandle {
     sandbox::Sandbox::start(Config {
@@ -22,6 +24,11 @@ async fn sandbox() -> sandbox::SandboxHandle {
         ussd_pin: PIN.into(),
         consumer_key: KEY.into(),
         consumer_secret: SECRET.into(),
+        airtel: sandbox::airtel::Settings {
+            client_id: AIRTEL_ID.into(),
+            client_secret: AIRTEL_SECRET.into(),
+            ..Default::default()
+        },
         callback_delay: Duration::from_millis(100),
         ..Default::default()
     })
@@ -38,12 +45,14 @@ fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
         .replace("file:secrets/sandbox-daraja-consumer-key", "env:TEST_DARAJA_KEY")
         .replace("file:secrets/sandbox-daraja-consumer-secret", "env:TEST_DARAJA_SECRET")
         .replace("file:secrets/sandbox-daraja-passkey", "env:TEST_DARAJA_PASSKEY")
+        .replace("file:secrets/sandbox-airtel-client-id", "env:TEST_AIRTEL_ID")
+        .replace("file:secrets/sandbox-airtel-client-secret", "env:TEST_AIRTEL_SECRET")
         // The other rails' sandbox values stay files, read from where the journeys live.
         .replace("file:secrets/", &format!("file:{}/secrets/", journeys().display()));
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, src).unwrap();
     let mut args: Vec<String> = vec!["once".into(), path.display().to_string()];
-    for var in ["ussd_url", "events_url", "daraja", "momo", "shop"] {
+    for var in ["ussd_url", "events_url", "daraja", "momo", "airtel", "shop"] {
         let value = match var {
             "ussd_url" => format!("{base}/ussd/at"),
             "events_url" => format!("{base}/ussd/at/events"),
@@ -63,6 +72,8 @@ fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
         .env("TEST_DARAJA_KEY", KEY)
         .env("TEST_DARAJA_SECRET", SECRET)
         .env("TEST_DARAJA_PASSKEY", sandbox::config::SANDBOX_PASSKEY)
+        .env("TEST_AIRTEL_ID", AIRTEL_ID)
+        .env("TEST_AIRTEL_SECRET", AIRTEL_SECRET)
         .env("PROBER_LOG", "debug")
         .output()
         .unwrap();
@@ -83,6 +94,8 @@ fn assert_clean(what: &str, text: &str) {
         PIN,
         KEY,
         SECRET,
+        AIRTEL_ID,
+        AIRTEL_SECRET,
         sandbox::config::SANDBOX_PASSKEY,
         &basic,
         "254700000100",
@@ -91,6 +104,8 @@ fn assert_clean(what: &str, text: &str) {
         sandbox::momo::SANDBOX_SUBSCRIPTION_KEY,
         &momo_basic,
         "256772000100",
+        "256750000100",
+        "750000100",
     ];
     for f in forbidden {
         assert!(!text.contains(f), "{what} leaks {f:?}:\n{text}");
@@ -102,7 +117,9 @@ fn assert_clean(what: &str, text: &str) {
 async fn bundled_journeys_pass_and_no_output_leaks_a_secret_or_a_phone_number() {
     let sb = sandbox().await;
     let base = sb.base_url().to_owned();
-    for name in ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa", "checkout-momo"] {
+    for name in
+        ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa", "checkout-momo", "airtel-collect"]
+    {
         for flags in
             [&["--profile", "loopback"][..], &["--profile", "loopback", "--json"], &["--profile", "loopback", "-v"]]
         {

@@ -3,7 +3,7 @@
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
-use crate::faults::FaultSet;
+use crate::{airtel, faults::FaultSet};
 
 /// The public Daraja sandbox passkey for shortcode 174379 (published in Safaricom's docs).
 pub const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
@@ -30,10 +30,13 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Time from an accepted STK push to its callback (outcome `09` takes ten times this).
     pub callback_delay: Duration,
-    /// How long an unanswered push (outcome `04`) stays pending before it ends with 1037.
+    /// How long an unanswered push (outcome `04`) stays pending before it ends with 1037; also how
+    /// long an unanswered Airtel collection (its outcome `04`) stays `TIP` before it fails.
     pub query_expiry: Duration,
     /// MTN MoMo's API user, key, subscription key and callback host.
     pub momo: crate::momo::Settings,
+    /// The Airtel Money emulation's credentials and callback URL (its timings are the ones above).
+    pub airtel: airtel::Settings,
     /// Faults in force from the start (the `--fault` flags).
     pub faults: FaultSet,
     /// Caps on stored state.
@@ -132,6 +135,7 @@ impl Default for Config {
             callback_delay: Duration::from_secs(3),
             query_expiry: Duration::from_secs(60),
             momo: crate::momo::Settings::default(),
+            airtel: airtel::Settings::default(),
             faults: FaultSet::default(),
             limits: Limits::default(),
             http: HttpLimits::default(),
@@ -156,6 +160,7 @@ impl Config {
             return bad("the passkey must not be empty (--passkey)");
         }
         self.momo.validate().map_err(crate::Error::Config)?;
+        self.airtel.validate().map_err(crate::Error::Config)?;
         if self.token_ttl.is_zero() {
             return bad("the token TTL must be positive (--token-ttl-secs)");
         }
@@ -189,6 +194,8 @@ impl fmt::Debug for Config {
             .field("token_ttl", &self.token_ttl)
             .field("callback_delay", &self.callback_delay)
             .field("query_expiry", &self.query_expiry)
+            .field("momo", &self.momo)
+            .field("airtel", &self.airtel)
             .field("faults", &self.faults)
             .field("limits", &self.limits)
             .field("http", &self.http)
@@ -202,10 +209,19 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let c = Config { ussd_pin: "9876".into(), consumer_secret: "s3cr3t".into(), ..Default::default() };
+        let airtel = airtel::Settings { client_secret: "a1rt3l".into(), ..Default::default() };
+        let momo = crate::momo::Settings {
+            api_key: "m0m0k3y".into(),
+            subscription_key: "m0m0sub".into(),
+            ..Default::default()
+        };
+        let c =
+            Config { ussd_pin: "9876".into(), consumer_secret: "s3cr3t".into(), airtel, momo, ..Default::default() };
         let shown = format!("{c:?}");
+        assert!(!shown.contains("m0m0k3y") && !shown.contains("m0m0sub"), "{shown}");
         assert!(!shown.contains("9876"));
         assert!(!shown.contains("s3cr3t"));
+        assert!(!shown.contains("a1rt3l"));
         assert!(!shown.contains(SANDBOX_PASSKEY));
         assert!(shown.contains("savanna-sandbox-key"));
     }

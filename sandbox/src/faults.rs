@@ -20,25 +20,27 @@ use serde_json::Value;
 use crate::rng::SharedRng;
 
 /// The services faults apply to. Each owns its paths: `ussd` → `/ussd/...`; `daraja` →
-/// `/oauth/...` and `/mpesa/...`; `momo` → `/collection/...` and `/v1_0/apiuser...`; `shop` →
-/// `/shop/...`.
+/// `/oauth/...` and `/mpesa/...`; `momo` → `/collection/...` and `/v1_0/apiuser...`; `airtel` →
+/// `/auth/oauth2/...`, `/merchant/...` and `/standard/...`; `shop` → `/shop/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Ussd,
     Daraja,
     Momo,
+    Airtel,
     Shop,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Ussd, Service::Daraja, Service::Momo, Service::Shop];
+    pub const ALL: [Service; 5] = [Service::Ussd, Service::Daraja, Service::Momo, Service::Airtel, Service::Shop];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Ussd => "ussd",
             Service::Daraja => "daraja",
             Service::Momo => "momo",
+            Service::Airtel => "airtel",
             Service::Shop => "shop",
         }
     }
@@ -58,10 +60,12 @@ impl FromStr for Service {
             "ussd" => Ok(Service::Ussd),
             "daraja" => Ok(Service::Daraja),
             "momo" => Ok(Service::Momo),
+            "airtel" => Ok(Service::Airtel),
             "shop" => Ok(Service::Shop),
-            other => {
-                Err(FaultError::new("service", format!("unknown service `{other}` (use ussd, daraja, momo or shop)")))
-            }
+            other => Err(FaultError::new(
+                "service",
+                format!("unknown service `{other}` (use ussd, daraja, momo, airtel or shop)"),
+            )),
         }
     }
 }
@@ -198,6 +202,7 @@ pub struct FaultSet {
     pub ussd: Fault,
     pub daraja: Fault,
     pub momo: Fault,
+    pub airtel: Fault,
     pub shop: Fault,
 }
 
@@ -207,6 +212,7 @@ impl FaultSet {
             Service::Ussd => &self.ussd,
             Service::Daraja => &self.daraja,
             Service::Momo => &self.momo,
+            Service::Airtel => &self.airtel,
             Service::Shop => &self.shop,
         }
     }
@@ -216,6 +222,7 @@ impl FaultSet {
             Service::Ussd => &mut self.ussd,
             Service::Daraja => &mut self.daraja,
             Service::Momo => &mut self.momo,
+            Service::Airtel => &mut self.airtel,
             Service::Shop => &mut self.shop,
         }
     }

@@ -13,6 +13,10 @@
 //! - [`momo`]: MTN MoMo Collection (sandbox provisioning, token, request to pay with its status
 //!   and `PUT` callback, balance, account holder), with MTN's error shapes and outcomes chosen by
 //!   the payer's last two digits ([`momo::outcome`]).
+//! - [`airtel`]: Airtel Money Collections (v1) at Airtel's paths (OAuth with a JSON body, the USSD
+//!   push, the transaction enquiry) with callbacks to a configured URL, the strict field checks
+//!   (the MSISDN without its country code), and outcomes by the MSISDN's last two digits
+//!   ([`airtel::outcome`]).
 //! - [`shop`]: a small marketplace API whose checkout pays through the sandbox's own Daraja over
 //!   real HTTP, as a merchant would.
 //! - [`faults`]: runtime fault injection per service (latency, jitter, error rate, outage, callback
@@ -33,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod airtel;
 pub mod config;
 pub mod daraja;
 pub mod faults;

@@ -35,8 +35,20 @@ MTN MoMo request to pay outcome by the payer's (partyId's) last two digits:
   11     FAILED TRANSACTION_CANCELED
   other  SUCCESSFUL
 
+Airtel collection outcome by subscriber.msisdn's last two digits:
+  00     TS success
+  01     TF refused by the payer
+  02     TF not enough balance
+  03     TF incorrect PIN
+  04     TIP until --query-expiry-secs, then TF timed out (no callback before)
+  05     TA ambiguous, no callback
+  06     TS success, callback delivered 3 times
+  07     TS success after 10x --callback-delay-ms
+  other  TS success
+Airtel's callbacks go to --airtel-callback-url (none without it: poll the enquiry).
+
 Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVICE with JSON):
-  services: ussd, daraja, momo, shop
+  services: ussd, daraja, momo, airtel, shop
   latency_ms=N        fixed added latency
   jitter_ms=N         normal jitter, standard deviation in ms
   error_rate=F        fraction (0..1) answered with HTTP 500
@@ -46,7 +58,8 @@ Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVI
   e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
 
 /// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
-/// Daraja (M-Pesa) and MTN MoMo emulations with real callbacks, and a shop, with fault injection.
+/// Daraja (M-Pesa), MTN MoMo and Airtel Money emulations with real callbacks, and a shop, with
+/// fault injection.
 #[derive(Parser)]
 #[command(name = "sandbox", version, after_help = AFTER_HELP)]
 struct Args {
@@ -89,9 +102,14 @@ struct Args {
     /// Delay from an accepted STK push or request to pay to its result, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     callback_delay_ms: u64,
-    /// How long a push or request to pay nobody answers (suffix 04) stays pending, in seconds.
+    /// How long a push, request to pay or collection nobody answers (suffix 04) stays pending, in
+    /// seconds: then Daraja ends it 1037, MoMo COULD_NOT_PERFORM_TRANSACTION, Airtel TF.
     #[arg(long, default_value_t = 60)]
     query_expiry_secs: u64,
+    /// Where the Airtel emulation POSTs its callbacks (Airtel's is set in its portal, not per
+    /// request), e.g. http://127.0.0.1:9000/airtel/callback. None: results by the enquiry only.
+    #[arg(long, value_name = "URL")]
+    airtel_callback_url: Option<url::Url>,
     /// Most connections open at once; more are closed as soon as accepted.
     #[arg(long, default_value_t = sandbox::HttpLimits::default().max_connections)]
     max_connections: usize,
@@ -134,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
             subscription_key: args.momo_subscription_key,
             callback_host: args.momo_callback_host,
         },
+        airtel: sandbox::airtel::Settings { callback_url: args.airtel_callback_url, ..Default::default() },
         faults,
         http: sandbox::HttpLimits { max_connections: args.max_connections, ..Default::default() },
         ..Config::default()

@@ -18,6 +18,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinSet, time::Instant};
 
 use crate::{
     Error,
+    airtel::{self, Airtel, AirtelError},
     client::HttpClient,
     config::Config,
     daraja::{self, Daraja, DarajaError},
@@ -81,12 +82,14 @@ impl Sandbox {
         let ussd = Arc::new(UssdState::new(&config));
         let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone()));
         let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone()));
+        let airtel = Arc::new(Airtel::new(&config, tasks.clone(), http.clone()));
         let shop = Arc::new(ShopState::new(&config, &base_url, http));
 
         let app = Router::new()
             .merge(with_faults(ussd::router(ussd.clone()), &faults, Service::Ussd))
             .merge(with_faults(daraja::router(daraja), &faults, Service::Daraja))
             .merge(with_faults(momo::router(momo), &faults, Service::Momo))
+            .merge(with_faults(airtel::router(airtel), &faults, Service::Airtel))
             .merge(with_faults(shop::router(shop), &faults, Service::Shop))
             .merge(ussd::inspection_router(ussd))
             .merge(admin_router(faults.clone()))
@@ -117,7 +120,8 @@ fn base_url_for(addr: SocketAddr) -> String {
 }
 
 impl SandboxHandle {
-    /// `http://127.0.0.1:PORT`: the Daraja base URL, and the prefix of every other service.
+    /// `http://127.0.0.1:PORT`: the Daraja, MoMo and Airtel base URL, and the prefix of every other
+    /// service.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -142,6 +146,7 @@ impl SandboxHandle {
             ("USSD, Nalo", format!("{b}/ussd/nalo")),
             ("Daraja (base URL)", b.clone()),
             ("MTN MoMo (base URL)", b.clone()),
+            ("Airtel Money (base URL)", b.clone()),
             ("Shop API", format!("{b}/shop/api")),
             ("Fault admin", format!("{b}/admin/faults")),
             ("Health", format!("{b}/healthz")),
@@ -197,6 +202,8 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
         Service::Daraja => DarajaError::injected_error().into_response(),
         Service::Momo if unavailable => MomoError::injected_outage().into_response(),
         Service::Momo => MomoError::injected_error().into_response(),
+        Service::Airtel if unavailable => AirtelError::injected_outage().into_response(),
+        Service::Airtel => AirtelError::injected_error().into_response(),
         Service::Shop => {
             let text =
                 if unavailable { "shop unavailable (injected outage)" } else { "internal error (injected fault)" };

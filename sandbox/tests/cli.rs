@@ -27,6 +27,13 @@ async fn help_documents_the_outcome_table_and_faults() {
         "--ussd-pin",
         "SANDBOX_USSD_PIN",
         "--callback-delay-ms",
+        "Airtel collection outcome by subscriber.msisdn's last two digits",
+        "04     TIP until --query-expiry-secs, then TF timed out",
+        "05     TA ambiguous, no callback",
+        "--airtel-callback-url",
+        "MTN MoMo request to pay outcome by the payer's (partyId's) last two digits",
+        "--momo-callback-host",
+        "services: ussd, daraja, momo, airtel, shop",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
@@ -40,6 +47,21 @@ async fn bad_fault_flags_are_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error_rate"), "{err}");
+}
+
+#[tokio::test]
+async fn an_airtel_callback_url_must_be_plain_http() {
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--airtel-callback-url", "https://merchant.example/airtel"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--airtel-callback-url"), "{err}");
+    let out = Command::new(BIN).args(["--airtel-callback-url", "not a url"]).output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--airtel-callback-url"));
 }
 
 #[tokio::test]

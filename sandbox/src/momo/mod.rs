@@ -58,7 +58,8 @@ pub fn currency_of(environment: &str) -> Option<&'static str> {
 
 /// The MoMo emulation's settings: one API user ready to use (as the partner portal gives one),
 /// and the subscription key. More API users can be provisioned over the API, as in MTN's sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves the keys out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The ready API user's id (a UUID).
     pub api_user: String,
@@ -83,6 +84,17 @@ impl Default for Settings {
             subscription_key: SANDBOX_SUBSCRIPTION_KEY.to_owned(),
             callback_host: "127.0.0.1".to_owned(),
         }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("api_user", &self.api_user)
+            .field("api_key", &"<redacted>")
+            .field("subscription_key", &"<redacted>")
+            .field("callback_host", &self.callback_host)
+            .finish()
     }
 }
 

@@ -66,7 +66,13 @@ steps:
 "#;
     assert_eq!(warnings(by_reference), []);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for f in ["ussd-balance.yaml", "ussd-send-money.yaml", "mpesa-stk-push.yaml", "checkout-mpesa.yaml"] {
+    for f in [
+        "ussd-balance.yaml",
+        "ussd-send-money.yaml",
+        "mpesa-stk-push.yaml",
+        "checkout-mpesa.yaml",
+        "airtel-collect.yaml",
+    ] {
         let path = dir.join(f);
         let src = Source::read(&path).unwrap();
         let j = crate::journey::load_file(&path).unwrap();

@@ -9,7 +9,9 @@
 //!
 //! The payment is named by our `transaction.id` (the idempotency key's 32 hex digits). Airtel
 //! sends callbacks to the URL registered in its portal, not one given per request, so they arrive
-//! at `/airtel` on the listener and name the transaction in the body.
+//! at `/airtel` on the listener and name the transaction in the body. For the same reason the
+//! default result mode is polling: a callback listener helps only on the address and port the
+//! portal names (`result: {callback: {listen: …}}`).
 
 mod client;
 pub mod codes;
@@ -39,7 +41,9 @@ pub struct Airtel {
 
 impl Rail for Airtel {
     const NAME: &'static str = "airtel";
-    const MODES: &'static [ResultSource] = &[ResultSource::Callback, ResultSource::Poll];
+    /// Poll first: the callback URL is the one in Airtel's portal, which a listener on a port of
+    /// its own choosing (the callback mode's default) can never be.
+    const MODES: &'static [ResultSource] = &[ResultSource::Poll, ResultSource::Callback];
     const SUCCESS: &'static [&'static str] = &["TS"];
 
     fn country(&self) -> Country {
@@ -126,6 +130,13 @@ mod tests {
         assert_eq!(transaction_id("6f1c2a9e-0b7d-4c39-9a51-2f7e8d3c4b10"), "6f1c2a9e0b7d4c399a512f7e8d3c4b10");
         assert_eq!(local_msisdn(Country::Ug, "256772000100"), "772000100");
         assert_eq!(local_msisdn(Country::Tz, "255754000100"), "754000100");
+    }
+
+    /// Airtel is never told a callback URL per request, so a journey without `result:` polls.
+    #[test]
+    fn a_journey_without_a_result_mode_polls() {
+        assert_eq!(Airtel::MODES[0], ResultSource::Poll);
+        assert!(Airtel::MODES.contains(&ResultSource::Callback));
     }
 
     #[test]
