@@ -415,6 +415,10 @@ fn runs_table(s: &Snapshot) -> Table {
     for j in journeys {
         let mut row = vec![Cell::new(j)];
         for e in EDGES {
+            if !e.runs(j) {
+                row.push(Cell::new("-").set_alignment(CellAlignment::Center));
+                continue;
+            }
             let key = (e.region.to_owned(), j.to_owned());
             let (runs, failed, p95) = s.runs.get(&key).copied().unwrap_or((0, 0, None));
             let skipped = s.skipped.get(&key).copied().unwrap_or(0);

@@ -1,6 +1,8 @@
 //! The whole fleet in one process, on loopback: per region a sandbox (USSD app, Daraja emulation,
-//! shop), one aggregator with its embedded store, and one edge prober per region running the
-//! four bundled journeys. Used by `savanna-pulse demo` and the whole-fleet tests.
+//! shop, and the MoMo and Airtel emulations), one aggregator with its embedded store, and one edge
+//! prober per region running the four journeys every edge runs plus the region's own payment
+//! journeys (Kampala pays with MTN MoMo and Airtel Money). Used by `savanna-pulse demo` and the
+//! whole-fleet tests.
 //!
 //! Each region gets its own sandbox, as a region has its own path to the operator: a fault
 //! injected into one region's Daraja fails that region's payments only, and the probers of
@@ -39,30 +41,55 @@ pub struct Edge {
     pub region: &'static str,
     /// Network profile of every journey at this edge.
     pub profile: &'static str,
+    /// The region's own payment journeys, run besides [`COMMON_JOURNEYS`]: the rails its shoppers
+    /// pay with.
+    pub local: &'static [&'static str],
 }
 
-/// Nairobi on urban 4G, Kampala on 3G, Dar es Salaam on slow 3G.
+impl Edge {
+    /// Every journey this edge runs: the common ones, then its own.
+    pub fn journeys(&self) -> impl Iterator<Item = &'static str> {
+        COMMON_JOURNEYS.iter().chain(self.local).copied()
+    }
+
+    /// Whether this edge runs `journey`.
+    pub fn runs(&self, journey: &str) -> bool {
+        self.journeys().any(|j| j == journey)
+    }
+}
+
+/// Nairobi on urban 4G, Kampala on 3G (with MTN MoMo and Airtel Money), Dar es Salaam on slow 3G.
 pub const EDGES: [Edge; 3] = [
-    Edge { id: "nbo-1", region: "nairobi", profile: "ea-4g-urban" },
-    Edge { id: "kla-1", region: "kampala", profile: "ea-3g" },
-    Edge { id: "dar-1", region: "dar", profile: "ea-3g-slow" },
+    Edge { id: "nbo-1", region: "nairobi", profile: "ea-4g-urban", local: &[] },
+    Edge { id: "kla-1", region: "kampala", profile: "ea-3g", local: &["checkout-momo", "airtel-collect"] },
+    Edge { id: "dar-1", region: "dar", profile: "ea-3g-slow", local: &[] },
 ];
 
+/// The journeys every edge runs (the storyline's incident is in Dar's checkout-mpesa).
+pub const COMMON_JOURNEYS: [&str; 4] = ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa"];
+
 /// The bundled journeys: (file name, text).
-pub const JOURNEYS: [(&str, &str); 4] = [
+pub const JOURNEYS: [(&str, &str); 6] = [
     ("ussd-balance.yaml", include_str!("../scenarios/ussd-balance.yaml")),
     ("ussd-send-money.yaml", include_str!("../scenarios/ussd-send-money.yaml")),
     ("mpesa-stk-push.yaml", include_str!("../scenarios/mpesa-stk-push.yaml")),
     ("checkout-mpesa.yaml", include_str!("../scenarios/checkout-mpesa.yaml")),
+    ("checkout-momo.yaml", include_str!("../scenarios/checkout-momo.yaml")),
+    ("airtel-collect.yaml", include_str!("../scenarios/airtel-collect.yaml")),
 ];
 
 /// The sandbox's public test values the journeys read by `file:secrets/…` (not secrets; see
 /// scenarios/secrets/README.md).
-const SANDBOX_SECRETS: [(&str, &str); 4] = [
+const SANDBOX_SECRETS: [(&str, &str); 9] = [
     ("sandbox-daraja-consumer-key", include_str!("../scenarios/secrets/sandbox-daraja-consumer-key")),
     ("sandbox-daraja-consumer-secret", include_str!("../scenarios/secrets/sandbox-daraja-consumer-secret")),
     ("sandbox-daraja-passkey", include_str!("../scenarios/secrets/sandbox-daraja-passkey")),
     ("sandbox-ussd-pin", include_str!("../scenarios/secrets/sandbox-ussd-pin")),
+    ("sandbox-momo-api-user", include_str!("../scenarios/secrets/sandbox-momo-api-user")),
+    ("sandbox-momo-api-key", include_str!("../scenarios/secrets/sandbox-momo-api-key")),
+    ("sandbox-momo-subscription-key", include_str!("../scenarios/secrets/sandbox-momo-subscription-key")),
+    ("sandbox-airtel-client-id", include_str!("../scenarios/secrets/sandbox-airtel-client-id")),
+    ("sandbox-airtel-client-secret", include_str!("../scenarios/secrets/sandbox-airtel-client-secret")),
 ];
 
 /// The checkout journey's payer: not in the STK journey's MSISDN pool (…100/…200/…300), so the
@@ -386,7 +413,21 @@ fn aggregator_yaml(opts: &FleetOptions) -> String {
     y
 }
 
-/// One edge's config: the four journeys against its region's sandbox.
+/// A journey's variables pointing it at a region's sandbox, as YAML flow text.
+fn variables(journey: &str, sandbox: &str) -> String {
+    match journey {
+        "ussd-balance" | "ussd-send-money" => {
+            format!("{{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}")
+        }
+        "checkout-mpesa" => format!("{{shop: \"{sandbox}/shop/api\", phone: \"{CHECKOUT_PHONE}\"}}"),
+        "checkout-momo" => format!("{{shop: \"{sandbox}/shop/api\", momo: \"{sandbox}\"}}"),
+        "airtel-collect" => format!("{{airtel: \"{sandbox}\"}}"),
+        // mpesa-stk-push, and any journey that needs only the Daraja base URL.
+        _ => format!("{{daraja: \"{sandbox}\"}}"),
+    }
+}
+
+/// One edge's config: its journeys against its region's sandbox.
 fn edge_yaml(
     opts: &FleetOptions,
     e: &Edge,
@@ -397,6 +438,13 @@ fn edge_yaml(
 ) -> String {
     let j = journeys.display();
     let (every, limit) = (millis(opts.journey_interval), millis(opts.journey_timeout));
+    let mut list = String::new();
+    for name in e.journeys() {
+        let vars = variables(name, sandbox);
+        list += &format!(
+            "  - file: \"{j}/{name}.yaml\"\n    interval: {every}\n    timeout: {limit}\n    variables: {vars}\n"
+        );
+    }
     format!(
         "\
 # Written by the fleet (savanna-pulse demo).
@@ -407,30 +455,14 @@ concurrency: {n}
 profile: {profile}
 listen: {listen}
 journeys:
-  - file: \"{j}/ussd-balance.yaml\"
-    interval: {every}
-    timeout: {limit}
-    variables: {{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}
-  - file: \"{j}/ussd-send-money.yaml\"
-    interval: {every}
-    timeout: {limit}
-    variables: {{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}
-  - file: \"{j}/mpesa-stk-push.yaml\"
-    interval: {every}
-    timeout: {limit}
-    variables: {{daraja: \"{sandbox}\"}}
-  - file: \"{j}/checkout-mpesa.yaml\"
-    interval: {every}
-    timeout: {limit}
-    variables: {{shop: \"{sandbox}/shop/api\", phone: \"{CHECKOUT_PHONE}\"}}
-outbox:
+{list}outbox:
   dir: outbox
 ",
         id = e.id,
         region = e.region,
         profile = e.profile,
         report = millis(opts.reporting_interval()),
-        n = JOURNEYS.len(),
+        n = e.journeys().count(),
     )
 }
 
@@ -466,10 +498,16 @@ mod tests {
             );
             let path = edge_dir.join("edge.yaml");
             let c = agent::config::parse(&y, "edge.yaml", &edge_dir, &path).unwrap_or_else(|err| panic!("{err}\n{y}"));
-            assert_eq!(c.journeys.len(), 4);
+            assert_eq!(c.journeys.len(), e.journeys().count());
             assert!(c.journeys.iter().all(|j| j.profile.name == e.profile && j.interval == Duration::from_secs(15)));
             assert_eq!(c.reporting_interval, Duration::from_secs(60));
         }
+        // Every bundled journey runs somewhere, and Kampala pays the way Kampala pays.
+        for (file, _) in JOURNEYS {
+            let name = file.trim_end_matches(".yaml");
+            assert!(EDGES.iter().any(|e| e.runs(name)), "{name} runs at no edge");
+        }
+        assert!(EDGES[1].runs("checkout-momo") && !EDGES[0].runs("checkout-momo"));
         opts.speed = 360.0;
         assert_eq!(opts.reporting_interval(), Duration::from_secs(900));
         opts.speed = 1.0;
