@@ -2,7 +2,8 @@
 //! 40× simulated time for a bounded real time. While it runs, this test reads the aggregator's
 //! JSON API (its URL is the demo's first lines) and sees Dar's checkout page alert fire after the
 //! injected STK failure and resolve after the recovery; the demo's own output tells the same
-//! story, and the process exits 0 by itself when `--duration` is reached.
+//! story, Kampala's MTN MoMo and Airtel Money journeys succeed there (and run nowhere else), and
+//! the process exits 0 by itself when `--duration` is reached.
 //!
 //! Timing, in simulated minutes: incident at 5, recovery at 15, the page resolves once the failed
 //! runs leave the 30-minute window (about 47). At 40× that is about 70 s of real time; the run
@@ -26,6 +27,32 @@ const PAGE: &str = "page checkout-availability checkout-mpesa dar";
 
 fn firing_pages(v: &aggregator::api::AlertsReply) -> Vec<String> {
     v.firing.iter().map(aggregator::api::FiringAlert::key).collect()
+}
+
+/// Once Kampala's own payment journeys (MTN MoMo, Airtel Money) have succeeded there: the regions
+/// each ran in and their ok runs. Only Kampala runs them.
+async fn regional_rails(api: &aggregator::client::AggregatorClient) -> Option<Vec<(String, String, u64)>> {
+    use aggregator::api::{Dim, QueryParams};
+    let q = QueryParams {
+        journeys: vec!["checkout-momo".into(), "airtel-collect".into()],
+        group_by: vec![Dim::Region, Dim::Journey],
+        ..Default::default()
+    };
+    let reply = api.query(&q).await.ok()?;
+    let seen: Vec<(String, String, u64)> = reply
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.label(Dim::Region).to_owned(),
+                g.label(Dim::Journey).to_owned(),
+                g.outcomes.get("ok").copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(seen.iter().all(|(region, _, _)| region == "kampala"), "only Kampala pays with MoMo and Airtel: {seen:?}");
+    let ok = |j: &str| seen.iter().any(|(_, journey, n)| journey == j && *n > 0);
+    (ok("checkout-momo") && ok("airtel-collect")).then_some(seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,6 +102,7 @@ async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
 
     // Watch the alerts through the JSON API until the demo stops answering (it exits).
     let (mut fired_at, mut resolved_at) = (None, None);
+    let mut rails_seen = None;
     let mut misses = 0;
     let limit = Duration::from_secs(DURATION_S + 90);
     let api = aggregator::client::AggregatorClient::new(agg);
@@ -82,6 +110,9 @@ async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
         match api.alerts().await {
             Ok(v) => {
                 misses = 0;
+                if rails_seen.is_none() {
+                    rails_seen = regional_rails(&api).await;
+                }
                 let pages = firing_pages(&v);
                 let t = v.evaluated_at_ms;
                 if fired_at.is_none() && pages.iter().any(|p| p == PAGE) {
@@ -104,6 +135,8 @@ async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
     let err = err.lock().clone();
     assert!(status.success(), "demo exit status {status}\nstdout:\n{out}\nstderr:\n{err}");
 
+    let rails = rails_seen.unwrap_or_else(|| panic!("Kampala's MoMo and Airtel journeys never succeeded\n{out}"));
+    eprintln!("regional rails: {rails:?}");
     let fired = fired_at.unwrap_or_else(|| panic!("the API never showed `{PAGE}` firing\n{out}"));
     let resolved = resolved_at.unwrap_or_else(|| panic!("the API showed `{PAGE}` firing but never resolved\n{out}"));
     eprintln!("API: {PAGE} fired, resolved {:.1} simulated minutes later", (resolved - fired) as f64 / 60_000.0);

@@ -145,6 +145,14 @@ async fn refusals_name_what_to_fix() {
     assert!(failure.contains("subscription_key"), "{failure}");
     assert_masked(&t, "256772000100");
 
+    // MTN's sandbox environment takes EUR only: refused before anything is sent.
+    let mut j = journey(sb.base_url(), "256772000100", Some(POLL), None);
+    j.variables.insert("target_environment".into(), "sandbox".into());
+    let t = run(&j).await;
+    assert_eq!(t.outcome, Outcome::AssertionFailed, "{}", explain(&t));
+    let failure = t.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+    assert!(failure.contains("takes EUR only, not UGX"), "{failure}");
+
     // An outage of MoMo is theirs, not ours.
     sb.faults().set(Service::Momo, Fault { outage: true, ..Default::default() }).unwrap();
     let t = run(&journey(sb.base_url(), "256772000100", Some(POLL), None)).await;

@@ -62,6 +62,12 @@ impl Client {
         rec: &mut Recorder,
         c: &Collect<'_>,
     ) -> Result<Requested, Failure> {
+        if let Some(want) = super::environment_currency(&self.environment).filter(|w| *w != c.currency) {
+            return Err(assertion(format!(
+                "rail.momo.target_environment `{}` takes {want} only, not {} (MoMo would refuse INVALID_CURRENCY)",
+                self.environment, c.currency
+            )));
+        }
         let party: String = c.msisdn.chars().filter(char::is_ascii_digit).collect();
         let body = json!({
             "amount": c.amount.to_string(),

@@ -47,6 +47,15 @@ pub fn valid_environment(env: &str) -> bool {
         || (env.len() <= 32 && env.len() > 3 && env.starts_with("mtn") && env.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
+/// The one currency a target environment this rail collects in accepts, if it is one of them.
+pub fn environment_currency(env: &str) -> Option<Currency> {
+    match env {
+        "sandbox" => Some(Currency::Eur),
+        "mtnuganda" => Some(Currency::Ugx),
+        _ => None,
+    }
+}
+
 const ENVIRONMENT_HELP: &str = "`sandbox`, or `mtn` and the market in lowercase letters (mtnuganda)";
 
 impl Rail for Momo {
@@ -58,8 +67,14 @@ impl Rail for Momo {
         Country::Ug
     }
 
+    /// The target environment's one currency when the journey names it (MTN's sandbox takes EUR
+    /// only, `mtnuganda` UGX only); either while it is a template.
     fn currencies(&self) -> &'static [Currency] {
-        &[Currency::Ugx, Currency::Eur]
+        match environment_currency(self.target_environment.trim()) {
+            Some(Currency::Eur) => &[Currency::Eur],
+            Some(_) => &[Currency::Ugx],
+            None => &[Currency::Ugx, Currency::Eur],
+        }
     }
 
     fn validate(&self) -> Result<(), FieldError> {
@@ -145,6 +160,14 @@ mod tests {
         assert_eq!(Momo { target_environment: "mtn".into(), ..momo() }.validate().unwrap_err().0, "target_environment");
         assert_eq!(Momo { api_user: "alice".into(), ..momo() }.validate().unwrap_err().0, "api_user");
         assert_eq!(Momo { base_url: " ".into(), ..momo() }.validate().unwrap_err().0, "base_url");
+    }
+
+    #[test]
+    fn the_environment_decides_the_currency() {
+        assert_eq!(momo().currencies(), &[Currency::Ugx]);
+        assert_eq!(Momo { target_environment: "sandbox".into(), ..momo() }.currencies(), &[Currency::Eur]);
+        let templated = Momo { target_environment: "{{ env }}".into(), ..momo() };
+        assert_eq!(templated.currencies(), &[Currency::Ugx, Currency::Eur]);
     }
 
     #[test]
