@@ -45,6 +45,7 @@ pub mod momo;
 pub mod shop;
 pub mod ussd;
 
+mod auth;
 mod client;
 mod error;
 mod listen;

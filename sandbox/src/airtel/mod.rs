@@ -31,7 +31,7 @@ use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    http::{HeaderMap, header},
+    http::HeaderMap,
     routing::{get, post},
 };
 use parking_lot::Mutex;
@@ -196,13 +196,7 @@ impl Airtel {
 
     /// Accepts a request only with `Authorization: Bearer <live token>` (HTTP 401 otherwise).
     pub(crate) fn check_bearer(&self, headers: &HeaderMap) -> Result<(), AirtelError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        match token {
+        match crate::auth::bearer(headers) {
             Some(token) if self.tokens.lock().get(&token, Instant::now()).is_some() => Ok(()),
             _ => Err(AirtelError::invalid_token()),
         }

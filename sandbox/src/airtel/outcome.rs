@@ -50,9 +50,7 @@ pub const IN_PROCESS: (&str, &str) = ("DP00800001006", "Transaction in pending s
 impl Outcome {
     /// The outcome for a number (any format: only the last two digits count).
     pub fn for_msisdn(msisdn: &str) -> Outcome {
-        let digits: Vec<char> = msisdn.chars().filter(char::is_ascii_digit).collect();
-        let suffix: String = digits[digits.len().saturating_sub(2)..].iter().collect();
-        TABLE.iter().find(|(s, _)| *s == suffix).map_or(Outcome::Success, |(_, o)| *o)
+        crate::auth::by_suffix(&TABLE, msisdn, Outcome::Success)
     }
 
     /// The final transaction status: `TS`, `TF` or `TA`.

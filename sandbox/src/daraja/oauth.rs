@@ -8,9 +8,8 @@ use std::{collections::HashMap, sync::Arc};
 use axum::{
     Json,
     extract::{Query, State},
-    http::{HeaderMap, header},
+    http::HeaderMap,
 };
-use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -39,27 +38,14 @@ pub(crate) async fn generate(
 }
 
 fn basic_auth_matches(headers: &HeaderMap, key: &str, secret: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    let Some((scheme, encoded)) = value.trim().split_once(' ') else { return false };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
-    let Ok(decoded) = String::from_utf8(decoded) else { return false };
-    decoded.split_once(':') == Some((key, secret))
+    crate::auth::basic(headers).is_some_and(|(k, s)| k == key && s == secret)
 }
 
 impl Daraja {
     /// Accepts a request only with `Authorization: Bearer <live token>`; anything else is
     /// `404.001.03 Invalid Access Token` (HTTP 404).
     pub(crate) fn check_bearer(&self, headers: &HeaderMap) -> Result<(), DarajaError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        match token {
+        match crate::auth::bearer(headers) {
             Some(token) if self.tokens.lock().get(&token, Instant::now()).is_some() => Ok(()),
             _ => Err(DarajaError::invalid_token()),
         }

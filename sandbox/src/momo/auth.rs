@@ -15,10 +15,9 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -45,11 +44,7 @@ impl Momo {
     /// issued to.
     pub(crate) fn check_bearer(&self, headers: &HeaderMap) -> Result<String, MomoError> {
         self.check_subscription(headers)?;
-        let token = header_text(headers, header::AUTHORIZATION.as_str())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        let user = token.and_then(|t| self.tokens.lock().get(&t, Instant::now()).cloned());
+        let user = crate::auth::bearer(headers).and_then(|t| self.tokens.lock().get(&t, Instant::now()).cloned());
         user.ok_or_else(MomoError::invalid_token)
     }
 
@@ -111,16 +106,10 @@ pub(crate) async fn create_key(
 
 /// The API user whose Basic credentials these are.
 fn basic_user(momo: &Momo, headers: &HeaderMap) -> Option<String> {
-    let (scheme, encoded) = header_text(headers, header::AUTHORIZATION.as_str())?.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, key) = decoded.split_once(':')?;
+    let (user, key) = crate::auth::basic(headers)?;
     let user = user.to_ascii_lowercase();
     let known = momo.users.lock().get(&user, Instant::now()).and_then(|u| u.api_key.clone());
-    (known.as_deref() == Some(key)).then_some(user)
+    (known.as_deref() == Some(key.as_str())).then_some(user)
 }
 
 /// `POST /collection/token/`.

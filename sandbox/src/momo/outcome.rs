@@ -55,9 +55,7 @@ pub const TABLE: [(&str, Outcome); 12] = [
 impl Outcome {
     /// The outcome for a party id (only its last two digits count).
     pub fn for_party(party: &str) -> Outcome {
-        let digits: Vec<char> = party.chars().filter(char::is_ascii_digit).collect();
-        let suffix: String = digits[digits.len().saturating_sub(2)..].iter().collect();
-        TABLE.iter().find(|(s, _)| *s == suffix).map_or(Outcome::Success, |(_, o)| *o)
+        crate::auth::by_suffix(&TABLE, party, Outcome::Success)
     }
 
     /// The failure `reason`, or `None` for a success.
