@@ -73,6 +73,70 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     }
 }
 
+/// A payment a [`Ledger`] keeps: whose it is, and whether it is still waiting for the payer.
+pub(crate) trait Payment {
+    fn msisdn(&self) -> &str;
+    fn pending(&self) -> bool;
+}
+
+/// Why a [`Ledger`] did not take a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The id is known already.
+    Duplicate,
+    /// The MSISDN has a payment pending (the providers' "one transaction per subscriber").
+    Locked,
+    /// As many MSISDNs are locked as the ledger holds.
+    Full,
+}
+
+/// Payments by id, and the subscriber lock: at most one pending payment per MSISDN. Shared by
+/// every emulated provider that locks its subscribers.
+pub(crate) struct Ledger<T> {
+    pub txns: Bounded<String, T>,
+    in_flight: HashMap<String, String>,
+    max: usize,
+}
+
+impl<T: Payment> Ledger<T> {
+    pub fn new(max: usize, ttl: Duration) -> Self {
+        Self { txns: Bounded::new(max, ttl), in_flight: HashMap::new(), max: max.max(1) }
+    }
+
+    /// Checks the id is new and the subscriber free, then records the payment and locks its
+    /// subscriber, atomically.
+    pub fn admit(&mut self, id: &str, txn: T) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let id = id.to_owned();
+        if self.txns.get(&id, now).is_some() {
+            return Err(Refusal::Duplicate);
+        }
+        if let Some(other) = self.in_flight.get(txn.msisdn())
+            && self.txns.get(other, now).is_some_and(Payment::pending)
+        {
+            return Err(Refusal::Locked);
+        }
+        if self.in_flight.len() >= self.max && !self.in_flight.contains_key(txn.msisdn()) {
+            self.in_flight.retain(|_, other| self.txns.get(other, now).is_some_and(Payment::pending));
+            if self.in_flight.len() >= self.max {
+                return Err(Refusal::Full);
+            }
+        }
+        self.in_flight.insert(txn.msisdn().to_owned(), id.clone());
+        self.txns.insert(id, txn, now);
+        Ok(())
+    }
+
+    /// Applies `settle` to the payment (if it is still kept) and releases its subscriber.
+    pub fn settle<R>(&mut self, id: &str, msisdn: &str, settle: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let result = self.txns.get_mut(&id.to_owned(), Instant::now()).map(settle);
+        if self.in_flight.get(msisdn).map(String::as_str) == Some(id) {
+            self.in_flight.remove(msisdn);
+        }
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,4 +178,30 @@ mod tests {
         assert_eq!(m.insert(1, "z", now), 0);
         assert_eq!(m.len(), 2);
     }
+
+    #[derive(Debug)]
+    struct P(&'static str, bool);
+
+    impl Payment for P {
+        fn msisdn(&self) -> &str {
+            self.0
+        }
+        fn pending(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn the_ledger_locks_a_subscriber_until_the_payment_settles() {
+        let mut l = Ledger::new(2, Duration::from_secs(60));
+        l.admit("a", P("2547", true)).unwrap();
+        assert_eq!(l.admit("a", P("2548", true)), Err(Refusal::Duplicate));
+        assert_eq!(l.admit("b", P("2547", true)), Err(Refusal::Locked));
+        l.admit("c", P("2549", true)).unwrap();
+        assert_eq!(l.admit("d", P("2540", true)), Err(Refusal::Full));
+        assert_eq!(l.settle("a", "2547", |p| p.1 = false), Some(()));
+        l.admit("b", P("2547", true)).unwrap();
+        assert_eq!(l.settle("zz", "2541", |p| p.1 = false), None, "an unknown id changes nothing");
+    }
+
 }

@@ -14,7 +14,7 @@
 use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 use super::{Airtel, Outcome, TxnState};
 use crate::client::loggable;
@@ -47,17 +47,11 @@ pub fn callback_body(id: &str, outcome: Outcome, airtel_money_id: &str) -> Value
 pub(crate) async fn settle(airtel: Arc<Airtel>, job: Job) {
     sleep(job.after).await;
     let outcome = job.outcome;
-    let money_id = {
-        let mut ledger = airtel.ledger.lock();
-        let money_id = ledger.txns.get_mut(&job.id, Instant::now()).map(|txn| {
-            txn.state = TxnState::Done(outcome);
-            txn.airtel_money_id.clone()
-        });
-        if ledger.in_flight.get(&job.msisdn) == Some(&job.id) {
-            ledger.in_flight.remove(&job.msisdn);
-        }
-        money_id.unwrap_or_default()
-    };
+    let money_id = airtel.ledger.lock().settle(&job.id, &job.msisdn, |txn| {
+        txn.state = TxnState::Done(outcome);
+        txn.airtel_money_id.clone()
+    });
+    let money_id = money_id.unwrap_or_default();
     tracing::info!(
         id = %job.id,
         status = outcome.status(),

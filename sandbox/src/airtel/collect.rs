@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
 
-use super::{Airtel, AirtelError, Country, Ledger, Outcome, Txn, TxnState, callback, country_headers};
+use super::{Airtel, AirtelError, Country, Outcome, Txn, TxnState, callback, country_headers};
 use crate::mask::mask_phone;
+use crate::store::Refusal;
 
 /// Longest `reference` and `transaction.id` accepted (Airtel documents no limit: **Unsure**; the
 /// sandbox's choice).
@@ -120,25 +120,6 @@ fn money_id(airtel: &Airtel) -> String {
     format!("MP{stamp}.{}{}", airtel.rng.upper_alnum(1), airtel.rng.digits(5))
 }
 
-/// Checks the id is new and the subscriber free, then records the transaction, atomically.
-fn admit(ledger: &mut Ledger, max: usize, id: &str, txn: Txn) -> Result<(), AirtelError> {
-    let now = Instant::now();
-    if ledger.txns.get(&id.to_owned(), now).is_some() {
-        return Err(AirtelError::duplicate_id());
-    }
-    if let Some(other) = ledger.in_flight.get(&txn.msisdn)
-        && matches!(ledger.txns.get(other, now), Some(t) if t.state == TxnState::Pending)
-    {
-        return Err(AirtelError::subscriber_busy());
-    }
-    if ledger.in_flight.len() >= max {
-        return Err(AirtelError::busy());
-    }
-    ledger.in_flight.insert(txn.msisdn.clone(), id.to_owned());
-    ledger.txns.insert(id.to_owned(), txn, now);
-    Ok(())
-}
-
 /// `POST /merchant/v1/payments/`.
 pub(crate) async fn collect(
     State(airtel): State<Arc<Airtel>>,
@@ -151,7 +132,12 @@ pub(crate) async fn collect(
     let outcome = Outcome::for_msisdn(&req.msisdn);
     let airtel_money_id = money_id(&airtel);
     let txn = Txn { msisdn: req.msisdn.clone(), country, airtel_money_id, state: TxnState::Pending };
-    if let Err(e) = admit(&mut airtel.ledger.lock(), airtel.max_transactions, &req.id, txn) {
+    let admitted = airtel.ledger.lock().admit(&req.id, txn).map_err(|r| match r {
+        Refusal::Duplicate => AirtelError::duplicate_id(),
+        Refusal::Locked => AirtelError::subscriber_busy(),
+        Refusal::Full => AirtelError::busy(),
+    });
+    if let Err(e) = admitted {
         tracing::info!(phone = %mask_phone(&req.msisdn), error = %e, "airtel collection refused");
         return Err(e);
     }

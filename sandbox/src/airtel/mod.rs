@@ -27,7 +27,7 @@ pub mod oauth;
 pub mod outcome;
 pub mod status;
 
-use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -40,7 +40,13 @@ use tokio::time::Instant;
 pub use errors::AirtelError;
 pub use outcome::Outcome;
 
-use crate::{client::HttpClient, config::Config, rng::SharedRng, server::Tasks, store::Bounded};
+use crate::{
+    client::HttpClient,
+    config::Config,
+    rng::SharedRng,
+    server::Tasks,
+    store::{Bounded, Ledger, Payment},
+};
 
 /// The Airtel emulation's own settings (`Config::airtel`); timings and caps come from the shared
 /// `callback_delay`, `query_expiry`, `token_ttl` and `limits`. `Debug` hides the secret.
@@ -154,10 +160,14 @@ pub(crate) struct Txn {
     pub state: TxnState,
 }
 
-/// Transactions by `transaction.id`, and the MSISDNs with one in flight.
-pub(crate) struct Ledger {
-    pub txns: Bounded<String, Txn>,
-    pub in_flight: HashMap<String, String>,
+impl Payment for Txn {
+    fn msisdn(&self) -> &str {
+        &self.msisdn
+    }
+
+    fn pending(&self) -> bool {
+        self.state == TxnState::Pending
+    }
 }
 
 /// The Airtel emulation's shared state.
@@ -166,9 +176,9 @@ pub(crate) struct Airtel {
     pub token_ttl: Duration,
     pub callback_delay: Duration,
     pub expiry: Duration,
-    pub max_transactions: usize,
     pub tokens: Mutex<Bounded<String, ()>>,
-    pub ledger: Mutex<Ledger>,
+    /// Transactions by `transaction.id`, with the subscriber lock.
+    pub ledger: Mutex<Ledger<Txn>>,
     pub rng: SharedRng,
     pub tasks: Tasks,
     pub http: HttpClient,
@@ -182,12 +192,11 @@ impl Airtel {
             token_ttl: config.token_ttl,
             callback_delay: config.callback_delay,
             expiry: config.query_expiry,
-            max_transactions: limits.max_transactions,
             tokens: Mutex::new(Bounded::new(limits.max_tokens, config.token_ttl)),
-            ledger: Mutex::new(Ledger {
-                txns: Bounded::new(limits.max_transactions, limits.transaction_ttl.max(config.query_expiry * 2)),
-                in_flight: HashMap::new(),
-            }),
+            ledger: Mutex::new(Ledger::new(
+                limits.max_transactions,
+                limits.transaction_ttl.max(config.query_expiry * 2),
+            )),
             rng: SharedRng::new(config.seed, 4),
             tasks,
             http,

@@ -16,7 +16,7 @@
 use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 use super::{Daraja, Outcome, TxnState, nairobi_timestamp};
 use crate::client::loggable;
@@ -69,15 +69,9 @@ pub fn callback_body(
 pub(crate) async fn complete(daraja: Arc<Daraja>, job: Job) {
     sleep(job.after).await;
     let outcome = job.outcome;
-    {
-        let mut ledger = daraja.ledger.lock();
-        if let Some(txn) = ledger.txns.get_mut(&job.checkout_request_id, Instant::now()) {
-            txn.state = TxnState::Done { result_code: outcome.result_code(), result_desc: outcome.result_desc() };
-        }
-        if ledger.in_flight.get(&job.msisdn) == Some(&job.checkout_request_id) {
-            ledger.in_flight.remove(&job.msisdn);
-        }
-    }
+    daraja.ledger.lock().settle(&job.checkout_request_id, &job.msisdn, |txn| {
+        txn.state = TxnState::Done { result_code: outcome.result_code(), result_desc: outcome.result_desc() };
+    });
     let copies = outcome.callback_copies();
     if copies == 0 {
         tracing::info!(checkout = %job.checkout_request_id, result_code = outcome.result_code(), "stk settled without callback");

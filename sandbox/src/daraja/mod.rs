@@ -14,7 +14,7 @@ pub mod oauth;
 pub mod outcome;
 pub mod stk;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -26,7 +26,14 @@ use parking_lot::Mutex;
 pub use errors::DarajaError;
 pub use outcome::Outcome;
 
-use crate::{client::HttpClient, config::Config, faults::Faults, rng::SharedRng, server::Tasks, store::Bounded};
+use crate::{
+    client::HttpClient,
+    config::Config,
+    faults::Faults,
+    rng::SharedRng,
+    server::Tasks,
+    store::{Bounded, Ledger, Payment},
+};
 
 /// `Password = base64(BusinessShortCode + passkey + Timestamp)`.
 pub fn stk_password(shortcode: &str, passkey: &str, timestamp: &str) -> String {
@@ -54,10 +61,14 @@ pub(crate) struct Txn {
     pub state: TxnState,
 }
 
-/// Transactions by CheckoutRequestID, and the MSISDNs with a push in flight.
-pub(crate) struct Ledger {
-    pub txns: Bounded<String, Txn>,
-    pub in_flight: HashMap<String, String>,
+impl Payment for Txn {
+    fn msisdn(&self) -> &str {
+        &self.msisdn
+    }
+
+    fn pending(&self) -> bool {
+        self.state == TxnState::Pending
+    }
 }
 
 /// The Daraja emulation's shared state.
@@ -69,9 +80,9 @@ pub(crate) struct Daraja {
     pub token_ttl: std::time::Duration,
     pub callback_delay: std::time::Duration,
     pub query_expiry: std::time::Duration,
-    pub max_transactions: usize,
     pub tokens: Mutex<Bounded<String, ()>>,
-    pub ledger: Mutex<Ledger>,
+    /// Transactions by CheckoutRequestID, with the subscriber lock.
+    pub ledger: Mutex<Ledger<Txn>>,
     pub rng: SharedRng,
     pub faults: Faults,
     pub tasks: Tasks,
@@ -89,12 +100,11 @@ impl Daraja {
             token_ttl: config.token_ttl,
             callback_delay: config.callback_delay,
             query_expiry: config.query_expiry,
-            max_transactions: limits.max_transactions,
             tokens: Mutex::new(Bounded::new(limits.max_tokens, config.token_ttl)),
-            ledger: Mutex::new(Ledger {
-                txns: Bounded::new(limits.max_transactions, limits.transaction_ttl.max(config.query_expiry * 2)),
-                in_flight: HashMap::new(),
-            }),
+            ledger: Mutex::new(Ledger::new(
+                limits.max_transactions,
+                limits.transaction_ttl.max(config.query_expiry * 2),
+            )),
             rng: SharedRng::new(config.seed, 3),
             faults,
             tasks,

@@ -11,8 +11,9 @@ use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::{Daraja, DarajaError, Ledger, Outcome, Txn, TxnState, callback, stk_password};
+use super::{Daraja, DarajaError, Outcome, Txn, TxnState, callback, stk_password};
 use crate::mask::mask_phone;
+use crate::store::Refusal;
 
 /// Largest STK amount accepted, in KES (Daraja's single-transaction cap).
 pub const MAX_STK_AMOUNT: u64 = 250_000;
@@ -142,22 +143,6 @@ fn new_ids(daraja: &Daraja) -> (String, String) {
     (merchant, checkout)
 }
 
-/// Locks the subscriber and records the transaction, atomically.
-fn admit(ledger: &mut Ledger, max: usize, checkout: &str, txn: Txn) -> Result<(), DarajaError> {
-    let now = Instant::now();
-    if let Some(other) = ledger.in_flight.get(&txn.msisdn)
-        && matches!(ledger.txns.get(other, now), Some(t) if t.state == TxnState::Pending)
-    {
-        return Err(DarajaError::subscriber_locked());
-    }
-    if ledger.in_flight.len() >= max {
-        return Err(DarajaError::system_busy());
-    }
-    ledger.in_flight.insert(txn.msisdn.clone(), checkout.to_owned());
-    ledger.txns.insert(checkout.to_owned(), txn, now);
-    Ok(())
-}
-
 /// `POST /mpesa/stkpush/v1/processrequest`.
 pub(crate) async fn push(
     State(daraja): State<Arc<Daraja>>,
@@ -171,7 +156,12 @@ pub(crate) async fn push(
     let (merchant_request_id, checkout_request_id) = new_ids(&daraja);
     let txn =
         Txn { merchant_request_id: merchant_request_id.clone(), msisdn: req.phone.clone(), state: TxnState::Pending };
-    if let Err(e) = admit(&mut daraja.ledger.lock(), daraja.max_transactions, &checkout_request_id, txn) {
+    let admitted = daraja.ledger.lock().admit(&checkout_request_id, txn).map_err(|r| match r {
+        Refusal::Full => DarajaError::system_busy(),
+        // CheckoutRequestIDs are ours and fresh: a duplicate is a lock as far as the caller knows.
+        Refusal::Locked | Refusal::Duplicate => DarajaError::subscriber_locked(),
+    });
+    if let Err(e) = admitted {
         tracing::info!(phone = %mask_phone(&req.phone), error = %e.message, "stk push refused");
         return Err(e);
     }
