@@ -37,6 +37,8 @@ pub struct Config {
     pub momo: crate::momo::Settings,
     /// The Airtel Money emulation's credentials and callback URL (its timings are the ones above).
     pub airtel: airtel::Settings,
+    /// The Vodacom M-Pesa (OpenAPI) emulation's API key, service provider code and private key.
+    pub mpesa_tz: crate::mpesa_tz::Settings,
     /// Faults in force from the start (the `--fault` flags).
     pub faults: FaultSet,
     /// Caps on stored state.
@@ -136,6 +138,7 @@ impl Default for Config {
             query_expiry: Duration::from_secs(60),
             momo: crate::momo::Settings::default(),
             airtel: airtel::Settings::default(),
+            mpesa_tz: crate::mpesa_tz::Settings::default(),
             faults: FaultSet::default(),
             limits: Limits::default(),
             http: HttpLimits::default(),
@@ -161,6 +164,7 @@ impl Config {
         }
         self.momo.validate().map_err(crate::Error::Config)?;
         self.airtel.validate().map_err(crate::Error::Config)?;
+        self.mpesa_tz.validate().map_err(crate::Error::Config)?;
         if self.token_ttl.is_zero() {
             return bad("the token TTL must be positive (--token-ttl-secs)");
         }
@@ -196,6 +200,7 @@ impl fmt::Debug for Config {
             .field("query_expiry", &self.query_expiry)
             .field("momo", &self.momo)
             .field("airtel", &self.airtel)
+            .field("mpesa_tz", &self.mpesa_tz)
             .field("faults", &self.faults)
             .field("limits", &self.limits)
             .field("http", &self.http)

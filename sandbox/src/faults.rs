@@ -21,7 +21,8 @@ use crate::rng::SharedRng;
 
 /// The services faults apply to. Each owns its paths: `ussd` → `/ussd/...`; `daraja` →
 /// `/oauth/...` and `/mpesa/...`; `momo` → `/collection/...` and `/v1_0/apiuser...`; `airtel` →
-/// `/auth/oauth2/...`, `/merchant/...` and `/standard/...`; `shop` → `/shop/...`.
+/// `/auth/oauth2/...`, `/merchant/...` and `/standard/...`; `mpesa-tz` → `/{sandbox,openapi}/ipg/...`;
+/// `shop` → `/shop/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
@@ -29,11 +30,14 @@ pub enum Service {
     Daraja,
     Momo,
     Airtel,
+    #[serde(rename = "mpesa-tz")]
+    MpesaTz,
     Shop,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [Service::Ussd, Service::Daraja, Service::Momo, Service::Airtel, Service::Shop];
+    pub const ALL: [Service; 6] =
+        [Service::Ussd, Service::Daraja, Service::Momo, Service::Airtel, Service::MpesaTz, Service::Shop];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +45,7 @@ impl Service {
             Service::Daraja => "daraja",
             Service::Momo => "momo",
             Service::Airtel => "airtel",
+            Service::MpesaTz => "mpesa-tz",
             Service::Shop => "shop",
         }
     }
@@ -61,10 +66,11 @@ impl FromStr for Service {
             "daraja" => Ok(Service::Daraja),
             "momo" => Ok(Service::Momo),
             "airtel" => Ok(Service::Airtel),
+            "mpesa-tz" => Ok(Service::MpesaTz),
             "shop" => Ok(Service::Shop),
             other => Err(FaultError::new(
                 "service",
-                format!("unknown service `{other}` (use ussd, daraja, momo, airtel or shop)"),
+                format!("unknown service `{other}` (use ussd, daraja, momo, airtel, mpesa-tz or shop)"),
             )),
         }
     }
@@ -203,6 +209,8 @@ pub struct FaultSet {
     pub daraja: Fault,
     pub momo: Fault,
     pub airtel: Fault,
+    #[serde(rename = "mpesa-tz")]
+    pub mpesa_tz: Fault,
     pub shop: Fault,
 }
 
@@ -213,6 +221,7 @@ impl FaultSet {
             Service::Daraja => &self.daraja,
             Service::Momo => &self.momo,
             Service::Airtel => &self.airtel,
+            Service::MpesaTz => &self.mpesa_tz,
             Service::Shop => &self.shop,
         }
     }
@@ -223,6 +232,7 @@ impl FaultSet {
             Service::Daraja => &mut self.daraja,
             Service::Momo => &mut self.momo,
             Service::Airtel => &mut self.airtel,
+            Service::MpesaTz => &mut self.mpesa_tz,
             Service::Shop => &mut self.shop,
         }
     }

@@ -17,6 +17,9 @@
 //!   push, the transaction enquiry) with callbacks to a configured URL, the strict field checks
 //!   (the MSISDN without its country code), and outcomes by the MSISDN's last two digits
 //!   ([`airtel::outcome`]).
+//! - [`mpesa_tz`]: Vodacom M-Pesa Tanzania through the M-Pesa OpenAPI (session and synchronous
+//!   C2B single stage, RSA-encrypted bearers under a bundled test key pair), outcomes by the
+//!   customer's last two digits ([`mpesa_tz::outcome`]).
 //! - [`shop`]: a small marketplace API whose checkout pays through the sandbox's own Daraja over
 //!   real HTTP, as a merchant would.
 //! - [`faults`]: runtime fault injection per service (latency, jitter, error rate, outage, callback
@@ -42,6 +45,7 @@ pub mod config;
 pub mod daraja;
 pub mod faults;
 pub mod momo;
+pub mod mpesa_tz;
 pub mod shop;
 pub mod ussd;
 

@@ -47,8 +47,22 @@ Airtel collection outcome by subscriber.msisdn's last two digits:
   other  TS success
 Airtel's callbacks go to --airtel-callback-url (none without it: poll the enquiry).
 
+Vodacom M-Pesa (OpenAPI) C2B outcome by input_CustomerMSISDN's last two digits (the call
+answers when the customer has acted, after --callback-delay-ms):
+  00     INS-0 success (HTTP 201)
+  01     INS-5 cancelled by the customer
+  02     INS-2006 insufficient balance
+  03     INS-2001 wrong PIN
+  04     INS-9 request timeout, after --query-expiry-secs
+  05     INS-6 transaction failed
+  06     INS-996 account not active
+  07     INS-1 internal error
+  08     INS-2051 MSISDN invalid
+  09     INS-0 after 10x --callback-delay-ms
+  other  INS-0 success
+
 Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVICE with JSON):
-  services: ussd, daraja, momo, airtel, shop
+  services: ussd, daraja, momo, airtel, mpesa-tz, shop
   latency_ms=N        fixed added latency
   jitter_ms=N         normal jitter, standard deviation in ms
   error_rate=F        fraction (0..1) answered with HTTP 500
@@ -58,8 +72,8 @@ Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVI
   e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
 
 /// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
-/// Daraja (M-Pesa), MTN MoMo and Airtel Money emulations with real callbacks, and a shop, with
-/// fault injection.
+/// Daraja (M-Pesa), MTN MoMo, Airtel Money and Vodacom M-Pesa (OpenAPI) emulations with real
+/// callbacks or synchronous answers, and a shop, with fault injection.
 #[derive(Parser)]
 #[command(name = "sandbox", version, after_help = AFTER_HELP)]
 struct Args {
@@ -110,6 +124,16 @@ struct Args {
     /// request), e.g. http://127.0.0.1:9000/airtel/callback. None: results by the enquiry only.
     #[arg(long, value_name = "URL")]
     airtel_callback_url: Option<url::Url>,
+    /// The M-Pesa OpenAPI API key (encrypted under the public key, it opens a session).
+    #[arg(long, env = "SANDBOX_MPESA_TZ_API_KEY", default_value = sandbox::mpesa_tz::SANDBOX_API_KEY, hide_env_values = true)]
+    mpesa_tz_api_key: String,
+    /// The M-Pesa OpenAPI service provider code (the merchant's short code).
+    #[arg(long, default_value = sandbox::mpesa_tz::SANDBOX_SERVICE_PROVIDER_CODE)]
+    mpesa_tz_service_provider_code: String,
+    /// A PKCS#8 PEM RSA private key to decrypt the OpenAPI bearers with (default: the bundled
+    /// test pair, whose public half is scenarios/secrets/sandbox-mpesa-tz-public-key).
+    #[arg(long, value_name = "FILE")]
+    mpesa_tz_private_key: Option<std::path::PathBuf>,
     /// Most connections open at once; more are closed as soon as accepted.
     #[arg(long, default_value_t = sandbox::HttpLimits::default().max_connections)]
     max_connections: usize,
@@ -153,6 +177,15 @@ async fn main() -> anyhow::Result<()> {
             callback_host: args.momo_callback_host,
         },
         airtel: sandbox::airtel::Settings { callback_url: args.airtel_callback_url, ..Default::default() },
+        mpesa_tz: sandbox::mpesa_tz::Settings {
+            api_key: args.mpesa_tz_api_key,
+            service_provider_code: args.mpesa_tz_service_provider_code,
+            private_key_pem: match &args.mpesa_tz_private_key {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("--mpesa-tz-private-key {}: cannot read it", path.display()))?,
+                None => sandbox::mpesa_tz::TEST_PRIVATE_KEY.to_owned(),
+            },
+        },
         faults,
         http: sandbox::HttpLimits { max_connections: args.max_connections, ..Default::default() },
         ..Config::default()

@@ -26,6 +26,7 @@ use crate::{
     faults::{Fault, Faults, Service},
     listen,
     momo::{self, Momo, MomoError},
+    mpesa_tz::{self, MpesaTz, OpenApiError},
     shop::{self, ShopState},
     ussd::{self, UssdState},
 };
@@ -83,6 +84,7 @@ impl Sandbox {
         let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone()));
         let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone()));
         let airtel = Arc::new(Airtel::new(&config, tasks.clone(), http.clone()));
+        let mpesa_tz = Arc::new(MpesaTz::new(&config).map_err(Error::Config)?);
         let shop = Arc::new(ShopState::new(&config, &base_url, http));
 
         let app = Router::new()
@@ -90,6 +92,7 @@ impl Sandbox {
             .merge(with_faults(daraja::router(daraja), &faults, Service::Daraja))
             .merge(with_faults(momo::router(momo), &faults, Service::Momo))
             .merge(with_faults(airtel::router(airtel), &faults, Service::Airtel))
+            .merge(with_faults(mpesa_tz::router(mpesa_tz), &faults, Service::MpesaTz))
             .merge(with_faults(shop::router(shop), &faults, Service::Shop))
             .merge(ussd::inspection_router(ussd))
             .merge(admin_router(faults.clone()))
@@ -120,7 +123,7 @@ fn base_url_for(addr: SocketAddr) -> String {
 }
 
 impl SandboxHandle {
-    /// `http://127.0.0.1:PORT`: the Daraja, MoMo and Airtel base URL, and the prefix of every other
+    /// `http://127.0.0.1:PORT`: the Daraja, MoMo, Airtel and M-Pesa OpenAPI base URL, and the prefix of every other
     /// service.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -147,6 +150,7 @@ impl SandboxHandle {
             ("Daraja (base URL)", b.clone()),
             ("MTN MoMo (base URL)", b.clone()),
             ("Airtel Money (base URL)", b.clone()),
+            ("Vodacom M-Pesa OpenAPI (base URL)", b.clone()),
             ("Shop API", format!("{b}/shop/api")),
             ("Fault admin", format!("{b}/admin/faults")),
             ("Health", format!("{b}/healthz")),
@@ -204,6 +208,8 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
         Service::Momo => MomoError::injected_error().into_response(),
         Service::Airtel if unavailable => AirtelError::injected_outage().into_response(),
         Service::Airtel => AirtelError::injected_error().into_response(),
+        Service::MpesaTz if unavailable => OpenApiError::injected_outage().into_response(),
+        Service::MpesaTz => OpenApiError::injected_error().into_response(),
         Service::Shop => {
             let text =
                 if unavailable { "shop unavailable (injected outage)" } else { "internal error (injected fault)" };

@@ -203,5 +203,4 @@ mod tests {
         l.admit("b", P("2547", true)).unwrap();
         assert_eq!(l.settle("zz", "2541", |p| p.1 = false), None, "an unknown id changes nothing");
     }
-
 }

@@ -33,7 +33,9 @@ async fn help_documents_the_outcome_table_and_faults() {
         "--airtel-callback-url",
         "MTN MoMo request to pay outcome by the payer's (partyId's) last two digits",
         "--momo-callback-host",
-        "services: ussd, daraja, momo, airtel, shop",
+        "Vodacom M-Pesa (OpenAPI) C2B outcome",
+        "--mpesa-tz-private-key",
+        "services: ussd, daraja, momo, airtel, mpesa-tz, shop",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
