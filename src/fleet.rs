@@ -1,7 +1,7 @@
 //! The whole fleet in one process, on loopback: per region a sandbox (USSD app, Daraja emulation,
 //! shop, and the MoMo and Airtel emulations), one aggregator with its embedded store, and one edge
 //! prober per region running the four journeys every edge runs plus the region's own payment
-//! journeys (Kampala pays with MTN MoMo and Airtel Money). Used by `savanna-pulse demo` and the
+//! journeys (Kampala pays with MTN MoMo and Airtel Money, Dar es Salaam with Vodacom M-Pesa). Used by `savanna-pulse demo` and the
 //! whole-fleet tests.
 //!
 //! Each region gets its own sandbox, as a region has its own path to the operator: a fault
@@ -58,29 +58,31 @@ impl Edge {
     }
 }
 
-/// Nairobi on urban 4G, Kampala on 3G (with MTN MoMo and Airtel Money), Dar es Salaam on slow 3G.
+/// Nairobi on urban 4G, Kampala on 3G (with MTN MoMo and Airtel Money), Dar es Salaam on slow 3G
+/// (with Vodacom M-Pesa through the OpenAPI).
 pub const EDGES: [Edge; 3] = [
     Edge { id: "nbo-1", region: "nairobi", profile: "ea-4g-urban", local: &[] },
     Edge { id: "kla-1", region: "kampala", profile: "ea-3g", local: &["checkout-momo", "airtel-collect"] },
-    Edge { id: "dar-1", region: "dar", profile: "ea-3g-slow", local: &[] },
+    Edge { id: "dar-1", region: "dar", profile: "ea-3g-slow", local: &["checkout-mpesa-tz"] },
 ];
 
 /// The journeys every edge runs (the storyline's incident is in Dar's checkout-mpesa).
 pub const COMMON_JOURNEYS: [&str; 4] = ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa"];
 
 /// The bundled journeys: (file name, text).
-pub const JOURNEYS: [(&str, &str); 6] = [
+pub const JOURNEYS: [(&str, &str); 7] = [
     ("ussd-balance.yaml", include_str!("../scenarios/ussd-balance.yaml")),
     ("ussd-send-money.yaml", include_str!("../scenarios/ussd-send-money.yaml")),
     ("mpesa-stk-push.yaml", include_str!("../scenarios/mpesa-stk-push.yaml")),
     ("checkout-mpesa.yaml", include_str!("../scenarios/checkout-mpesa.yaml")),
     ("checkout-momo.yaml", include_str!("../scenarios/checkout-momo.yaml")),
     ("airtel-collect.yaml", include_str!("../scenarios/airtel-collect.yaml")),
+    ("checkout-mpesa-tz.yaml", include_str!("../scenarios/checkout-mpesa-tz.yaml")),
 ];
 
 /// The sandbox's public test values the journeys read by `file:secrets/…` (not secrets; see
 /// scenarios/secrets/README.md).
-const SANDBOX_SECRETS: [(&str, &str); 9] = [
+const SANDBOX_SECRETS: [(&str, &str); 11] = [
     ("sandbox-daraja-consumer-key", include_str!("../scenarios/secrets/sandbox-daraja-consumer-key")),
     ("sandbox-daraja-consumer-secret", include_str!("../scenarios/secrets/sandbox-daraja-consumer-secret")),
     ("sandbox-daraja-passkey", include_str!("../scenarios/secrets/sandbox-daraja-passkey")),
@@ -90,6 +92,8 @@ const SANDBOX_SECRETS: [(&str, &str); 9] = [
     ("sandbox-momo-subscription-key", include_str!("../scenarios/secrets/sandbox-momo-subscription-key")),
     ("sandbox-airtel-client-id", include_str!("../scenarios/secrets/sandbox-airtel-client-id")),
     ("sandbox-airtel-client-secret", include_str!("../scenarios/secrets/sandbox-airtel-client-secret")),
+    ("sandbox-mpesa-tz-api-key", include_str!("../scenarios/secrets/sandbox-mpesa-tz-api-key")),
+    ("sandbox-mpesa-tz-public-key", include_str!("../scenarios/secrets/sandbox-mpesa-tz-public-key")),
 ];
 
 /// The checkout journey's payer: not in the STK journey's MSISDN pool (…100/…200/…300), so the
@@ -422,6 +426,7 @@ fn variables(journey: &str, sandbox: &str) -> String {
         "checkout-mpesa" => format!("{{shop: \"{sandbox}/shop/api\", phone: \"{CHECKOUT_PHONE}\"}}"),
         "checkout-momo" => format!("{{shop: \"{sandbox}/shop/api\", momo: \"{sandbox}\"}}"),
         "airtel-collect" => format!("{{airtel: \"{sandbox}\"}}"),
+        "checkout-mpesa-tz" => format!("{{shop: \"{sandbox}/shop/api\", vodacom: \"{sandbox}\"}}"),
         // mpesa-stk-push, and any journey that needs only the Daraja base URL.
         _ => format!("{{daraja: \"{sandbox}\"}}"),
     }

@@ -2,7 +2,8 @@
 //! 40× simulated time for a bounded real time. While it runs, this test reads the aggregator's
 //! JSON API (its URL is the demo's first lines) and sees Dar's checkout page alert fire after the
 //! injected STK failure and resolve after the recovery; the demo's own output tells the same
-//! story, Kampala's MTN MoMo and Airtel Money journeys succeed there (and run nowhere else), and
+//! story, Kampala's MTN MoMo and Airtel Money journeys and Dar's Vodacom M-Pesa journey succeed
+//! there (and run nowhere else), and
 //! the process exits 0 by itself when `--duration` is reached.
 //!
 //! Timing, in simulated minutes: incident at 5, recovery at 15, the page resolves once the failed
@@ -29,12 +30,13 @@ fn firing_pages(v: &aggregator::api::AlertsReply) -> Vec<String> {
     v.firing.iter().map(aggregator::api::FiringAlert::key).collect()
 }
 
-/// Once Kampala's own payment journeys (MTN MoMo, Airtel Money) have succeeded there: the regions
-/// each ran in and their ok runs. Only Kampala runs them.
+/// Once each region's own payment journeys have succeeded there (Kampala: MTN MoMo and Airtel
+/// Money; Dar es Salaam: Vodacom M-Pesa): the regions each ran in and their ok runs. No other
+/// region runs them.
 async fn regional_rails(api: &aggregator::client::AggregatorClient) -> Option<Vec<(String, String, u64)>> {
     use aggregator::api::{Dim, QueryParams};
     let q = QueryParams {
-        journeys: vec!["checkout-momo".into(), "airtel-collect".into()],
+        journeys: vec!["checkout-momo".into(), "airtel-collect".into(), "checkout-mpesa-tz".into()],
         group_by: vec![Dim::Region, Dim::Journey],
         ..Default::default()
     };
@@ -50,9 +52,10 @@ async fn regional_rails(api: &aggregator::client::AggregatorClient) -> Option<Ve
             )
         })
         .collect();
-    assert!(seen.iter().all(|(region, _, _)| region == "kampala"), "only Kampala pays with MoMo and Airtel: {seen:?}");
+    let home = |journey: &str| if journey == "checkout-mpesa-tz" { "dar" } else { "kampala" };
+    assert!(seen.iter().all(|(region, journey, _)| region == home(journey)), "a rail ran outside its region: {seen:?}");
     let ok = |j: &str| seen.iter().any(|(_, journey, n)| journey == j && *n > 0);
-    (ok("checkout-momo") && ok("airtel-collect")).then_some(seen)
+    (ok("checkout-momo") && ok("airtel-collect") && ok("checkout-mpesa-tz")).then_some(seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +138,7 @@ async fn the_storyline_pages_and_resolves_and_the_demo_exits_cleanly() {
     let err = err.lock().clone();
     assert!(status.success(), "demo exit status {status}\nstdout:\n{out}\nstderr:\n{err}");
 
-    let rails = rails_seen.unwrap_or_else(|| panic!("Kampala's MoMo and Airtel journeys never succeeded\n{out}"));
+    let rails = rails_seen.unwrap_or_else(|| panic!("the regional rails' journeys never all succeeded\n{out}"));
     eprintln!("regional rails: {rails:?}");
     let fired = fired_at.unwrap_or_else(|| panic!("the API never showed `{PAGE}` firing\n{out}"));
     let resolved = resolved_at.unwrap_or_else(|| panic!("the API showed `{PAGE}` firing but never resolved\n{out}"));

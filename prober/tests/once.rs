@@ -52,7 +52,7 @@ fn once(name: &str, base: &str, extra: &[&str]) -> (i32, String) {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, src).unwrap();
     let mut args: Vec<String> = vec!["once".into(), path.display().to_string()];
-    for var in ["ussd_url", "events_url", "daraja", "momo", "airtel", "shop"] {
+    for var in ["ussd_url", "events_url", "daraja", "momo", "airtel", "vodacom", "shop"] {
         let value = match var {
             "ussd_url" => format!("{base}/ussd/at"),
             "events_url" => format!("{base}/ussd/at/events"),
@@ -104,6 +104,8 @@ fn assert_clean(what: &str, text: &str) {
         sandbox::momo::SANDBOX_SUBSCRIPTION_KEY,
         &momo_basic,
         "256772000100",
+        sandbox::mpesa_tz::SANDBOX_API_KEY,
+        "255754000100",
         "256750000100",
         "750000100",
     ];
@@ -117,9 +119,15 @@ fn assert_clean(what: &str, text: &str) {
 async fn bundled_journeys_pass_and_no_output_leaks_a_secret_or_a_phone_number() {
     let sb = sandbox().await;
     let base = sb.base_url().to_owned();
-    for name in
-        ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa", "checkout-momo", "airtel-collect"]
-    {
+    for name in [
+        "ussd-balance",
+        "ussd-send-money",
+        "mpesa-stk-push",
+        "checkout-mpesa",
+        "checkout-momo",
+        "airtel-collect",
+        "checkout-mpesa-tz",
+    ] {
         for flags in
             [&["--profile", "loopback"][..], &["--profile", "loopback", "--json"], &["--profile", "loopback", "-v"]]
         {

@@ -62,8 +62,10 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
-/// Words that make a field's value secret whatever it is.
-const SECRET_WORDS: &str = r"[\w.\-]*(?:token|password|passwd|passkey|secret|api_?key|authorization)|pin";
+/// Words that make a field's value secret whatever it is (a session id is a credential: the
+/// M-Pesa OpenAPI's `output_SessionID` opens payments for an hour).
+const SECRET_WORDS: &str =
+    r"[\w.\-]*(?:token|password|passwd|passkey|secret|api_?key|authorization|output_session_?id)|pin";
 
 /// JSON or form fields whose values are secret by their name, and credential header lines.
 static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {

@@ -47,9 +47,15 @@ fn explain(t: &Trace) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bundled_journey_passes_on_loopback_and_on_3g() {
     let sb = sandbox().await;
-    for name in
-        ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa", "checkout-momo", "airtel-collect"]
-    {
+    for name in [
+        "ussd-balance",
+        "ussd-send-money",
+        "mpesa-stk-push",
+        "checkout-mpesa",
+        "checkout-momo",
+        "airtel-collect",
+        "checkout-mpesa-tz",
+    ] {
         let j = bundled(name, sb.base_url());
         for profile in ["loopback", "ea-3g"] {
             let mut p: Profile = netem::profile::bundled(profile).unwrap();

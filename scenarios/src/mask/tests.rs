@@ -59,6 +59,8 @@ fn fields_named_like_secrets_are_masked_before_their_values_are_known() {
         (r#"{"api_key":"a\"b","x":1}"#, r#"{"api_key":"***","x":1}"#),
         (r#"{"csrf_token":"cut off"#, r#"{"csrf_token":"***"#),
         (r#"{"token_type":"Bearer"}"#, r#"{"token_type":"Bearer"}"#),
+        (r#"{"output_SessionID":"15ca76cf"}"#, r#"{"output_SessionID":"***"}"#),
+        (r#"{"SessionId":"ATUid_1"}"#, r#"{"SessionId":"ATUid_1"}"#),
         ("user=a&pin=1234&x=1", "user=a&pin=***&x=1"),
         ("q=1&csrf_token=abc&spin=2", "q=1&csrf_token=***&spin=2"),
         ("text=2*0712*100*1234", "text=2*0712*100*1234"),

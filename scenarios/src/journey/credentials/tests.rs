@@ -72,6 +72,8 @@ steps:
         "mpesa-stk-push.yaml",
         "checkout-mpesa.yaml",
         "airtel-collect.yaml",
+        "checkout-momo.yaml",
+        "checkout-mpesa-tz.yaml",
     ] {
         let path = dir.join(f);
         let src = Source::read(&path).unwrap();
