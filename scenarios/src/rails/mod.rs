@@ -280,6 +280,28 @@ macro_rules! declare_rails {
 }
 for_each_rail!(declare_rails);
 
+/// Reads an OAuth-style token answer, `{"access_token": "…", "expires_in": 3599 | "3599", …}`,
+/// the shape Daraja, MoMo and Airtel share (each sends `expires_in` as a number or a string).
+pub fn parse_token(body: &[u8]) -> Result<(String, Duration), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not a token response: {e}"))?;
+    let token = v.get("access_token").and_then(Value::as_str).ok_or("the token response has no access_token")?;
+    if token.trim().is_empty() {
+        return Err("the access token is empty".into());
+    }
+    let quoted = |s: &str| s.chars().take(20).collect::<String>();
+    let secs = match v.get("expires_in") {
+        Some(Value::String(s)) => {
+            s.trim().parse::<u64>().map_err(|_| format!("expires_in {:?} is not a number", quoted(s)))?
+        }
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("expires_in {n} is not a whole number"))?,
+        Some(other) => {
+            return Err(format!("expires_in is {}, expected a number or a string", quoted(&other.to_string())));
+        }
+        None => return Err("the token response has no expires_in".into()),
+    };
+    Ok((token.to_owned(), Duration::from_secs(secs)))
+}
+
 /// A token (or session id) a provider just issued: masked in this run from now on, cached in
 /// `ctx.payments` under `key` for `expires_in`, and returned.
 pub fn keep_token(

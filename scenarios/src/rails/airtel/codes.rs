@@ -2,8 +2,6 @@
 //! numbers or strings, `success` as a boolean or a string) and what each status means for a
 //! probe (docs/protocols/mobile-money.md §2).
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::{
@@ -11,20 +9,8 @@ use crate::{
     rails::{CodeInfo, RailResult},
 };
 
-/// Reads `{"access_token": …, "expires_in": "180" | 180}`.
-pub fn parse_token(body: &[u8]) -> Result<(String, Duration), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not an OAuth token response: {e}"))?;
-    let token = v.get("access_token").and_then(Value::as_str).ok_or("the reply has no access_token")?;
-    if token.is_empty() {
-        return Err("the access token is empty".into());
-    }
-    let secs = match v.get("expires_in") {
-        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| "expires_in is not a number".to_owned())?,
-        Some(Value::Number(n)) => n.as_u64().ok_or("expires_in is not a whole number")?,
-        _ => return Err("expires_in is missing; expected a number or a numeric string".into()),
-    };
-    Ok((token.to_owned(), Duration::from_secs(secs)))
-}
+/// The token answer (the shape every OAuth-style rail shares).
+pub use crate::rails::parse_token;
 
 /// The `status` object every Airtel reply carries: `{code, message, result_code, response_code,
 /// success}`.
@@ -202,6 +188,8 @@ impl AirtelResult {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

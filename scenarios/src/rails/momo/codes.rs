@@ -2,8 +2,6 @@
 //! strings, a `reason` as a word or as an `{code, message}` object) and what each code means for a
 //! probe (docs/protocols/mobile-money.md §1).
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::{
@@ -47,21 +45,8 @@ pub fn describe(code: &str) -> CodeInfo {
     }
 }
 
-/// Reads `{"access_token", "token_type", "expires_in": 3600 | "3600"}`.
-pub fn parse_token(body: &[u8]) -> Result<(String, Duration), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not a token response: {e}"))?;
-    let token = v.get("access_token").and_then(Value::as_str).ok_or("the token response has no access_token")?;
-    if token.trim().is_empty() {
-        return Err("the access_token is empty".into());
-    }
-    let secs = match v.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64().ok_or("expires_in is not a whole number of seconds")?,
-        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| "expires_in is not a number".to_owned())?,
-        Some(_) => return Err("expires_in is neither a number nor a string".into()),
-        None => return Err("the token response has no expires_in".into()),
-    };
-    Ok((token.to_owned(), Duration::from_secs(secs)))
-}
+/// The token answer (the shape every OAuth-style rail shares).
+pub use crate::rails::parse_token;
 
 /// A MoMo refusal: `{"code": "RESOURCE_ALREADY_EXIST", "message": "…"}`, or the API gateway's own
 /// `{"statusCode": 401, "message": "Access denied due to invalid subscription key…"}` (then `code`
@@ -219,6 +204,8 @@ pub fn parse_callback(rest: &str, body: &[u8]) -> Result<RailResult, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// Every documented code and its class.

@@ -1,7 +1,7 @@
 //! Daraja's answers: the wire shapes (parsed leniently where Daraja is inconsistent) and what each
 //! code means for a probe (docs/protocols/daraja.md §5–§6).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -52,24 +52,8 @@ pub fn parse_envelope(body: &[u8]) -> Option<ErrorEnvelope> {
     serde_json::from_slice::<ErrorEnvelope>(body).ok().filter(|e| !e.error_code.is_empty())
 }
 
-/// Reads `{"access_token": …, "expires_in": "3599" | 3599}`.
-pub fn parse_token(body: &[u8]) -> Result<(String, Duration), String> {
-    #[derive(Deserialize)]
-    struct T {
-        access_token: String,
-        expires_in: Value,
-    }
-    let t: T = serde_json::from_slice(body).map_err(|e| format!("not an OAuth token response: {e}"))?;
-    let secs = match &t.expires_in {
-        Value::String(s) => s.trim().parse::<u64>().map_err(|_| format!("expires_in {s:?} is not a number"))?,
-        Value::Number(n) => n.as_u64().ok_or_else(|| format!("expires_in {n} is not a whole number"))?,
-        other => return Err(format!("expires_in is {other}, expected a number or a string")),
-    };
-    if t.access_token.is_empty() {
-        return Err("the access token is empty".into());
-    }
-    Ok((t.access_token, Duration::from_secs(secs)))
-}
+/// The token answer (the shape every OAuth-style rail shares).
+pub use crate::rails::parse_token;
 
 /// The synchronous reply to an STK push.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -176,6 +160,8 @@ impl StkResult {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
