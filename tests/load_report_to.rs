@@ -220,6 +220,7 @@ async fn two_shards_merge_in_the_aggregator_and_stay_out_of_slo_data() {
                 outcome: "ok".into(),
                 region: "nairobi".into(),
                 profile: "loopback".into(),
+                ..Default::default()
             },
             count: 3,
             histogram: h,

@@ -164,6 +164,10 @@ pub struct QueryParams {
     pub outcomes: Vec<String>,
     pub regions: Vec<String>,
     pub profiles: Vec<String>,
+    /// Payment rails (`mpesa-ke`, `momo`, …): without `step`, every payment step of them.
+    pub rails: Vec<String>,
+    /// Payment steps' provider codes (`1037`, `APPROVAL_REJECTED`, `unknown`, …).
+    pub reasons: Vec<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub group_by: Vec<Dim>,
@@ -180,6 +184,8 @@ impl QueryParams {
             ("outcome", list(&self.outcomes)),
             ("region", list(&self.regions)),
             ("profile", list(&self.profiles)),
+            ("rail", list(&self.rails)),
+            ("reason", list(&self.reasons)),
             ("from", self.from_ms.map(|v| v.to_string())),
             ("to", self.to_ms.map(|v| v.to_string())),
             ("group_by", (!dims.is_empty()).then_some(dims)),
@@ -325,6 +331,9 @@ pub struct SloSelection {
     pub journeys: Vec<String>,
     pub regions: Vec<String>,
     pub step: Option<String>,
+    /// Payment rails: the SLO counts these rails' payment steps. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rails: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

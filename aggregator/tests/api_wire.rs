@@ -165,7 +165,12 @@ fn slos_reply() {
             period: "30d".into(),
             sli: "availability".into(),
             latency_threshold_ms: Some(3000),
-            selection: SloSelection { journeys: vec!["checkout-mpesa".into()], regions: vec![], step: None },
+            selection: SloSelection {
+                journeys: vec!["checkout-mpesa".into()],
+                regions: vec![],
+                step: None,
+                rails: vec![],
+            },
             alerting: SloAlerting {
                 team: "payments".into(),
                 runbook_url: "https://r".into(),

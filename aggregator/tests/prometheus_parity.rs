@@ -109,7 +109,7 @@ fn burn_rates_and_alerts_match_prometheus() {
             [("checkout-mpesa", &["", "checkout"][..]), ("mpesa-stk-push", &[""]), ("ussd-balance", &[""])]
         {
             for s in steps {
-                metrics.record(j, s, r, "ok", 0, &empty);
+                metrics.record(&testkit::reports::key(j, s, "ok", r), 0, &empty);
             }
         }
     }
@@ -133,8 +133,18 @@ fn burn_rates_and_alerts_match_prometheus() {
                     }
                     let n = durations.len() as u64;
                     let h = report::SparseHistogram::from(&h);
-                    engine.record(&SeriesEvent { journey, step, outcome, region, count: n, histogram: &h, at_ms: at });
-                    metrics.record(journey, step, region, outcome, n, &h);
+                    let rail = "";
+                    engine.record(&SeriesEvent {
+                        journey,
+                        step,
+                        outcome,
+                        region,
+                        rail,
+                        count: n,
+                        histogram: &h,
+                        at_ms: at,
+                    });
+                    metrics.record(&testkit::reports::key(journey, step, outcome, region), n, &h);
                 }
             }
         }

@@ -3,8 +3,9 @@
 //! Every reporting interval (15 s by default) a prober sends one [`Report`]: who it is (prober id,
 //! region), a per-prober sequence number (the aggregator counts a `(prober, seq)` once, so retries
 //! are safe), the interval's bounds and the send time (all UTC, Unix milliseconds), a heartbeat
-//! (outbox backlog, drops), and one [`Series`] per `(journey, step, outcome, region, profile)`: a run
-//! count and an HDR histogram of durations in microseconds.
+//! (outbox backlog, drops), and one [`Series`] per `(journey, step, outcome, region, profile)` (a
+//! payment step's series also by `rail` and `reason`): a run count and an HDR histogram of
+//! durations in microseconds.
 //!
 //! All histograms share one configuration fleet-wide ([`new_histogram`]: 1 µs … 1 h, 3 significant
 //! digits) so merges stay exact. Probers record into dense `Histogram<u64>`s; a report carries each
@@ -23,7 +24,8 @@
 //!     interval_start_ms: 1_700_000_000_000, interval_end_ms: 1_700_000_015_000, sent_at_ms: 1_700_000_015_020,
 //!     run: None, heartbeat: Default::default(),
 //!     series: vec![report::Series { key: report::SeriesKey { journey: "checkout-mpesa".into(), step: String::new(),
-//!         outcome: "ok".into(), region: "nairobi".into(), profile: "ea-4g-urban".into() }, count: 1, histogram: (&h).into() }],
+//!         outcome: "ok".into(), region: "nairobi".into(), profile: "ea-4g-urban".into(), ..Default::default() },
+//!         count: 1, histogram: (&h).into() }],
 //! };
 //! let bytes = report::encode(&r);
 //! assert_eq!(report::decode(&bytes).unwrap(), r);
@@ -112,9 +114,11 @@ pub struct Heartbeat {
     pub interval_ms: Option<u64>,
 }
 
-/// What a series counts: one (journey, step, outcome, region, profile). `step` is empty for the
-/// journey-level series (one per run).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// What a series counts: one (journey, step, outcome, region, profile, rail, reason). `step` is
+/// empty for the journey-level series (one per run). `rail` and `reason` are set on payment steps'
+/// series only and empty everywhere else; empty ones are left off the wire, so a report without
+/// payment series reads, and encodes, exactly as before they existed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {
     pub journey: String,
     #[serde(default)]
@@ -122,6 +126,15 @@ pub struct SeriesKey {
     pub outcome: String,
     pub region: String,
     pub profile: String,
+    /// The payment rail a payment step ran on (`mpesa-ke`, `momo`, `airtel`, `mpesa-tz`); empty
+    /// for every other series.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rail: String,
+    /// The provider's code the payment ended with, as the prober labels it (`0`, `1037`,
+    /// `APPROVAL_REJECTED`, or `unknown` for a code its rail's table does not know); empty when
+    /// the payment ended without a code, and for every series without a rail.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// Runs of one series in one interval.
@@ -257,6 +270,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         }
         s.key.outcome.parse::<Outcome>().map_err(|reason| invalid(at("outcome"), reason))?;
         label(&at("profile"), &s.key.profile)?;
+        payment_labels(&s.key, &at)?;
         if s.key.region != w.region {
             return Err(invalid(
                 at("region"),
@@ -286,12 +300,30 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
     })
 }
 
+/// `rail` and `reason`: identifiers when set; a rail only on a step series, a reason only with a
+/// rail.
+fn payment_labels(k: &SeriesKey, at: &dyn Fn(&str) -> String) -> Result<(), DecodeError> {
+    if !k.rail.is_empty() {
+        label(&at("rail"), &k.rail)?;
+        if k.step.is_empty() {
+            return Err(invalid(at("rail"), "only a step's series has a rail, not the journey-level one"));
+        }
+    }
+    if !k.reason.is_empty() {
+        label(&at("reason"), &k.reason)?;
+        if k.rail.is_empty() {
+            return Err(invalid(at("reason"), "a reason is only given with a rail"));
+        }
+    }
+    Ok(())
+}
+
 /// Journey and step names ([`check_name`]).
 fn name(field: &str, v: &str) -> Result<(), DecodeError> {
     check_name(v).map_err(|reason| invalid(field, reason))
 }
 
-/// Identifiers: prober, region, profile, run ([`check_label`]).
+/// Identifiers: prober, region, profile, run, rail, reason ([`check_label`]).
 fn label(field: &str, v: &str) -> Result<(), DecodeError> {
     check_label(v).map_err(|reason| invalid(field, reason))
 }

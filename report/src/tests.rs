@@ -3,6 +3,7 @@ use proptest::prelude::*;
 use super::*;
 
 const GOLDEN: &[u8] = include_bytes!("../tests/golden/report-v1.json");
+const GOLDEN_RAIL: &[u8] = include_bytes!("../tests/golden/report-v1-rail.json");
 
 fn key(journey: &str, step: &str, outcome: &str) -> SeriesKey {
     SeriesKey {
@@ -11,7 +12,12 @@ fn key(journey: &str, step: &str, outcome: &str) -> SeriesKey {
         outcome: outcome.into(),
         region: "nairobi".into(),
         profile: "ea-3g".into(),
+        ..SeriesKey::default()
     }
+}
+
+fn pay(outcome: &str, rail: &str, reason: &str) -> SeriesKey {
+    SeriesKey { rail: rail.into(), reason: reason.into(), ..key("checkout-mpesa", "pay", outcome) }
 }
 
 fn sample() -> Report {
@@ -46,6 +52,65 @@ fn the_golden_report_decodes_with_a_third_party_histogram() {
     assert_eq!(r.series[1].count, 0);
     // What we encode, we read back identically.
     assert_eq!(decode(&encode(&r)).unwrap(), r);
+}
+
+#[test]
+fn the_rail_golden_report_round_trips_byte_for_byte() {
+    let r = decode(GOLDEN_RAIL).unwrap();
+    assert_eq!((r.prober.as_str(), r.region.as_str(), r.series.len()), ("kla-1", "kampala", 5));
+    let k = |i: usize| (r.series[i].key.step.as_str(), r.series[i].key.rail.as_str(), r.series[i].key.reason.as_str());
+    assert_eq!(k(0), ("", "", ""), "the journey-level series has no rail");
+    assert_eq!(k(1), ("pay", "momo", "SUCCESSFUL"));
+    assert_eq!(k(2), ("pay", "momo", "APPROVAL_REJECTED"));
+    assert_eq!(k(3), ("collect", "airtel", ""), "a payment that ended without a code has a rail, no reason");
+    assert_eq!(k(4), ("collect", "airtel", "unknown"));
+    assert_eq!(r.series[1].histogram.len(), 5);
+    let written = String::from_utf8(encode(&r)).unwrap();
+    assert_eq!(
+        written.as_bytes(),
+        GOLDEN_RAIL.trim_ascii_end(),
+        "what we read we write back, byte for byte:\n{written}"
+    );
+}
+
+#[test]
+fn a_report_without_payment_series_has_no_rail_or_reason_on_the_wire() {
+    let golden = decode(GOLDEN).unwrap();
+    assert!(golden.series.iter().all(|s| s.key.rail.is_empty() && s.key.reason.is_empty()));
+    let wire = String::from_utf8(encode(&golden)).unwrap();
+    assert!(!wire.contains("\"rail\"") && !wire.contains("\"reason\""), "{wire}");
+    let mut r = sample();
+    r.series.push(Series { key: pay("ok", "mpesa-ke", "0"), count: 0, histogram: SparseHistogram::new() });
+    r.series.push(Series { key: pay("timeout", "mpesa-ke", ""), count: 0, histogram: SparseHistogram::new() });
+    let wire = String::from_utf8(encode(&r)).unwrap();
+    assert!(wire.contains(r#""profile":"ea-3g","rail":"mpesa-ke","reason":"0","count""#), "{wire}");
+    assert!(wire.contains(r#""profile":"ea-3g","rail":"mpesa-ke","count""#), "an empty reason is left out: {wire}");
+    assert_eq!(decode(&encode(&r)).unwrap(), r);
+}
+
+#[test]
+fn rails_and_reasons_are_labels_and_belong_to_payment_steps() {
+    let with = |rail: &str, reason: &str, step: &str| {
+        let mut r = sample();
+        r.series[0].key = SeriesKey { step: step.into(), ..pay("ok", rail, reason) };
+        decode(&encode(&r)).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert_eq!(with("momo", "APPROVAL_REJECTED", "pay"), Ok(()));
+    assert_eq!(with("mpesa-tz", "INS-9", "pay"), Ok(()));
+    assert!(with("mo mo", "", "pay").unwrap_err().starts_with("series[0].rail: `mo mo` may use only"));
+    assert!(with("momo", "a\"b", "pay").unwrap_err().starts_with("series[0].reason:"));
+    assert!(with("momo", &"9".repeat(MAX_LABEL + 1), "pay").unwrap_err().starts_with("series[0].reason: longer than"));
+    assert!(with("momo", "0", "").unwrap_err().starts_with("series[0].rail: only a step's series"));
+    assert!(with("", "1037", "pay").unwrap_err().starts_with("series[0].reason: a reason is only given with a rail"));
+    // The same step under two reasons is two series; the same key twice is still refused.
+    let mut r = sample();
+    r.series = vec![
+        Series { key: pay("business_error", "mpesa-ke", "1032"), count: 0, histogram: SparseHistogram::new() },
+        Series { key: pay("business_error", "mpesa-ke", "2001"), count: 0, histogram: SparseHistogram::new() },
+    ];
+    assert_eq!(decode(&encode(&r)).unwrap(), r);
+    r.series.push(r.series[0].clone());
+    assert!(decode(&encode(&r)).unwrap_err().to_string().contains("appears twice"));
 }
 
 #[test]
@@ -136,14 +201,21 @@ fn journey_and_step_names_may_have_spaces_but_identifiers_may_not() {
     assert!(decode(&encode(&r)).unwrap_err().to_string().starts_with("series[0].profile"));
 }
 
-fn any_series() -> impl Strategy<Value = Vec<(String, String, Vec<u64>)>> {
+type AnySeries = (String, String, (String, String), Vec<u64>);
+
+fn any_series() -> impl Strategy<Value = Vec<AnySeries>> {
     prop::collection::vec(
         (
             prop::sample::select(vec!["ok", "timeout", "gateway_error"]),
             prop::sample::select(vec!["", "browse", "checkout"]),
+            prop::sample::select(vec![("", ""), ("momo", ""), ("momo", "SUCCESSFUL"), ("mpesa-ke", "1037")]),
             prop::collection::vec(1u64..HIST_HIGH_US, 0..50),
         )
-            .prop_map(|(o, s, v)| (o.to_owned(), s.to_owned(), v)),
+            .prop_map(|(o, s, (rail, reason), v)| {
+                // Only a step's series has a rail.
+                let (rail, reason) = if s.is_empty() { ("", "") } else { (rail, reason) };
+                (o.to_owned(), s.to_owned(), (rail.to_owned(), reason.to_owned()), v)
+            }),
         0..12,
     )
 }
@@ -158,11 +230,12 @@ proptest! {
         r.interval_end_ms = start + 15_000;
         r.series.clear();
         let mut seen = std::collections::HashSet::new();
-        for (outcome, step, values) in series {
-            if !seen.insert((outcome.clone(), step.clone())) { continue; }
+        for (outcome, step, (rail, reason), values) in series {
+            let k = SeriesKey { rail, reason, ..key("j", &step, &outcome) };
+            if !seen.insert(k.clone()) { continue; }
             let mut h = new_histogram();
             for v in &values { h.record(*v).unwrap(); }
-            r.series.push(Series { key: key("j", &step, &outcome), count: values.len() as u64, histogram: (&h).into() });
+            r.series.push(Series { key: k, count: values.len() as u64, histogram: (&h).into() });
         }
         prop_assert_eq!(decode(&encode(&r)).unwrap(), r);
     }

@@ -16,7 +16,15 @@ pub fn key(journey: &str, step: &str, outcome: &str, region: &str) -> SeriesKey 
         outcome: outcome.into(),
         region: region.into(),
         profile: PROFILE.into(),
+        rail: String::new(),
+        reason: String::new(),
     }
+}
+
+/// A payment step's series key on the `ea-3g` profile: [`key`] with its `rail` and `reason`
+/// (empty when the payment ended without a provider code).
+pub fn pay_key(journey: &str, step: &str, outcome: &str, region: &str, rail: &str, reason: &str) -> SeriesKey {
+    SeriesKey { rail: rail.into(), reason: reason.into(), ..key(journey, step, outcome, region) }
 }
 
 /// One run per value (µs).

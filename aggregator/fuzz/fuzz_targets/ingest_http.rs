@@ -191,6 +191,9 @@ fn build(shape: &ReportShape, now: i64) -> Vec<u8> {
                     outcome: OUTCOMES[s.outcome as usize % OUTCOMES.len()].into(),
                     region: if s.region_of % 8 == 7 { "elsewhere".into() } else { region.into() },
                     profile: "ea-3g".into(),
+                    // A payment step's labels now and then, a bad one among them.
+                    rail: ["", "", "momo", "mo mo"][s.step as usize / 3 % 4].into(),
+                    reason: ["", "SUCCESSFUL", "unknown"][s.outcome as usize / 8 % 3].into(),
                 },
                 count,
                 histogram: h,

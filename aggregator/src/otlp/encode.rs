@@ -75,12 +75,8 @@ pub fn build(journeys: &JourneySnapshot, eval: &Evaluation, times: Times) -> Exp
             .runs
             .iter()
             .map(|r| NumberDataPoint {
-                attributes: vec![
-                    kv("journey", &r.journey),
-                    kv("step", &r.step),
-                    kv("region", &r.region),
-                    kv("outcome", &r.outcome),
-                ],
+                // `rail` and `reason` on payment steps only, as on /metrics.
+                attributes: r.labels().into_iter().map(|(k, v)| kv(k, v)).collect(),
                 start_time_unix_nano: start,
                 time_unix_nano: now,
                 value: Some(Value::AsInt(i64::try_from(r.count).unwrap_or(i64::MAX))),
@@ -108,7 +104,13 @@ pub fn build(journeys: &JourneySnapshot, eval: &Evaluation, times: Times) -> Exp
                 }
                 bucket_counts.push(d.count.saturating_sub(prev));
                 HistogramDataPoint {
-                    attributes: vec![kv("journey", &d.journey), kv("step", &d.step), kv("region", &d.region)],
+                    attributes: {
+                        let mut a = vec![kv("journey", &d.journey), kv("step", &d.step), kv("region", &d.region)];
+                        if !d.rail.is_empty() {
+                            a.push(kv("rail", &d.rail));
+                        }
+                        a
+                    },
                     start_time_unix_nano: start,
                     time_unix_nano: now,
                     count: d.count,
@@ -364,6 +366,27 @@ mod tests {
     }
 
     #[test]
+    fn payment_points_carry_rail_and_reason_attributes() {
+        let m = SloMetrics::new(&bundled());
+        let mut h = report::SparseHistogram::new();
+        h.record_n(1_500_000, 2);
+        m.record(&testkit::reports::pay_key("checkout-mpesa-tz", "pay", "ok", "dar", "mpesa-tz", "INS-0"), 2, &h);
+        let eval = Evaluation { at_ms: 60_000, statuses: vec![], firing: vec![] };
+        let req = build(&m.journey_snapshot(), &eval, Times { start_ms: 0, now_ms: 60_000 });
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let find = |n: &str| metrics.iter().find(|m| m.name == n).unwrap();
+        let Some(Data::Sum(runs)) = &find("synthetic_journey_runs").data else { panic!() };
+        let ok = runs.data_points.iter().find(|p| attr(&p.attributes, "reason") == Some("INS-0")).unwrap();
+        assert_eq!((attr(&ok.attributes, "rail"), attr(&ok.attributes, "outcome")), (Some("mpesa-tz"), Some("ok")));
+        assert_eq!(ok.value, Some(Value::AsInt(2)));
+        let zero = runs.data_points.iter().find(|p| attr(&p.attributes, "outcome") == Some("timeout")).unwrap();
+        assert_eq!((attr(&zero.attributes, "rail"), attr(&zero.attributes, "reason")), (Some("mpesa-tz"), None));
+        let Some(Data::Histogram(d)) = &find("synthetic_journey_duration_seconds").data else { panic!() };
+        assert_eq!(attr(&d.data_points[0].attributes, "rail"), Some("mpesa-tz"));
+        assert_eq!(attr(&d.data_points[0].attributes, "reason"), None, "durations are by rail, not by code");
+    }
+
+    #[test]
     fn large_pushes_are_split_without_losing_a_point() {
         let slos = bundled();
         let m = SloMetrics::new(&slos);
@@ -371,12 +394,13 @@ mod tests {
         let h = report::SparseHistogram::new();
         for j in ["checkout-mpesa", "ussd-balance", "mpesa-stk-push"] {
             for r in ["nairobi", "kampala", "dar"] {
-                m.record(j, "", r, "gateway_error", 1, &h);
+                m.record(&testkit::reports::key(j, "", "gateway_error", r), 1, &h);
                 e.record(&SeriesEvent {
                     journey: j,
                     step: "",
                     outcome: "gateway_error",
                     region: r,
+                    rail: "",
                     count: 1,
                     histogram: &h,
                     at_ms: 60_000,

@@ -103,6 +103,8 @@ pub struct SeriesEvent<'a> {
     pub step: &'a str,
     pub outcome: &'a str,
     pub region: &'a str,
+    /// A payment step's rail; empty for every other series.
+    pub rail: &'a str,
     pub count: u64,
     /// Durations in µs (the fleet histogram).
     pub histogram: &'a SparseHistogram,
@@ -118,6 +120,7 @@ impl<'a> SeriesEvent<'a> {
             step: &key.step,
             outcome: &key.outcome,
             region: &key.region,
+            rail: &key.rail,
             count,
             histogram,
             at_ms,
@@ -269,9 +272,15 @@ pub fn counts_for(slo: &Slo, e: &SeriesEvent<'_>) -> Option<Counts> {
     if !sel.regions.is_empty() && !sel.regions.iter().any(|r| r == e.region) {
         return None;
     }
-    let wanted_step = sel.step.as_deref().unwrap_or("");
-    if e.step != wanted_step {
+    if !sel.rails.is_empty() && !sel.rails.iter().any(|r| r == e.rail) {
         return None;
+    }
+    match sel.step.as_deref() {
+        Some(step) if e.step != step => return None,
+        // By rail: its payment steps, whatever they are called (a journey-level series has no
+        // rail, so it never gets here).
+        None if sel.rails.is_empty() && !e.step.is_empty() => return None,
+        _ => {}
     }
     match &slo.sli {
         Sli::Availability => Some(Counts { total: e.count, bad: if report::is_good(e.outcome) { 0 } else { e.count } }),

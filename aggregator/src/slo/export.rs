@@ -1,10 +1,15 @@
 //! The SLO side of `/metrics`: raw journey counters and the engine's gauges, in the names of
 //! docs/slo.md §8 (no colons: those are for recording rules).
 //!
-//! - `synthetic_journey_runs_total{journey,step,region,outcome}`: cumulative runs.
-//! - `synthetic_journey_duration_seconds{journey,step,region}`: successful (`ok`) runs, with every
-//!   SLO latency threshold as a bucket edge, counted by the engine's own rule
+//! - `synthetic_journey_runs_total{journey,step,region,outcome[,rail][,reason]}`: cumulative runs.
+//! - `synthetic_journey_duration_seconds{journey,step,region[,rail]}`: successful (`ok`) runs, with
+//!   every SLO latency threshold as a bucket edge, counted by the engine's own rule
 //!   ([`count_within`](super::engine::count_within)) so Prometheus sees the same numbers.
+//!
+//!   `rail` (and, on the run counter, `reason`) appear on payment steps' series only: a label
+//!   whose value is empty is left out, as Prometheus treats an empty label as absent anyway. The
+//!   prober keeps `reason` to its rail's known codes plus `unknown`, so it adds a bounded number of
+//!   series per rail.
 //! - `synthetic_slo_*{slo,journey,region[,window|severity]}`: objective, error ratio, burn rate,
 //!   events per window, remaining budget, time to exhaustion, alert state. A window without events
 //!   exports no ratio (undefined, not zero).
@@ -33,7 +38,9 @@ struct RunKey {
     journey: String,
     step: String,
     region: String,
+    rail: String,
     outcome: String,
+    reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,6 +48,7 @@ struct DurKey {
     journey: String,
     step: String,
     region: String,
+    rail: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,21 +99,29 @@ impl SloMetrics {
     }
 
     /// Counts one report series.
-    pub fn record(&self, journey: &str, step: &str, region: &str, outcome: &str, count: u64, h: &SparseHistogram) {
-        let dk = DurKey { journey: journey.into(), step: step.into(), region: region.into() };
-        let run_key = |outcome: &str| RunKey {
+    pub fn record(&self, key: &report::SeriesKey, count: u64, h: &SparseHistogram) {
+        let dk = DurKey {
+            journey: key.journey.clone(),
+            step: key.step.clone(),
+            region: key.region.clone(),
+            rail: key.rail.clone(),
+        };
+        let run_key = |outcome: &str, reason: &str| RunKey {
             journey: dk.journey.clone(),
             step: dk.step.clone(),
             region: dk.region.clone(),
+            rail: dk.rail.clone(),
             outcome: outcome.into(),
+            reason: reason.into(),
         };
-        let rk = run_key(outcome);
+        let (outcome, rk) = (key.outcome.as_str(), run_key(&key.outcome, &key.reason));
         let mut st = self.state.write();
         if !st.durations.contains_key(&dk) {
-            // Every outcome of a new (journey, step, region) starts at 0 together, so Prometheus'
-            // rate() extrapolates numerator and denominator alike (docs/slo.md §10, pitfall 4).
+            // Every outcome of a new (journey, step, region, rail) starts at 0 together, so
+            // Prometheus' rate() extrapolates numerator and denominator alike (docs/slo.md §10,
+            // pitfall 4). Those zeros carry no reason: the codes to come are not known yet.
             for o in report::OUTCOMES {
-                st.runs.insert(run_key(o), 0);
+                st.runs.insert(run_key(o, ""), 0);
             }
             st.durations.insert(dk.clone(), Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
         }
@@ -141,7 +157,9 @@ impl SloMetrics {
                     journey: k.journey.clone(),
                     step: k.step.clone(),
                     region: k.region.clone(),
+                    rail: k.rail.clone(),
                     outcome: k.outcome.clone(),
+                    reason: k.reason.clone(),
                     count: *v,
                 })
                 .collect(),
@@ -152,6 +170,7 @@ impl SloMetrics {
                     journey: k.journey.clone(),
                     step: k.step.clone(),
                     region: k.region.clone(),
+                    rail: k.rail.clone(),
                     cumulative: b.le.clone(),
                     count: b.count,
                     sum_s: b.sum_s,
@@ -176,8 +195,27 @@ pub struct RunCount {
     pub journey: String,
     pub step: String,
     pub region: String,
+    /// Empty except on payment steps.
+    pub rail: String,
     pub outcome: String,
+    /// Empty except on payment steps that ended with a provider code.
+    pub reason: String,
     pub count: u64,
+}
+
+impl RunCount {
+    /// Its labels, `rail` and `reason` only when set.
+    pub fn labels(&self) -> Vec<(&'static str, &str)> {
+        let mut l = vec![("journey", self.journey.as_str()), ("step", &self.step), ("region", &self.region)];
+        if !self.rail.is_empty() {
+            l.push(("rail", &self.rail));
+        }
+        l.push(("outcome", &self.outcome));
+        if !self.reason.is_empty() {
+            l.push(("reason", &self.reason));
+        }
+        l
+    }
 }
 
 /// `synthetic_journey_duration_seconds` of one series.
@@ -186,6 +224,8 @@ pub struct DurationBuckets {
     pub journey: String,
     pub step: String,
     pub region: String,
+    /// Empty except on payment steps.
+    pub rail: String,
     /// Runs at or below each edge (cumulative, as Prometheus' `le`).
     pub cumulative: Vec<u64>,
     pub count: u64,
@@ -229,12 +269,15 @@ impl SloMetrics {
                 MetricType::Counter,
             )?;
             for (k, v) in &st.runs {
-                let labels: Labels = vec![
-                    ("journey", k.journey.clone()),
-                    ("step", k.step.clone()),
-                    ("region", k.region.clone()),
-                    ("outcome", k.outcome.clone()),
-                ];
+                let mut labels: Labels =
+                    vec![("journey", k.journey.clone()), ("step", k.step.clone()), ("region", k.region.clone())];
+                if !k.rail.is_empty() {
+                    labels.push(("rail", k.rail.clone()));
+                }
+                labels.push(("outcome", k.outcome.clone()));
+                if !k.reason.is_empty() {
+                    labels.push(("reason", k.reason.clone()));
+                }
                 ConstCounter::new(*v).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -246,8 +289,11 @@ impl SloMetrics {
                 MetricType::Histogram,
             )?;
             for (k, b) in &st.durations {
-                let labels: Labels =
+                let mut labels: Labels =
                     vec![("journey", k.journey.clone()), ("step", k.step.clone()), ("region", k.region.clone())];
+                if !k.rail.is_empty() {
+                    labels.push(("rail", k.rail.clone()));
+                }
                 let mut prev = 0;
                 let mut buckets: Vec<(f64, u64)> = self
                     .edges
@@ -347,13 +393,14 @@ pub(crate) mod tests {
             h.record(v).unwrap();
         }
         let h = report::SparseHistogram::from(&h);
-        m.record("checkout-mpesa", "checkout", "nairobi", "ok", 3, &h);
+        m.record(&testkit::reports::key("checkout-mpesa", "checkout", "ok", "nairobi"), 3, &h);
         let mut e = Engine::new(slos);
         e.record(&SeriesEvent {
             journey: "checkout-mpesa",
             step: "checkout",
             outcome: "ok",
             region: "nairobi",
+            rail: "",
             count: 3,
             histogram: &h,
             at_ms: 60_000,
@@ -365,7 +412,11 @@ pub(crate) mod tests {
     fn exposition_has_the_design_names_and_threshold_buckets() {
         let (m, statuses) = three_checkouts();
         assert!(m.edges().contains(&2.0) && m.edges().contains(&3.0));
-        m.record("checkout-mpesa", "", "nairobi", "gateway_error", 1, &report::SparseHistogram::new());
+        m.record(
+            &testkit::reports::key("checkout-mpesa", "", "gateway_error", "nairobi"),
+            1,
+            &report::SparseHistogram::new(),
+        );
         m.set_statuses(statuses);
 
         let mut reg = Registry::default();
@@ -380,5 +431,59 @@ pub(crate) mod tests {
         assert!(text.contains(r#"synthetic_slo_burn_rate{slo="checkout-latency",journey="checkout-mpesa",region="nairobi",window="5m"}"#), "{text}");
         assert!(text.contains(r#"synthetic_slo_alert_firing{slo="checkout-latency",journey="checkout-mpesa",region="all",severity="page"}"#));
         assert!(!text.contains(r#"synthetic_slo_burn_rate{slo="checkout-availability""#), "no events, no burn rate");
+    }
+
+    #[test]
+    fn payment_series_carry_rail_and_reason_and_other_series_do_not() {
+        let m = SloMetrics::new(&bundled());
+        let one = |v: u64| {
+            let mut h = report::SparseHistogram::new();
+            h.record_n(v, 1);
+            h
+        };
+        let pay = |outcome: &str, reason: &str| {
+            testkit::reports::pay_key("checkout-momo", "pay", outcome, "kampala", "momo", reason)
+        };
+        m.record(&pay("ok", "SUCCESSFUL"), 1, &one(900_000));
+        m.record(&pay("business_error", "APPROVAL_REJECTED"), 1, &one(4_000_000));
+        m.record(&pay("timeout", ""), 1, &one(60_000_000));
+        m.record(&testkit::reports::key("checkout-momo", "cart", "ok", "kampala"), 1, &one(100_000));
+        let mut reg = Registry::default();
+        reg.register_collector(Box::new(m.clone()));
+        let mut text = String::new();
+        encode(&mut text, &reg).unwrap();
+        let has = |line: &str| assert!(text.contains(line), "{line} missing from\n{text}");
+        has(
+            r#"synthetic_journey_runs_total{journey="checkout-momo",step="pay",region="kampala",rail="momo",outcome="ok",reason="SUCCESSFUL"} 1"#,
+        );
+        has(
+            r#"synthetic_journey_runs_total{journey="checkout-momo",step="pay",region="kampala",rail="momo",outcome="business_error",reason="APPROVAL_REJECTED"} 1"#,
+        );
+        has(
+            r#"synthetic_journey_runs_total{journey="checkout-momo",step="pay",region="kampala",rail="momo",outcome="timeout"} 1"#,
+        );
+        // The rail's outcomes start at 0 together, without a reason.
+        has(
+            r#"synthetic_journey_runs_total{journey="checkout-momo",step="pay",region="kampala",rail="momo",outcome="gateway_error"} 0"#,
+        );
+        has(
+            r#"synthetic_journey_duration_seconds_count{journey="checkout-momo",step="pay",region="kampala",rail="momo"} 1"#,
+        );
+        has(r#"synthetic_journey_runs_total{journey="checkout-momo",step="cart",region="kampala",outcome="ok"} 1"#);
+        assert!(!text.contains(r#"step="cart",region="kampala",rail"#), "{text}");
+        assert!(!text.contains(r#"reason="""#) && !text.contains(r#"rail="""#), "empty labels are left out:\n{text}");
+        let snap = m.journey_snapshot();
+        let ok = snap.runs.iter().find(|r| r.reason == "SUCCESSFUL").unwrap();
+        assert_eq!(
+            ok.labels(),
+            [
+                ("journey", "checkout-momo"),
+                ("step", "pay"),
+                ("region", "kampala"),
+                ("rail", "momo"),
+                ("outcome", "ok"),
+                ("reason", "SUCCESSFUL")
+            ]
+        );
     }
 }

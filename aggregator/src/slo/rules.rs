@@ -80,7 +80,18 @@ fn selector(slo: &Slo, extra: &str) -> String {
         1 => m.push(format!("region=\"{}\"", rs[0])),
         _ => m.push(format!("region=~\"{}\"", rs.join("|"))),
     }
-    m.push(format!("step=\"{}\"", slo.selection.step.as_deref().unwrap_or("")));
+    let rails = &slo.selection.rails;
+    match rails.len() {
+        0 => {}
+        1 => m.push(format!("rail=\"{}\"", rails[0])),
+        _ => m.push(format!("rail=~\"{}\"", rails.join("|"))),
+    }
+    // By rail without a step: every payment step of the rail (only payment steps have one).
+    match (&slo.selection.step, rails.is_empty()) {
+        (Some(step), _) => m.push(format!("step=\"{step}\"")),
+        (None, true) => m.push("step=\"\"".to_owned()),
+        (None, false) => {}
+    }
     if !extra.is_empty() {
         m.push(extra.to_owned());
     }
@@ -257,6 +268,25 @@ mod tests {
         assert!(y.contains(r#"le=~"2(\\.0)?""#), "the latency bucket matches Prometheus 2 and 3 spellings:\n{y}");
         assert!(y.contains("runbook_url: https://runbooks.savanna-pulse.example/checkout-availability"));
         assert!(y.contains("team: payments") && y.contains("team: rural-access"));
+    }
+
+    #[test]
+    fn rail_slos_match_the_rail_and_every_step_of_it() {
+        let y = rules_yaml(&bundled());
+        assert!(
+            y.contains(
+                r#"rate(synthetic_journey_runs_total{region="kampala", rail="momo", outcome!~"ok|expected"}[5m])"#
+            ),
+            "{y}"
+        );
+        assert!(y.contains(r#"rate(synthetic_journey_runs_total{region="nairobi", rail="mpesa-ke"}[1h])"#), "{y}");
+        assert!(y.contains("alert: SLOMpesaTzPaymentSuccessPage"), "{y}");
+        let two = crate::slo::spec::parse(
+            "slos:\n  - {name: x, service: s, objective: 99, sli: {availability: {}}, selection: {rails: [momo, airtel], step: pay}, alerting: {team: t, runbook_url: u}}\n",
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(rules_yaml(&two).contains(r#"{rail=~"momo|airtel", step="pay"}"#));
     }
 
     #[test]

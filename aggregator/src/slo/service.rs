@@ -95,7 +95,7 @@ impl SloService {
             return;
         }
         for s in &r.series {
-            self.metrics.record(&s.key.journey, &s.key.step, &s.key.region, &s.key.outcome, s.count, &s.histogram);
+            self.metrics.record(&s.key, s.count, &s.histogram);
         }
         match self.engine.try_lock() {
             Some(mut engine) => {
@@ -194,9 +194,12 @@ impl SloService {
 
 /// One line describing an SLO's indicator, for the API and the status page.
 pub fn describe_sli(slo: &Slo) -> String {
-    let what = match &slo.selection.step {
-        Some(step) => format!("step `{step}`"),
-        None => "whole runs".to_owned(),
+    let rails = slo.selection.rails.join(", ");
+    let what = match (&slo.selection.step, rails.is_empty()) {
+        (Some(step), true) => format!("step `{step}`"),
+        (Some(step), false) => format!("step `{step}` on {rails}"),
+        (None, false) => format!("payment steps on {rails}"),
+        (None, true) => "whole runs".to_owned(),
     };
     match &slo.sli {
         Sli::Availability => format!("availability of {what}: bad = failed runs"),
@@ -232,6 +235,7 @@ mod tests {
             outcome: "gateway_error".into(),
             region: "kampala".into(),
             profile: "ea-3g".into(),
+            ..SeriesKey::default()
         };
         Arc::new(Report {
             prober: "kla-1".into(),

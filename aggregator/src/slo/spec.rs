@@ -45,6 +45,10 @@ pub struct Selection {
     pub regions: Vec<String>,
     /// A step name: count that step's runs instead of whole journeys.
     pub step: Option<String>,
+    /// Payment rails (`mpesa-ke`, `momo`, `airtel`, `mpesa-tz`): count the payment steps of these
+    /// rails (whatever the steps are called, unless `step` names one) instead of whole journeys.
+    /// Two payment steps of one rail in one journey count twice.
+    pub rails: Vec<String>,
 }
 
 /// Who is told, and how.
@@ -117,6 +121,8 @@ struct SelectionDoc {
     #[serde(default)]
     regions: Vec<String>,
     step: Option<String>,
+    #[serde(default)]
+    rails: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +193,15 @@ fn validate(src: &Source, i: usize, d: SloDoc, before: &[Slo]) -> Result<Slo, Sp
         (None, Some(l)) => Sli::Latency { threshold: l.threshold.get() },
         _ => return Err(fail("sli", "give exactly one of availability or latency".into())),
     };
+    if let Some(bad) = d.selection.rails.iter().find_map(|r| report::check_label(r).err().map(|e| (r, e))) {
+        return Err(fail("selection.rails", format!("rail `{}`: {}", bad.0.escape_default(), bad.1)));
+    }
+    if d.selection.step.as_deref() == Some("") && !d.selection.rails.is_empty() {
+        return Err(fail(
+            "selection.step",
+            "an empty step is the journey level, which has no rail; leave `step` out to count every payment step of the rails".into(),
+        ));
+    }
     if d.alerting.team.is_empty() {
         return Err(fail("alerting.team", "name the team to page (payments, rural-access, platform, …)".into()));
     }
@@ -198,7 +213,12 @@ fn validate(src: &Source, i: usize, d: SloDoc, before: &[Slo]) -> Result<Slo, Sp
         objective: (d.objective * 1e10).round() / 1e12,
         period,
         sli,
-        selection: Selection { journeys: d.selection.journeys, regions: d.selection.regions, step: d.selection.step },
+        selection: Selection {
+            journeys: d.selection.journeys,
+            regions: d.selection.regions,
+            step: d.selection.step,
+            rails: d.selection.rails,
+        },
         alerting: Alerting {
             team: d.alerting.team,
             runbook_url: d.alerting.runbook_url,
@@ -344,6 +364,27 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn rail_selections_load_and_bad_ones_name_the_field() {
+        let rail = ONE.replace("{journeys: [checkout-mpesa]}", "{regions: [kampala], rails: [momo]}");
+        let s = &parse(&rail, "s.yaml").unwrap()[0];
+        assert_eq!((s.selection.rails.as_slice(), s.selection.step.as_deref()), (&["momo".to_owned()][..], None));
+        let e = parse(&rail.replace("[momo]", "[\"mo mo\"]"), "s.yaml").unwrap_err().to_string();
+        assert!(e.contains("slos[0].selection.rails: slo `checkout-availability`: rail `mo mo`"), "{e}");
+        let e = parse(&rail.replace("rails: [momo]", "rails: [momo], step: \"\""), "s.yaml").unwrap_err().to_string();
+        assert!(e.contains("slos[0].selection.step:") && e.contains("has no rail"), "{e}");
+        // The bundled per-rail SLOs: one per rail, team payments, in the rail's home region.
+        let bundled = bundled();
+        let per_rail: Vec<_> = bundled.iter().filter(|s| !s.selection.rails.is_empty()).collect();
+        let homes: Vec<(&str, &str)> =
+            per_rail.iter().map(|s| (s.selection.rails[0].as_str(), s.selection.regions[0].as_str())).collect();
+        assert_eq!(homes, [("mpesa-ke", "nairobi"), ("momo", "kampala"), ("airtel", "kampala"), ("mpesa-tz", "dar")]);
+        for s in per_rail {
+            assert_eq!((s.alerting.team.as_str(), &s.sli), ("payments", &Sli::Availability), "{}", s.name);
+            assert!(s.selection.journeys.is_empty() && s.selection.step.is_none(), "{}: by rail only", s.name);
+        }
     }
 
     #[test]

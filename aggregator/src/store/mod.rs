@@ -209,7 +209,7 @@ impl Store {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
         let path = dir.join("aggregator.sqlite");
-        let writer = Connection::open(&path)?;
+        let mut writer = Connection::open(&path)?;
         writer.busy_timeout(opts.busy_timeout)?;
         // auto_vacuum must be chosen before the first table exists; it lets the disk bound shrink
         // the file after dropping rows.
@@ -222,15 +222,26 @@ impl Store {
         }
         // FULL: the WAL is fsync'd at every commit, so a committed report survives power loss.
         writer.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")?;
-        writer.execute_batch(schema::CREATE)?;
+        // The version first: `CREATE` must not touch a newer file, and on a version-1 file its
+        // `IF NOT EXISTS` leaves the old series table for the migration to rebuild.
+        writer.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);")?;
         let version: Option<i64> =
             writer.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).optional()?;
         match version {
+            Some(v) if v > schema::SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
             None => {
+                writer.execute_batch(schema::CREATE)?;
                 writer.execute("INSERT INTO meta (key, value) VALUES ('schema', ?1)", [schema::SCHEMA_VERSION])?;
             }
-            Some(v) if v > schema::SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
-            Some(_) => {}
+            Some(v) => {
+                writer.execute_batch(schema::CREATE)?;
+                if v < 2 {
+                    let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    tx.execute_batch(schema::MIGRATE_1_TO_2)?;
+                    tx.commit()?;
+                    tracing::info!(from = v, to = schema::SCHEMA_VERSION, "store schema upgraded");
+                }
+            }
         }
         let reader = Connection::open_with_flags(
             &path,
@@ -239,7 +250,8 @@ impl Store {
         reader.busy_timeout(opts.busy_timeout)?;
         let mut index = SeriesIndex::default();
         {
-            let mut st = writer.prepare("SELECT id, journey, step, outcome, region, profile FROM series")?;
+            let mut st =
+                writer.prepare("SELECT id, journey, step, outcome, region, profile, rail, reason FROM series")?;
             let rows = st.query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -249,6 +261,8 @@ impl Store {
                         outcome: r.get(3)?,
                         region: r.get(4)?,
                         profile: r.get(5)?,
+                        rail: r.get(6)?,
+                        reason: r.get(7)?,
                     },
                 ))
             })?;
@@ -396,10 +410,11 @@ impl Store {
         if let Some((_, id)) = new.iter().find(|(k, _)| k == key) {
             return Ok(*id);
         }
-        let args = params![key.journey, key.step, key.outcome, key.region, key.profile];
+        let args = params![key.journey, key.step, key.outcome, key.region, key.profile, key.rail, key.reason];
         let existing: Option<i64> = tx
             .prepare_cached(
-                "SELECT id FROM series WHERE journey = ?1 AND step = ?2 AND outcome = ?3 AND region = ?4 AND profile = ?5",
+                "SELECT id FROM series WHERE journey = ?1 AND step = ?2 AND outcome = ?3 AND region = ?4 AND profile = ?5
+                   AND rail = ?6 AND reason = ?7",
             )?
             .query_row(args, |r| r.get(0))
             .optional()?;
@@ -407,7 +422,8 @@ impl Store {
             Some(id) => id,
             None => {
                 tx.prepare_cached(
-                    "INSERT INTO series (journey, step, outcome, region, profile) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO series (journey, step, outcome, region, profile, rail, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(args)?;
                 tx.last_insert_rowid()

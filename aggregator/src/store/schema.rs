@@ -4,13 +4,41 @@
 //!   than the retention; when rows are pruned, `seq_floor` keeps the highest pruned seq per
 //!   prober and any seq at or below it is a duplicate. A prober's outbox drops reports by age
 //!   long before the retention (35 d), so every seq still in an outbox is recognised.
-//! - `series`: one row per (journey, step, outcome, region, profile).
+//! - `series`: one row per (journey, step, outcome, region, profile, rail, reason); `rail` and
+//!   `reason` are empty except on payment steps' series.
 //! - `rollup_minute`, `rollup_hour`: count and merged histogram (HdrHistogram V2 + DEFLATE) per
 //!   series per bucket; a bucket is the minute (or hour) that holds the interval's end.
 //! - `runs`, `run_minute`: load runs, kept apart from SLO data.
 //! - `probers`: the last report of each prober (status survives a restart).
+//!
+//! Versions (`meta.schema`): 1, the first; 2 adds `series.rail` and `series.reason` (and both to
+//! the series' uniqueness). [`MIGRATE_1_TO_2`] upgrades a version-1 file in place, keeping every
+//! series id (the rollups refer to them) with empty rail and reason. An aggregator refuses a file
+//! whose version is newer than its own, so a store once opened by this version cannot be opened by
+//! an older aggregator.
 
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 → 2, in one transaction. SQLite cannot change a table's UNIQUE constraint, so the
+/// series table is rebuilt under the same ids.
+pub(crate) const MIGRATE_1_TO_2: &str = "
+CREATE TABLE series_v2 (
+    id INTEGER PRIMARY KEY,
+    journey TEXT NOT NULL,
+    step TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    region TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    rail TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    UNIQUE (journey, step, outcome, region, profile, rail, reason)
+);
+INSERT INTO series_v2 (id, journey, step, outcome, region, profile)
+    SELECT id, journey, step, outcome, region, profile FROM series;
+DROP TABLE series;
+ALTER TABLE series_v2 RENAME TO series;
+UPDATE meta SET value = 2 WHERE key = 'schema';
+";
 
 pub(crate) const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -34,7 +62,9 @@ CREATE TABLE IF NOT EXISTS series (
     outcome TEXT NOT NULL,
     region TEXT NOT NULL,
     profile TEXT NOT NULL,
-    UNIQUE (journey, step, outcome, region, profile)
+    rail TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    UNIQUE (journey, step, outcome, region, profile, rail, reason)
 );
 CREATE TABLE IF NOT EXISTS rollup_minute (
     series_id INTEGER NOT NULL,

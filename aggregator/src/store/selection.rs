@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 ///
 /// Beware: with `steps: None` a run is counted once at journey level *and* once per step; SLOs
 /// over runs should use [`Selection::journey_level`].
+///
+/// `rails` and `reasons` pick payment steps' series by their rail and provider code; every other
+/// series has both empty, so `rails: Some(vec!["momo".into()])` keeps only MoMo payment steps,
+/// whatever they are called. Both are left out of the JSON when `None` (replies read as before).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Selection {
@@ -16,6 +20,10 @@ pub struct Selection {
     pub outcomes: Option<Vec<String>>,
     pub regions: Option<Vec<String>>,
     pub profiles: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rails: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
 }
 
 impl Selection {
@@ -54,6 +62,16 @@ impl Selection {
         self
     }
 
+    pub fn rails<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Selection {
+        self.rails = Some(v.into_iter().map(Into::into).collect());
+        self
+    }
+
+    pub fn reasons<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Selection {
+        self.reasons = Some(v.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Whether the series `k` is selected.
     pub fn matches(&self, k: &SeriesKey) -> bool {
         let ok = |list: &Option<Vec<String>>, v: &str| list.as_ref().is_none_or(|l| l.iter().any(|x| x == v));
@@ -62,6 +80,8 @@ impl Selection {
             && ok(&self.outcomes, &k.outcome)
             && ok(&self.regions, &k.region)
             && ok(&self.profiles, &k.profile)
+            && ok(&self.rails, &k.rail)
+            && ok(&self.reasons, &k.reason)
     }
 }
 
@@ -74,10 +94,15 @@ pub enum Dim {
     Outcome,
     Region,
     Profile,
+    /// A payment step's rail (empty for every other series).
+    Rail,
+    /// A payment step's provider code (empty when none, and for every other series).
+    Reason,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 5] = [Dim::Journey, Dim::Step, Dim::Outcome, Dim::Region, Dim::Profile];
+    pub const ALL: [Dim; 7] =
+        [Dim::Journey, Dim::Step, Dim::Outcome, Dim::Region, Dim::Profile, Dim::Rail, Dim::Reason];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,6 +111,8 @@ impl Dim {
             Dim::Outcome => "outcome",
             Dim::Region => "region",
             Dim::Profile => "profile",
+            Dim::Rail => "rail",
+            Dim::Reason => "reason",
         }
     }
 
@@ -101,6 +128,8 @@ impl Dim {
             Dim::Outcome => &k.outcome,
             Dim::Region => &k.region,
             Dim::Profile => &k.profile,
+            Dim::Rail => &k.rail,
+            Dim::Reason => &k.reason,
         }
     }
 }
@@ -121,6 +150,25 @@ mod tests {
         assert!(!Selection::all().regions(["nairobi"]).matches(&k));
         assert!(!Selection::all().outcomes(Vec::<String>::new()).matches(&k));
         assert!(Selection::all().journeys(["checkout-mpesa"]).outcomes(["ok", "timeout"]).matches(&k));
+    }
+
+    #[test]
+    fn rails_and_reasons_pick_payment_steps() {
+        let momo = testkit::reports::pay_key("checkout-momo", "pay", "ok", "kampala", "momo", "SUCCESSFUL");
+        let cart = key("checkout-momo", "cart", "ok", "kampala");
+        assert!(Selection::all().rails(["momo"]).matches(&momo));
+        assert!(!Selection::all().rails(["momo"]).matches(&cart), "a step without a rail is not a MoMo payment");
+        assert!(!Selection::all().rails(["airtel", "mpesa-tz"]).matches(&momo));
+        assert!(Selection::all().rails(["momo"]).reasons(["SUCCESSFUL", "EXPIRED"]).matches(&momo));
+        assert!(!Selection::all().reasons(["APPROVAL_REJECTED"]).matches(&momo));
+        assert_eq!(Dim::Rail.of(&momo), "momo");
+        assert_eq!(Dim::Reason.of(&momo), "SUCCESSFUL");
+        assert_eq!(Dim::Rail.of(&cart), "");
+        // Left out of the JSON unless given, so replies without them read as before.
+        let json = serde_json::to_string(&Selection::journey_level()).unwrap();
+        assert!(!json.contains("rails") && !json.contains("reasons"), "{json}");
+        let json = serde_json::to_string(&Selection::all().rails(["momo"])).unwrap();
+        assert!(json.contains(r#""rails":["momo"]"#), "{json}");
     }
 
     #[test]

@@ -300,3 +300,71 @@ fn a_batch_that_fails_part_way_changes_nothing() {
     assert_eq!(out, vec![Ingested::Stored; 2]);
     assert_eq!(store.series_count(), 3);
 }
+
+/// A version-1 store file as an aggregator before rails left it: one Nairobi checkout series with
+/// one minute of two runs, and prober `nbo-1`'s report 1 seen.
+fn schema_1_file(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let conn = Connection::open(dir.join("aggregator.sqlite")).unwrap();
+    conn.execute_batch(include_str!("schema_v1.sql")).unwrap();
+    conn.execute("INSERT INTO meta (key, value) VALUES ('schema', 1)", []).unwrap();
+    conn.execute(
+        "INSERT INTO series (id, journey, step, outcome, region, profile) VALUES (7, 'checkout', '', 'ok', 'nairobi', 'ea-3g')",
+        [],
+    )
+    .unwrap();
+    let mut h = SparseHistogram::new();
+    h.record_n(1_000, 2);
+    conn.execute(
+        "INSERT INTO rollup_minute (series_id, minute_ms, count, hist) VALUES (7, ?1, 2, ?2)",
+        params![minute_of_end(T0 + 15_000), hist::encode(&h)],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO reports_seen (prober, seq, received_ms, raw_start_ms, raw_end_ms, offset_ms, correction_ms, run)
+         VALUES ('nbo-1', 1, ?1, ?2, ?1, 0, 0, NULL)",
+        params![T0 + 15_000, T0],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_schema_1_store_is_migrated_and_keeps_its_data_with_empty_rails() {
+    let dir = temp_dir("migrate");
+    schema_1_file(&dir);
+    let store = open(&dir);
+    let version: i64 =
+        store.writer.lock().query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    // The old series, its id and its data, now with empty rail and reason.
+    let old = key("checkout", "", "ok", "nairobi");
+    assert_eq!(store.series.read().by_key.get(&old), Some(&7));
+    assert_eq!(store.counts(&Selection::all(), T0, T0 + HOUR_MS).unwrap().total, 2);
+    assert!(store.seen("nbo-1", 1).unwrap(), "idempotency survives the migration");
+    // New payment series land beside it, told apart by rail and reason.
+    let pay = |reason: &str| testkit::reports::pay_key("checkout", "pay", "ok", "nairobi", "mpesa-ke", reason);
+    let r = report("nbo-1", 2, T0 + 30_000, vec![series(pay("0"), &[900_000]), series(pay(""), &[950_000])]);
+    assert_eq!(store.ingest(&r, receipt(T0 + 30_100)).unwrap(), Ingested::Stored);
+    assert_eq!(store.series_count(), 3);
+    store.close().unwrap();
+    // Reopening a version-2 file migrates nothing and reads the rails back.
+    let store = open(&dir);
+    assert_eq!(store.series_count(), 3);
+    let mpesa = Selection::all().rails(["mpesa-ke"]);
+    assert_eq!(store.counts(&mpesa, T0, T0 + HOUR_MS).unwrap().total, 2);
+    let groups = store.groups(&mpesa, T0, T0 + HOUR_MS, &[Dim::Rail, Dim::Reason]).unwrap();
+    let keys: Vec<_> = groups.iter().map(|g| (g.key[1].1.as_str(), g.counts.total)).collect();
+    assert_eq!(keys, [("", 1), ("0", 1)]);
+    assert_eq!(store.counts(&Selection::all().reasons(["0"]), T0, T0 + HOUR_MS).unwrap().total, 1);
+}
+
+#[test]
+fn a_store_newer_than_this_aggregator_is_refused() {
+    let dir = temp_dir("newer");
+    open(&dir).close().unwrap();
+    let conn = Connection::open(dir.join("aggregator.sqlite")).unwrap();
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema'", []).unwrap();
+    drop(conn);
+    let e = Store::open(&dir, StoreOptions::default()).err().expect("refused").to_string();
+    assert_eq!(e, "store: schema version 3 is newer than this aggregator's (2)");
+}

@@ -1,12 +1,15 @@
 //! The JSON query API.
 //!
-//! `GET /api/v1/query?journey=a,b&step=&region=&outcome=&profile=&from=&to=&group_by=region,outcome`
+//! `GET /api/v1/query?journey=a,b&step=&region=&outcome=&profile=&rail=&reason=&from=&to=&group_by=region,outcome`
 //!
 //! - Label filters are comma lists; absent means all. `step` absent or empty means the
 //!   journey-level series (one per run); `step=*` means every step *and* the journey level.
+//! - `rail` and `reason` keep payment steps' series of those rails and provider codes. Only step
+//!   series have a rail, so when `rail` or `reason` is given and `step` is not, `step` means
+//!   every step (`rail=momo` alone is every MoMo payment step, whatever it is called).
 //! - `from`/`to`: Unix ms or RFC 3339; default the last hour. A bucket counts when it starts in
 //!   `[from, to)`: one minute wide for recent data, one hour after compaction.
-//! - `group_by`: any of journey, step, outcome, region, profile.
+//! - `group_by`: any of journey, step, outcome, region, profile, rail, reason.
 //!
 //! Each group: `count`, `outcomes` (per-outcome counts), `latency_ms` (min, p50, p90, p95, p99,
 //! max), merged exactly from the stored histograms.
@@ -58,6 +61,8 @@ pub fn parse_query(params: &[(String, String)], step_default: Option<Vec<String>
             "outcome" => sel.outcomes = Some(list(v)).filter(|l| !l.is_empty()),
             "region" => sel.regions = Some(list(v)).filter(|l| !l.is_empty()),
             "profile" => sel.profiles = Some(list(v)).filter(|l| !l.is_empty()),
+            "rail" => sel.rails = Some(list(v)).filter(|l| !l.is_empty()),
+            "reason" => sel.reasons = Some(list(v)).filter(|l| !l.is_empty()),
             "step" => {
                 sel.steps = match v.trim() {
                     "*" => None,
@@ -73,17 +78,24 @@ pub fn parse_query(params: &[(String, String)], step_default: Option<Vec<String>
                     .iter()
                     .map(|d| {
                         Dim::parse(d).ok_or_else(|| {
-                            format!("group_by: `{d}` is not one of journey, step, outcome, region, profile")
+                            format!(
+                                "group_by: `{d}` is not one of journey, step, outcome, region, profile, rail, reason"
+                            )
                         })
                     })
                     .collect::<Result<_, _>>()?
             }
             other => {
                 return Err(format!(
-                    "unknown parameter `{other}`; use journey, step, outcome, region, profile, from, to, group_by"
+                    "unknown parameter `{other}`; use journey, step, outcome, region, profile, rail, reason, from, to, group_by"
                 ));
             }
         }
+    }
+    let payment = sel.rails.is_some() || sel.reasons.is_some();
+    if payment && !params.iter().any(|(k, _)| k == "step") {
+        // The default (journey level) has no rail: a rail filter means its payment steps.
+        sel.steps = None;
     }
     spec.selection = sel;
     Ok(spec)
@@ -180,6 +192,21 @@ mod tests {
         assert_eq!(s.selection.steps, Some(vec![String::new(), "pay".into()]));
         let s = parse_query(&p(&[("region", "")]), None).unwrap();
         assert_eq!(s.selection.regions, None);
+    }
+
+    #[test]
+    fn rail_and_reason_filter_payment_steps_and_group() {
+        let s = parse_query(&p(&[("rail", "momo,airtel"), ("group_by", "rail,reason")]), Some(vec![String::new()]))
+            .unwrap();
+        assert_eq!(s.selection.rails, Some(vec!["momo".into(), "airtel".into()]));
+        assert_eq!(s.selection.steps, None, "a rail filter alone means every (payment) step");
+        assert_eq!(s.group_by, vec![Dim::Rail, Dim::Reason]);
+        let s = parse_query(&p(&[("reason", "1037"), ("step", "pay")]), Some(vec![String::new()])).unwrap();
+        assert_eq!((s.selection.reasons, s.selection.steps), (Some(vec!["1037".into()]), Some(vec!["pay".into()])));
+        let s = parse_query(&p(&[("rail", "")]), Some(vec![String::new()])).unwrap();
+        assert_eq!((s.selection.rails, s.selection.steps), (None, Some(vec![String::new()])));
+        let e = parse_query(&p(&[("group_by", "provider")]), None).unwrap_err();
+        assert!(e.contains("rail, reason"), "{e}");
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn slo_reply(s: &Slo, scopes: Vec<ScopeStatus>) -> SloReply {
             journeys: s.selection.journeys.clone(),
             regions: s.selection.regions.clone(),
             step: s.selection.step.clone(),
+            rails: s.selection.rails.clone(),
         },
         alerting: SloAlerting {
             team: s.alerting.team.clone(),

@@ -264,8 +264,20 @@ mod tests {
             outcome: outcome.into(),
             duration_us: 1_500_000,
             steps: vec![
-                StepRecord { step: "browse".into(), outcome: "ok".into(), duration_us: 300_000 },
-                StepRecord { step: "pay".into(), outcome: outcome.into(), duration_us: 1_200_000 },
+                StepRecord {
+                    step: "browse".into(),
+                    outcome: "ok".into(),
+                    duration_us: 300_000,
+                    rail: String::new(),
+                    reason: String::new(),
+                },
+                StepRecord {
+                    step: "pay".into(),
+                    outcome: outcome.into(),
+                    duration_us: 1_200_000,
+                    rail: "mpesa-ke".into(),
+                    reason: "0".into(),
+                },
             ],
         }
     }

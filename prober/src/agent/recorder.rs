@@ -1,9 +1,12 @@
 //! Per reporting interval, one HDR histogram and count per (journey, step, outcome, region,
-//! profile), from each finished run's trace. A run belongs to the interval in which it finished.
+//! profile, rail, reason), from each finished run's trace. A run belongs to the interval in which
+//! it finished.
 //!
 //! Each run adds one journey-level sample (step `""`, the trace's outcome and duration) and one
 //! sample per step it reached (the step's outcome and duration), so the journey-level counts of
-//! an interval equal the runs that finished in it.
+//! an interval equal the runs that finished in it. A payment step's sample also carries the step
+//! trace's `rail` and label-safe `reason` (`scenarios::rails::reason_label`), so payments split
+//! by provider and provider code; every other series leaves both empty.
 //!
 //! A run's contributions are first flattened into a [`RunRecord`], the unit the agent's journal
 //! (see `journal`) makes durable before the run counts in memory. Live recording and crash
@@ -34,6 +37,13 @@ pub struct StepRecord {
     pub step: String,
     pub outcome: String,
     pub duration_us: u64,
+    /// A payment step's rail; empty otherwise. Absent from journals written before it existed,
+    /// and left out of new ones when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rail: String,
+    /// A payment step's label-safe provider code; empty when there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl RunRecord {
@@ -48,10 +58,17 @@ impl RunRecord {
             steps: t
                 .steps
                 .iter()
-                .map(|s| StepRecord {
-                    step: s.name.clone(),
-                    outcome: s.outcome.as_str().to_owned(),
-                    duration_us: us(s.duration),
+                .map(|s| {
+                    // A reason only beside a rail: the report format refuses one alone.
+                    let rail = s.rail.unwrap_or_default();
+                    let reason = if rail.is_empty() { None } else { s.reason.as_deref() };
+                    StepRecord {
+                        step: s.name.clone(),
+                        outcome: s.outcome.as_str().to_owned(),
+                        duration_us: us(s.duration),
+                        rail: rail.to_owned(),
+                        reason: reason.unwrap_or_default().to_owned(),
+                    }
                 })
                 .collect(),
         }
@@ -107,11 +124,18 @@ impl Recorder {
             outcome: outcome.to_owned(),
             region: self.region.clone(),
             profile: r.profile.clone(),
+            rail: String::new(),
+            reason: String::new(),
         };
         let mut add = |k: SeriesKey, us| self.series.entry(k).or_default().record_n(us, 1);
         add(key("", &r.outcome), r.duration_us);
         for s in &r.steps {
-            add(key(&s.step, &s.outcome), s.duration_us);
+            // The journey-level series (step "") never has a rail; a step without a name cannot
+            // carry one either.
+            let payment = !s.step.is_empty() && !s.rail.is_empty();
+            let k = key(&s.step, &s.outcome);
+            let k = if payment { SeriesKey { rail: s.rail.clone(), reason: s.reason.clone(), ..k } } else { k };
+            add(k, s.duration_us);
         }
     }
 
@@ -223,6 +247,49 @@ mod tests {
         assert_eq!(rep.heartbeat.runs_started, 5);
         // It survives the wire.
         assert_eq!(report::decode(&report::encode(&rep)).unwrap(), rep);
+    }
+
+    fn payment(name: &str, ms: u64, outcome: Outcome, rail: &'static str, reason: Option<&str>) -> StepTrace {
+        StepTrace { kind: "payment", rail: Some(rail), reason: reason.map(str::to_owned), ..step(name, ms, outcome) }
+    }
+
+    #[test]
+    fn payment_steps_report_their_rail_and_reason_and_nothing_else_does() {
+        let mut r = Recorder::new("kampala", 0);
+        let run = |pay: StepTrace| trace(vec![step("cart", 100, Outcome::Ok), pay]);
+        r.record(&run(payment("pay", 900, Outcome::Ok, "momo", Some("SUCCESSFUL"))));
+        r.record(&run(payment("pay", 800, Outcome::Ok, "momo", Some("SUCCESSFUL"))));
+        r.record(&run(payment("pay", 5_000, Outcome::BusinessError, "momo", Some("APPROVAL_REJECTED"))));
+        r.record(&run(payment("pay", 30_000, Outcome::Timeout, "momo", None)));
+        r.record(&run(payment("pay", 700, Outcome::Expected, "momo", Some("EXPIRED"))));
+        let rep = r.close(15_000).into_report("kla-1", "kampala", 1, Heartbeat::default());
+        let get = |outcome: &str, reason: &str| {
+            rep.series
+                .iter()
+                .find(|s| s.key.step == "pay" && s.key.outcome == outcome && s.key.reason == reason)
+                .map(|s| (s.key.rail.as_str(), s.count))
+        };
+        assert_eq!(get("ok", "SUCCESSFUL"), Some(("momo", 2)));
+        assert_eq!(get("business_error", "APPROVAL_REJECTED"), Some(("momo", 1)));
+        assert_eq!(get("timeout", ""), Some(("momo", 1)), "no code: a rail, no reason");
+        assert_eq!(get("expected", "EXPIRED"), Some(("momo", 1)));
+        for s in rep.series.iter().filter(|s| s.key.step != "pay") {
+            assert_eq!((s.key.rail.as_str(), s.key.reason.as_str()), ("", ""), "{:?}", s.key);
+        }
+        assert_eq!(report::decode(&report::encode(&rep)).unwrap(), rep);
+    }
+
+    #[test]
+    fn journal_records_without_rails_still_read_and_new_ones_keep_them() {
+        // A record journaled before steps had rails.
+        let old = r#"{"finish_ms":1,"journey":"j","profile":"p","outcome":"ok","duration_us":5,"steps":[{"step":"pay","outcome":"ok","duration_us":5}]}"#;
+        let rec: RunRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((rec.steps[0].rail.as_str(), rec.steps[0].reason.as_str()), ("", ""));
+        assert_eq!(serde_json::to_string(&rec).unwrap(), old, "empty labels stay off the journal");
+        let new = RunRecord::of(&trace(vec![payment("pay", 900, Outcome::Ok, "mpesa-ke", Some("0"))]), 1);
+        let back: RunRecord = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        assert_eq!((back.steps[0].rail.as_str(), back.steps[0].reason.as_str()), ("mpesa-ke", "0"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `--report-to URL`: streams the run's histograms to the aggregator as reports labelled with
-//! the run id (`run: Some(id)`), which keeps them apart from SLO data. One report per interval
+//! the run id (`run: Some(id)`), which keeps them apart from SLO data. Its series never carry a
+//! payment `rail` or `reason` (see docs/report-format.md §2). One report per interval
 //! (15 s by default) and one at the end; sent by the agent's client (`POST /api/v1/reports`,
 //! Bearer token), each retried a few times.
 //!
@@ -93,6 +94,11 @@ impl Reporter {
                     outcome: scenarios::Outcome::ALL[class].as_str().to_owned(),
                     region: label(&self.cfg.region),
                     profile: label(&self.cfg.profile),
+                    // A load run's statistics are kept per step and outcome only (recording must
+                    // not allocate), so its payment steps report no rail or provider code; they
+                    // stay apart from SLO data anyway, and their step name says which one it was.
+                    rail: String::new(),
+                    reason: String::new(),
                 };
                 series.push(report::Series { key, count: pair.corrected.len(), histogram: (&pair.corrected).into() });
                 pair.corrected.reset();

@@ -52,6 +52,7 @@ fn runs(e: &mut Engine, region: &str, at: i64, n: u64, bad: u64) {
                 step: "",
                 outcome: "ok",
                 region,
+                rail: "",
                 count: n - bad,
                 histogram: h,
                 at_ms: at,
@@ -63,6 +64,7 @@ fn runs(e: &mut Engine, region: &str, at: i64, n: u64, bad: u64) {
                 step: "",
                 outcome: "gateway_error",
                 region,
+                rail: "",
                 count: bad,
                 histogram: h,
                 at_ms: at,
@@ -187,6 +189,7 @@ fn latency_slis_count_slow_successful_runs() {
         step: "checkout",
         outcome: "ok",
         region: "dar",
+        rail: "",
         count: 5,
         histogram: &h,
         at_ms: T0 + 1,
@@ -197,6 +200,7 @@ fn latency_slis_count_slow_successful_runs() {
         step: "checkout",
         outcome: "timeout",
         region: "dar",
+        rail: "",
         count: 1,
         histogram: &hist(&[30_000_000]),
         at_ms: T0 + 1,
@@ -236,4 +240,54 @@ proptest! {
         prop_assert!((a - b).abs() <= 1e-9 * a.max(1.0), "{a} vs {b}");
         prop_assert!((a - bad as f64 / total as f64 / 0.001).abs() < 1e-6);
     }
+}
+
+#[test]
+fn a_rail_slo_counts_the_rails_payment_steps_whatever_they_are_called() {
+    let slos = parse(
+        "slos:
+  - name: momo-payment-success
+    service: payments
+    objective: 98
+    sli: {availability: {}}
+    selection: {rails: [momo], regions: [kampala]}
+    alerting: {team: payments, runbook_url: https://r.example/m}
+",
+        "s.yaml",
+    )
+    .unwrap();
+    let mut e = Engine::new(slos);
+    let h = SparseHistogram::new();
+    let at = T0 + MIN;
+    let ev = |journey, step, outcome, region, rail, count| SeriesEvent {
+        journey,
+        step,
+        outcome,
+        region,
+        rail,
+        count,
+        histogram: &h,
+        at_ms: at,
+    };
+    e.record(&ev("checkout-momo", "pay", "ok", "kampala", "momo", 6));
+    e.record(&ev("checkout-momo", "pay", "expected", "kampala", "momo", 1));
+    e.record(&ev("checkout-momo", "pay", "business_error", "kampala", "momo", 1));
+    // Another journey's payment step under another name: the same rail, so it counts.
+    e.record(&ev("shop-momo", "settle", "timeout", "kampala", "momo", 2));
+    // Not counted: the journey level, other steps, other rails, other regions.
+    e.record(&ev("checkout-momo", "", "gateway_error", "kampala", "", 5));
+    e.record(&ev("checkout-momo", "cart", "gateway_error", "kampala", "", 5));
+    e.record(&ev("airtel-collect", "collect", "gateway_error", "kampala", "airtel", 5));
+    e.record(&ev("checkout-momo", "pay", "gateway_error", "nairobi", "momo", 5));
+    let (statuses, _) = e.evaluate(at + MIN);
+    let events = |journey: &str, region: &str| {
+        statuses
+            .iter()
+            .find(|s| s.scope.journey == journey && s.scope.region == region)
+            .map(|s| (s.period.events, s.period.bad))
+    };
+    assert_eq!(events("checkout-momo", "kampala"), Some((8, 1)), "ok and expected are good");
+    assert_eq!(events("shop-momo", "kampala"), Some((2, 2)));
+    assert_eq!(events("checkout-momo", ALL_REGIONS), Some((8, 1)), "Nairobi is not selected");
+    assert_eq!(statuses.len(), 4, "{statuses:?}");
 }
