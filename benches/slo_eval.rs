@@ -172,6 +172,7 @@ fn fill(
                     step: "",
                     outcome: "ok",
                     region,
+                    rail: "",
                     count: runs - failed,
                     histogram: h,
                     at_ms,
@@ -241,7 +242,16 @@ fn main() {
     let metrics = SloMetrics::new(&slos);
     for name in &names {
         for region in &regions {
-            metrics.record(name, "", region, "ok", 4, &fast);
+            let key = report::SeriesKey {
+                journey: name.clone(),
+                step: String::new(),
+                outcome: "ok".into(),
+                region: region.clone(),
+                profile: "ea-3g".into(),
+                rail: String::new(),
+                reason: String::new(),
+            };
+            metrics.record(&key, 4, &fast);
         }
     }
     let eval = Evaluation { at_ms: now, statuses: last, firing: vec![] };

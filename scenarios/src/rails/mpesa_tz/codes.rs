@@ -66,10 +66,12 @@ pub fn conversation_id(key: &str) -> String {
 }
 
 /// Whether a refused call says the session was the problem (expired or unknown): drop it and get
-/// a new one once.
+/// a new one once. The portal's code for a refused session is `INS-26 Not authorized` (HTTP 401);
+/// **Unsure:** whether a real expired session answers exactly that, so a 401 whose text speaks of
+/// the session counts too. INS-5 and INS-6 are also HTTP 401 and are results, not refusals.
 pub fn is_bad_session(http_status: u16, a: Option<&Answer>) -> bool {
     match a {
-        Some(a) => http_status == 401 && a.desc.to_ascii_lowercase().contains("session"),
+        Some(a) => http_status == 401 && (a.code == "INS-26" || a.desc.to_ascii_lowercase().contains("session")),
         None => http_status == 401,
     }
 }
@@ -228,6 +230,13 @@ mod tests {
         .unwrap();
         assert!(!is_bad_session(401, Some(&cancelled)));
         assert!(is_bad_session(401, None));
+        // The portal's own refusal, with its documented text (the sandbox answers this).
+        let refused =
+            parse_answer(br#"{"output_ResponseCode":"INS-26","output_ResponseDesc":"Not authorized"}"#).unwrap();
+        assert!(is_bad_session(401, Some(&refused)));
+        let failed =
+            parse_answer(br#"{"output_ResponseCode":"INS-6","output_ResponseDesc":"Transaction Failed"}"#).unwrap();
+        assert!(!is_bad_session(401, Some(&failed)));
         assert!(!is_bad_session(500, None));
     }
 }
