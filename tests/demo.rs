@@ -30,14 +30,15 @@ fn firing_pages(v: &aggregator::api::AlertsReply) -> Vec<String> {
     v.firing.iter().map(aggregator::api::FiringAlert::key).collect()
 }
 
-/// Once each region's own payment journeys have succeeded there (Kampala: MTN MoMo and Airtel
-/// Money; Dar es Salaam: Vodacom M-Pesa): the regions each ran in and their ok runs. No other
-/// region runs them.
+/// Once each region's own rails have taken payments there (Kampala: MTN MoMo and Airtel Money;
+/// Dar es Salaam: Vodacom M-Pesa), read from the aggregator by rail: (region, rail, ok runs). A
+/// rail of one region never shows in another; M-Pesa Kenya runs everywhere (the STK journey).
 async fn regional_rails(api: &aggregator::client::AggregatorClient) -> Option<Vec<(String, String, u64)>> {
     use aggregator::api::{Dim, QueryParams};
     let q = QueryParams {
-        journeys: vec!["checkout-momo".into(), "airtel-collect".into(), "checkout-mpesa-tz".into()],
-        group_by: vec![Dim::Region, Dim::Journey],
+        rails: ["momo", "airtel", "mpesa-tz", "mpesa-ke"].map(String::from).to_vec(),
+        step: Some("*".into()),
+        group_by: vec![Dim::Region, Dim::Rail],
         ..Default::default()
     };
     let reply = api.query(&q).await.ok()?;
@@ -45,17 +46,21 @@ async fn regional_rails(api: &aggregator::client::AggregatorClient) -> Option<Ve
         .groups
         .iter()
         .map(|g| {
-            (
-                g.label(Dim::Region).to_owned(),
-                g.label(Dim::Journey).to_owned(),
-                g.outcomes.get("ok").copied().unwrap_or(0),
-            )
+            (g.label(Dim::Region).to_owned(), g.label(Dim::Rail).to_owned(), g.outcomes.get("ok").copied().unwrap_or(0))
         })
         .collect();
-    let home = |journey: &str| if journey == "checkout-mpesa-tz" { "dar" } else { "kampala" };
-    assert!(seen.iter().all(|(region, journey, _)| region == home(journey)), "a rail ran outside its region: {seen:?}");
-    let ok = |j: &str| seen.iter().any(|(_, journey, n)| journey == j && *n > 0);
-    (ok("checkout-momo") && ok("airtel-collect") && ok("checkout-mpesa-tz")).then_some(seen)
+    let home = |rail: &str| match rail {
+        "momo" | "airtel" => Some("kampala"),
+        "mpesa-tz" => Some("dar"),
+        _ => None,
+    };
+    assert!(
+        seen.iter().all(|(region, rail, _)| home(rail).is_none_or(|h| h == region)),
+        "a rail ran outside its region: {seen:?}"
+    );
+    let ok = |region: &str, rail: &str| seen.iter().any(|(g, r, n)| g == region && r == rail && *n > 0);
+    (ok("kampala", "momo") && ok("kampala", "airtel") && ok("dar", "mpesa-tz") && ok("nairobi", "mpesa-ke"))
+        .then_some(seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
