@@ -36,12 +36,17 @@ pub fn recompute(slos: &serde_json::Value, series: &[report::Series]) -> Expecte
         let journeys = strings(&slo["selection"]["journeys"]);
         let regions = strings(&slo["selection"]["regions"]);
         let step = slo["selection"]["step"].as_str().unwrap_or("");
+        // `rails`: the payment steps of those rails, whatever they are called (any step, unless
+        // the selection names one).
+        let rails = strings(&slo["selection"]["rails"]);
+        let step_named = slo["selection"]["step"].as_str().is_some();
         let threshold_us = slo["latency_threshold_ms"].as_u64().map(|ms| ms * 1000);
         for s in series {
             let k = &s.key;
             if (!journeys.is_empty() && !journeys.contains(&k.journey))
                 || (!regions.is_empty() && !regions.contains(&k.region))
-                || k.step != step
+                || (!rails.is_empty() && !rails.contains(&k.rail))
+                || ((rails.is_empty() || step_named) && k.step != step)
             {
                 continue;
             }
