@@ -112,6 +112,57 @@ pub struct Heartbeat {
     /// rebuilt from the run journal, are shorter. Absent from probers before it was added.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<u64>,
+    /// The radio of each modem the edge dials USSD and reads SMS through, as last read (empty
+    /// for an edge without modems, and from probers before modems existed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub radios: Vec<RadioHealth>,
+}
+
+/// Most modems one heartbeat may describe.
+pub const MAX_RADIOS: usize = 16;
+
+/// One modem's radio as the edge last read it (3GPP TS 27.007: `+CSQ`, `+CESQ`, `+CREG?`,
+/// `+CEREG?`, `+COPS?`, `+CPIN?`). It says whether the *site* can reach the network at all, so the
+/// aggregator tells "the Kampala edge's radio is down" apart from "USSD is down".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RadioHealth {
+    /// The modem's name at the edge (a label: the device's file name or `host-port`; never a
+    /// number or an IMSI).
+    pub modem: String,
+    /// Signal in dBm (`+CSQ` rssi, or `+CESQ` RSRP/RSCP where supported); none when the modem says
+    /// it is unknown or undetectable (`+CSQ: 99,99`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal_dbm: Option<i32>,
+    /// Registration, one of [`REGISTRATIONS`] (`+CREG?`/`+CEREG?` `<stat>`).
+    pub registration: String,
+    /// The operator's name or MCC+MNC (`+COPS?`), empty when none.
+    pub operator: String,
+    /// Radio access technology from `+COPS?` (`gsm`, `utran`, `eutran`, …), empty when unknown.
+    pub access: String,
+    /// SIM state, one of [`SIM_STATES`] (`+CPIN?`).
+    pub sim: String,
+    /// When it was read, UTC Unix milliseconds by the prober's clock.
+    pub read_at_ms: i64,
+    /// Why the modem could not be read (`no_answer`, `port_error`, a `+CME ERROR` text), empty
+    /// when it answered.
+    pub error: String,
+}
+
+/// What [`RadioHealth::registration`] may say.
+pub const REGISTRATIONS: &[&str] = &["home", "roaming", "searching", "denied", "not_registered", "unknown"];
+/// What [`RadioHealth::sim`] may say.
+pub const SIM_STATES: &[&str] = &["ready", "pin_required", "puk_required", "absent", "error", "unknown"];
+
+impl RadioHealth {
+    /// The site can dial: the modem answered, its SIM is ready, it is registered (home or
+    /// roaming) and it hears the network.
+    pub fn is_up(&self) -> bool {
+        self.error.is_empty()
+            && self.sim == "ready"
+            && matches!(self.registration.as_str(), "home" | "roaming")
+            && self.signal_dbm.is_some()
+    }
 }
 
 /// What a series counts: one (journey, step, outcome, region, profile, rail, reason). `step` is
@@ -257,6 +308,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             format!("{every} is not a reporting interval ({MIN_ANNOUNCED_INTERVAL_MS} to {MAX_INTERVAL_MS} ms)"),
         ));
     }
+    radios(&w.heartbeat.radios)?;
     if w.series.len() > MAX_SERIES {
         return Err(invalid("series", format!("{} series, above the limit of {MAX_SERIES}", w.series.len())));
     }
@@ -321,6 +373,42 @@ fn payment_labels(k: &SeriesKey, at: &dyn Fn(&str) -> String) -> Result<(), Deco
 /// Journey and step names ([`check_name`]).
 fn name(field: &str, v: &str) -> Result<(), DecodeError> {
     check_name(v).map_err(|reason| invalid(field, reason))
+}
+
+/// The heartbeat's radios: at most [`MAX_RADIOS`], each named by a label once, states from the
+/// documented vocabularies, free text (operator, error) as names.
+fn radios(rs: &[RadioHealth]) -> Result<(), DecodeError> {
+    if rs.len() > MAX_RADIOS {
+        return Err(invalid("heartbeat.radios", format!("{} radios, above the limit of {MAX_RADIOS}", rs.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in rs.iter().enumerate() {
+        let at = |f: &str| format!("heartbeat.radios[{i}].{f}");
+        label(&at("modem"), &r.modem)?;
+        if !seen.insert(r.modem.as_str()) {
+            return Err(invalid(at("modem"), "the same modem appears twice"));
+        }
+        if !REGISTRATIONS.contains(&r.registration.as_str()) {
+            return Err(invalid(at("registration"), format!("must be one of {}", REGISTRATIONS.join(", "))));
+        }
+        if !SIM_STATES.contains(&r.sim.as_str()) {
+            return Err(invalid(at("sim"), format!("must be one of {}", SIM_STATES.join(", "))));
+        }
+        if let Some(dbm) = r.signal_dbm
+            && !(-160..=0).contains(&dbm)
+        {
+            return Err(invalid(at("signal_dbm"), format!("{dbm} dBm is not a received signal (-160 to 0)")));
+        }
+        if !r.access.is_empty() {
+            label(&at("access"), &r.access)?;
+        }
+        for (f, v) in [("operator", &r.operator), ("error", &r.error)] {
+            if !v.is_empty() {
+                name(&at(f), v)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Identifiers: prober, region, profile, run, rail, reason ([`check_label`]).

@@ -258,3 +258,45 @@ proptest! {
         prop_assert_eq!(left.len(), (a.len() + b.len() + c.len()) as u64);
     }
 }
+
+#[test]
+fn radios_round_trip_and_bad_ones_are_refused_by_field() {
+    let up = RadioHealth {
+        modem: "ttyUSB2".into(),
+        signal_dbm: Some(-83),
+        registration: "home".into(),
+        operator: "MTN UG".into(),
+        access: "utran".into(),
+        sim: "ready".into(),
+        read_at_ms: 1_700_000_000_000,
+        error: String::new(),
+    };
+    assert!(up.is_up());
+    let mut r = sample();
+    r.heartbeat.radios = vec![up.clone()];
+    assert_eq!(decode(&encode(&r)).unwrap(), r);
+    // No radios, no field: older aggregators read the report as before.
+    assert!(!String::from_utf8(encode(&sample())).unwrap().contains("radios"));
+    let no_signal = RadioHealth { signal_dbm: None, ..up.clone() };
+    assert!(!no_signal.is_up());
+    assert!(!RadioHealth { registration: "searching".into(), ..up.clone() }.is_up());
+    assert!(!RadioHealth { sim: "pin_required".into(), ..up.clone() }.is_up());
+
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let up = up.clone();
+        refused(move |v| {
+            v["heartbeat"]["radios"] = serde_json::json!([serde_json::to_value(&up).unwrap()]);
+            f(&mut v["heartbeat"]["radios"][0]);
+        })
+    };
+    assert!(with(&|r| r["registration"] = "maybe".into()).starts_with("heartbeat.radios[0].registration:"));
+    assert!(with(&|r| r["sim"] = "READY".into()).starts_with("heartbeat.radios[0].sim:"));
+    assert!(with(&|r| r["signal_dbm"] = 12.into()).starts_with("heartbeat.radios[0].signal_dbm:"));
+    assert!(with(&|r| r["modem"] = "/dev/ttyUSB2".into()).starts_with("heartbeat.radios[0].modem:"));
+    assert!(with(&|r| r["imsi"] = "6410".into()).contains("unknown field `imsi`"));
+    let m = refused(|v| {
+        let one = serde_json::to_value(&up).unwrap();
+        v["heartbeat"]["radios"] = serde_json::json!([one.clone(), one]);
+    });
+    assert!(m.contains("the same modem appears twice"), "{m}");
+}
