@@ -104,8 +104,17 @@ impl<'j> Run<'j> {
         let result = match timeout_at(deadline, step.kind.run(&mut ctx, &mut rec)).await {
             Ok(r) => r,
             Err(_) => {
-                let limit = if deadline == journey_deadline && journey_deadline < step_start + step.timeout {
+                let cut = deadline == journey_deadline && journey_deadline < step_start + step.timeout;
+                let limit = if cut && self.journey.timeout_given {
                     format!("the journey's limit of {}", human(self.journey.timeout))
+                } else if cut {
+                    // The default journey limit is the sum of the steps' timeouts: earlier steps
+                    // that ran over left this one less than its own.
+                    format!(
+                        "its timeout of {} (the earlier steps left it {} of the journey's time)",
+                        human(step.timeout),
+                        human(deadline - step_start)
+                    )
                 } else {
                     format!("its timeout of {}", human(step.timeout))
                 };

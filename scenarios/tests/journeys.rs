@@ -129,6 +129,31 @@ async fn sandbox_faults_land_in_the_right_failure_class() {
         (Service::Daraja, Fault { outage: true, ..Fault::default() }, &stk, Outcome::GatewayError, "HTTP 503"),
         (Service::Daraja, Fault { error_rate: 1.0, ..Fault::default() }, &stk, Outcome::GatewayError, "HTTP 500"),
     ];
+    // A hop the deadline cuts short is in the trace: its request, the phases it got through, and
+    // how long it waited in place of an answer.
+    sb.faults().clear();
+    sb.faults().set(Service::Ussd, Fault { latency_ms: 2_000, ..Fault::default() }).unwrap();
+    let t = run(&ussd, "loopback").await;
+    let hop = t.steps[0].excerpts.iter().find(|e| e.label == "hop 1").unwrap_or_else(|| panic!("{}", explain(&t)));
+    assert!(hop.request.contains("sessionId=ATUid_"), "{hop:?}");
+    assert_eq!((hop.status, hop.response.as_str()), (None, "(no answer within 500 ms)"));
+    assert!(t.steps[0].phases.ttfb >= Duration::from_millis(400), "{:?}", t.steps[0].phases);
+
+    // A step that runs out of its own time names its own timeout when the journey's limit is
+    // the default sum of the steps' (here they are equal and the step starts a moment later);
+    // a journey that sets a shorter limit is named.
+    let mut own = inline(USSD_SLOW, &base);
+    own.steps[0].timeout = Duration::from_millis(300);
+    own.timeout = own.steps[0].timeout;
+    let t = run(&own, "loopback").await;
+    let m = t.failure.unwrap().message;
+    assert!(m.contains("its timeout of 300 ms") && !m.contains("journey's limit"), "{m}");
+    let mut given = inline(&USSD_SLOW.replace("steps:", "timeout: 300ms\nsteps:"), &base);
+    given.steps[0].timeout = Duration::from_secs(5);
+    let t = run(&given, "loopback").await;
+    let m = t.failure.unwrap().message;
+    assert!(m.contains("the journey's limit of 300 ms"), "{m}");
+
     for (service, fault, journey, want, words) in cases {
         sb.faults().clear();
         sb.faults().set(service, fault.clone()).unwrap();
@@ -252,7 +277,7 @@ async fn assertion_and_tls_failures_are_told_apart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_ussd_dialects_walk_the_same_menus() {
     let sb = sandbox().await;
-    for dialect in ["hubtel", "nalo"] {
+    for (dialect, phone) in [("hubtel", "+233240000100"), ("nalo", "+233240000100"), ("truroute", "+265888000100")] {
         let src = r#"
 name: dialects
 steps:
@@ -261,7 +286,7 @@ steps:
       url: BASE/ussd/DIALECT
       dialect: DIALECT
       service_code: "*384*7#"
-      phone: "+233240000100"
+      phone: "PHONE"
       dialogue:
         - expect: {contains: "2. Send money"}
         - input: "2"
@@ -274,11 +299,30 @@ steps:
           expect: "Wrong PIN. Transaction cancelled."
           end: true
 "#
-        .replace("DIALECT", dialect);
+        .replace("DIALECT", dialect)
+        .replace("PHONE", phone);
         let t = run(&inline(&src, sb.base_url()), "loopback").await;
         assert_eq!(t.outcome, Outcome::Ok, "{dialect}: {}", explain(&t));
+
+        // A direct dial carries its first input: the gateway sends what was dialled.
+        let direct = format!(
+            "name: direct\nsteps:\n  - name: balance\n    ussd:\n      url: BASE/ussd/{dialect}\n      dialect: {dialect}\n      service_code: \"*384*7*1#\"\n      phone: \"{phone}\"\n      dialogue:\n        - expect: {{contains: \"balance is KES\"}}\n          end: true\n"
+        );
+        let t = run(&inline(&direct, sb.base_url()), "loopback").await;
+        assert_eq!(t.outcome, Outcome::Ok, "{dialect} direct dial: {}", explain(&t));
     }
     sb.shutdown().await;
+}
+
+#[test]
+fn a_ghanaian_gateway_refuses_a_network_it_does_not_serve() {
+    for dialect in ["hubtel", "nalo"] {
+        let src = format!(
+            "name: gh\nsteps:\n  - name: s\n    ussd:\n      url: http://127.0.0.1:9/u\n      dialect: {dialect}\n      service_code: \"*384*7#\"\n      phone: \"+233240000100\"\n      network_code: \"63902\"\n      dialogue:\n        - expect: x\n"
+        );
+        let e = parse_journey(&src, "gh.yaml", bundled_dir()).unwrap_err().to_string();
+        assert!(e.contains("network_code") && e.contains("62001 (mtn)"), "{dialect}: {e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,8 +95,8 @@ pub(crate) async fn hop(State(state): State<Arc<UssdState>>, body: Bytes) -> Res
         "ussd hop"
     );
     let screen = match req.kind.to_ascii_lowercase().as_str() {
-        // The Initiation's Message is the dialled code, not an input.
-        "initiation" => state.start_session(Dialect::Hubtel, &req.session_id),
+        // The Initiation's Message is what was dialled: a direct dial carries inputs.
+        "initiation" => state.start_session(Dialect::Hubtel, &req.session_id, &req.message),
         "response" => state
             .continue_session(Dialect::Hubtel, &req.session_id, req.message.trim(), seq)
             .unwrap_or_else(|| Screen::End("Session expired. Please dial again.".to_owned())),

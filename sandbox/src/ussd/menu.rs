@@ -79,6 +79,17 @@ impl std::fmt::Debug for Menu {
     }
 }
 
+/// The inputs a direct dial carries: `*384*7*1#` is the service code `*384*7#` followed by the
+/// input `1`, as networks pass "dial-through" strings to the app. A dial of the bare code, or of
+/// another code, carries none.
+pub fn direct_dial_inputs(dial: &str) -> Vec<String> {
+    let prefix = SERVICE_CODE.trim_end_matches('#');
+    match dial.trim().strip_prefix(prefix).and_then(|rest| rest.strip_prefix('*')) {
+        Some(rest) => rest.trim_end_matches('#').split('*').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        None => Vec::new(),
+    }
+}
+
 impl Menu {
     pub fn new(pin: impl Into<String>) -> Self {
         Self { pin: pin.into() }
@@ -243,6 +254,15 @@ mod tests {
         assert_eq!(redact_inputs(&["2", "0712345678", "500", "1234"]), ["2", "0712345678", "500", "****"]);
         assert_eq!(redact_inputs(&["4", "522533", "120", "1234"]), ["4", "522533", "120", "****"]);
         assert_eq!(redact_inputs(&["3", "50"]), ["3", "50"]);
+    }
+
+    #[test]
+    fn a_direct_dial_carries_its_inputs() {
+        assert_eq!(direct_dial_inputs("*384*7*1#"), ["1"]);
+        assert_eq!(direct_dial_inputs("*384*7*2*0712345678#"), ["2", "0712345678"]);
+        assert!(direct_dial_inputs("*384*7#").is_empty());
+        assert!(direct_dial_inputs("*384*77*1#").is_empty());
+        assert!(direct_dial_inputs("*144#").is_empty());
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The USSD application: one menu engine ([`menu`]) behind three gateway dialects.
+//! The USSD application: one menu engine ([`menu`]) behind four gateway dialects.
 //!
 //! | dialect | path | input | end of session |
 //! |---|---|---|---|
 //! | Africa's Talking | `POST /ussd/at` | form, `text` = every input so far joined with `*` | `CON`/`END` prefix |
 //! | Hubtel | `POST /ussd/hubtel` | JSON, `Message` = current input only | `Type: "release"` |
 //! | Nalo | `POST /ussd/nalo` | JSON, `USERDATA` = current input only | `MSGTYPE: false` |
+//! | TNM TruRoute | `POST /ussd/truroute` | XML, `<msg>` = current input only | `<type>3</type>` |
 //!
-//! Hubtel and Nalo send only the current input, so the app keeps each session's inputs
+//! Hubtel, Nalo and TruRoute send only the current input, so the app keeps each session's inputs
 //! server-side (`UssdState::sessions`), bounded in number and age. Africa's Talking's end-of-session
 //! events (`POST /ussd/at/events`) are kept, PIN redacted and phone masked, for
 //! `GET /ussd/at/events`.
@@ -15,6 +16,7 @@ pub mod africastalking;
 pub mod hubtel;
 pub mod menu;
 pub mod nalo;
+pub mod truroute;
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -25,7 +27,7 @@ use axum::{
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-pub use menu::{MAX_SCREEN_CHARS, Menu, SERVICE_CODE, Screen, redact_inputs};
+pub use menu::{MAX_SCREEN_CHARS, Menu, SERVICE_CODE, Screen, direct_dial_inputs, redact_inputs};
 
 use crate::{config::Config, error::ApiError, rng::SharedRng, store::Bounded};
 
@@ -40,6 +42,7 @@ const MAX_TEXT_CHARS: usize = 1024;
 pub(crate) enum Dialect {
     Hubtel,
     Nalo,
+    TruRoute,
 }
 
 #[derive(Debug)]
@@ -76,10 +79,15 @@ impl UssdState {
         self.menu.screen(inputs, &mut || self.rng.upper_alnum(10))
     }
 
-    /// Starts (or restarts) an incremental-dialect session and returns the first screen.
-    fn start_session(&self, dialect: Dialect, id: &str) -> Screen {
-        let screen = self.screen::<&str>(&[]);
-        let session = Session { inputs: Vec::new(), last_sequence: None, last_screen: Some(screen.clone()) };
+    /// Starts (or restarts) an incremental-dialect session for what the subscriber dialled (a
+    /// direct dial's inputs are played at once) and returns its first screen.
+    fn start_session(&self, dialect: Dialect, id: &str, dial: &str) -> Screen {
+        let inputs = menu::direct_dial_inputs(dial);
+        let screen = self.screen(&inputs);
+        if screen.is_end() {
+            return screen;
+        }
+        let session = Session { inputs, last_sequence: None, last_screen: Some(screen.clone()) };
         let dropped = self.sessions.lock().insert((dialect, id.to_owned()), session, Instant::now());
         if dropped > 0 {
             tracing::debug!(dropped, "USSD session store full: dropped the oldest sessions");
@@ -138,6 +146,7 @@ pub(crate) fn router(state: Arc<UssdState>) -> Router {
         .route("/ussd/at/events", post(africastalking::event))
         .route("/ussd/hubtel", post(hubtel::hop))
         .route("/ussd/nalo", post(nalo::hop))
+        .route("/ussd/truroute", post(truroute::hop))
         .with_state(state)
 }
 
@@ -160,7 +169,7 @@ mod tests {
     #[test]
     fn incremental_sessions_keep_history_and_close_on_end() {
         let s = state(10);
-        assert!(s.start_session(Dialect::Nalo, "a").text().starts_with("Savanna Pay"));
+        assert!(s.start_session(Dialect::Nalo, "a", "*384*7#").text().starts_with("Savanna Pay"));
         assert_eq!(s.continue_session(Dialect::Nalo, "a", "2", None).unwrap().text(), "Enter phone number");
         assert_eq!(s.continue_session(Dialect::Nalo, "a", "0712345678", None).unwrap().text(), "Enter amount (KES)");
         assert!(s.continue_session(Dialect::Hubtel, "a", "5", None).is_none(), "dialects do not share sessions");
@@ -174,7 +183,7 @@ mod tests {
     #[test]
     fn a_repeated_sequence_is_a_retry_not_a_new_input() {
         let s = state(10);
-        s.start_session(Dialect::Hubtel, "h");
+        s.start_session(Dialect::Hubtel, "h", "*384*7#");
         let first = s.continue_session(Dialect::Hubtel, "h", "2", Some(2)).unwrap();
         let retry = s.continue_session(Dialect::Hubtel, "h", "2", Some(2)).unwrap();
         assert_eq!(first, retry);
@@ -188,7 +197,7 @@ mod tests {
     fn session_store_is_bounded() {
         let s = state(5);
         for i in 0..50 {
-            s.start_session(Dialect::Hubtel, &i.to_string());
+            s.start_session(Dialect::Hubtel, &i.to_string(), "*384*7#");
         }
         assert_eq!(s.open_sessions(), 5);
         assert!(s.end_session(Dialect::Hubtel, "49"));

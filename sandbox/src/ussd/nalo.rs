@@ -53,7 +53,7 @@ pub(crate) async fn hop(State(state): State<Arc<UssdState>>, body: Bytes) -> Res
         "ussd hop"
     );
     let screen = if req.msgtype {
-        state.start_session(Dialect::Nalo, &req.sessionid)
+        state.start_session(Dialect::Nalo, &req.sessionid, &req.userdata)
     } else {
         state
             .continue_session(Dialect::Nalo, &req.sessionid, req.userdata.trim(), None)

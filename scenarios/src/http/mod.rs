@@ -123,6 +123,14 @@ impl HttpClient {
 
     /// Sends one request and reads the whole response.
     pub async fn send(&self, spec: &RequestSpec) -> Result<Response, HttpError> {
+        let mut phases = Phases::default();
+        self.send_recording(spec, &mut phases).await
+    }
+
+    /// [`send`](HttpClient::send), writing each phase into `phases` as it completes, so a caller
+    /// whose deadline drops the future still knows how far the exchange got (DNS, connect and TLS
+    /// done; the wait for the answer is the rest).
+    pub async fn send_recording(&self, spec: &RequestSpec, phases: &mut Phases) -> Result<Response, HttpError> {
         let url = &spec.url;
         let scheme = url.scheme().to_owned();
         if scheme != "http" && scheme != "https" {
@@ -132,10 +140,9 @@ impl HttpClient {
         let port = url.port_or_known_default().ok_or_else(|| HttpError::InvalidUrl(url.to_string()))?;
         let origin = (scheme.clone(), host.clone(), port);
 
-        let mut phases = Phases::default();
         let (mut sender, mut reused) = match self.take_idle(&origin).await {
             Some(s) => (s, true),
-            None => (self.open(&scheme, &host, port, &mut phases).await?, false),
+            None => (self.open(&scheme, &host, port, phases).await?, false),
         };
 
         let req = build_request(spec, &host, port)?;
@@ -151,7 +158,7 @@ impl HttpClient {
                     Some(req) => req,
                     None => build_request(spec, &host, port)?,
                 };
-                sender = self.open(&scheme, &host, port, &mut phases).await?;
+                sender = self.open(&scheme, &host, port, phases).await?;
                 reused = false;
                 sent = Instant::now();
                 sender.send_request(req).await.map_err(|e| HttpError::Io(describe_hyper(&e)))?
@@ -173,7 +180,7 @@ impl HttpClient {
         if keep && !sender.is_closed() {
             self.idle.lock().entry(origin).or_default().push(sender);
         }
-        Ok(Response { status: parts.status, headers: parts.headers, body: body.to_bytes(), phases, reused })
+        Ok(Response { status: parts.status, headers: parts.headers, body: body.to_bytes(), phases: *phases, reused })
     }
 
     async fn take_idle(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {

@@ -138,6 +138,7 @@ impl JourneyFile {
             labels: self.labels,
             profile: self.profile,
             timeout,
+            timeout_given: self.timeout.is_some(),
             variables: self.variables,
             secrets,
             msisdn_pool: self.msisdn_pool,

@@ -34,6 +34,9 @@ pub struct Journey {
     pub profile: Option<String>,
     /// Limit for the whole journey.
     pub timeout: Duration,
+    /// The file set `timeout:`; otherwise it is the sum of the steps' timeouts, and a step that
+    /// runs out of time is told by its own.
+    pub timeout_given: bool,
     pub variables: BTreeMap<String, String>,
     pub secrets: Secrets,
     /// Test phone numbers that payment steps may use (one push in flight per number).

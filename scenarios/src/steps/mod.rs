@@ -126,6 +126,30 @@ impl Recorder {
         };
         self.excerpts.push(Excerpt { label: m.mask(label), status, request: m.excerpt(request), response, duration });
     }
+
+    /// Records an exchange a deadline cut short: its request, the phases it got through, and
+    /// `why` in place of a response.
+    pub fn unanswered(
+        &mut self,
+        masker: &Mutex<Masker>,
+        label: &str,
+        request: &str,
+        phases: Phases,
+        started: Instant,
+        why: &str,
+    ) {
+        let duration = started.elapsed();
+        self.phases.add(&phases);
+        let m = masker.lock();
+        let response = m.excerpt(&format!("({why})"));
+        self.excerpts.push(Excerpt {
+            label: m.mask(label),
+            status: None,
+            request: m.excerpt(request),
+            response,
+            duration,
+        });
+    }
 }
 
 /// The document a step ended with, for `extract:`.
@@ -176,12 +200,48 @@ pub async fn exchange(
     }
     let started = Instant::now();
     let result = client.send(spec).await;
-    let shown = match &spec.body {
-        Some((_, b)) => format!("{} {}\n{}", spec.method, spec.url, String::from_utf8_lossy(b)),
-        None => format!("{} {}", spec.method, spec.url),
-    };
+    let shown = shown(spec);
     rec.exchange(ctx.masker, &label, &shown, &result, started);
     result.map_err(|e| Failure::new(e.outcome(), ctx.mask(&e.to_string())))
+}
+
+/// [`exchange`] within `limit`: `Ok(None)` when the deadline passed first. The trace keeps the
+/// request, the phases the exchange got through and, as its response, how long it waited, so a
+/// timed-out hop is as visible as an answered one.
+pub async fn exchange_within(
+    ctx: &Ctx<'_>,
+    rec: &mut Recorder,
+    client: &HttpClient,
+    label: String,
+    spec: &RequestSpec,
+    limit: Duration,
+) -> Result<Option<Response>, Failure> {
+    if let Some(host) = polite::host_key(&spec.url) {
+        ctx.polite.host(&host, rec).await;
+    }
+    let started = Instant::now();
+    let mut phases = Phases::default();
+    let sent = tokio::time::timeout(limit, client.send_recording(spec, &mut phases)).await;
+    let shown = shown(spec);
+    match sent {
+        Ok(result) => {
+            rec.exchange(ctx.masker, &label, &shown, &result, started);
+            result.map(Some).map_err(|e| Failure::new(e.outcome(), ctx.mask(&e.to_string())))
+        }
+        Err(_) => {
+            // What is not DNS, connect or TLS was the wait for the answer.
+            phases.ttfb = started.elapsed().saturating_sub(phases.dns + phases.connect + phases.tls);
+            rec.unanswered(ctx.masker, &label, &shown, phases, started, &format!("no answer within {}", human(limit)));
+            Ok(None)
+        }
+    }
+}
+
+fn shown(spec: &RequestSpec) -> String {
+    match &spec.body {
+        Some((_, b)) => format!("{} {}\n{}", spec.method, spec.url, String::from_utf8_lossy(b)),
+        None => format!("{} {}", spec.method, spec.url),
+    }
 }
 
 /// A JSON body.

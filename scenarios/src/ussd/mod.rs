@@ -8,12 +8,13 @@
 pub mod dialects;
 pub mod dialoguss;
 
-pub use dialects::{AfricasTalking, DialectName, Hubtel, Nalo, dialect};
+pub use dialects::{AfricasTalking, DialectName, Hubtel, Nalo, TruRoute, dialect};
 
 /// One USSD session as the gateway sees it.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: String,
+    /// What the subscriber dialled, e.g. `*384*7#`, or a direct dial such as `*384*7*1#`.
     pub service_code: String,
     /// E.164 with `+`.
     pub phone: String,
@@ -61,6 +62,19 @@ pub enum Release {
 /// A gateway's HTTP dialect.
 pub trait Dialect: Send + Sync {
     fn name(&self) -> &'static str;
+    /// A new session id in the shape this gateway uses, from 128 random bits.
+    fn session_id(&self, random: u128) -> String;
+    /// The network (MCC+MNC) when the step names none: one this gateway serves.
+    fn default_network(&self) -> &'static str;
+    /// Checks the step's network at load: `Err` says which networks the gateway serves.
+    fn check_network(&self, _mcc_mnc: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// The gateway's own cap on one screen's characters, when it is below the network's
+    /// ([`screen_capacity`]); e.g. Nalo's 120.
+    fn screen_limit(&self) -> Option<usize> {
+        None
+    }
     /// The request for the current hop; `input` is what the user just typed (`None` for the dial).
     fn request(&self, session: &Session, input: Option<&str>) -> HopRequest;
     /// Reads the application's reply. An `Err` is a gateway error: the real gateway would have

@@ -15,16 +15,17 @@ use crate::{
 pub struct UssdStep {
     /// The USSD application's callback URL.
     pub url: String,
-    /// `africastalking` (default), `hubtel` or `nalo`.
+    /// `africastalking` (default), `hubtel`, `nalo` or `truroute`.
     #[serde(default)]
     pub dialect: DialectName,
-    /// The dial string, e.g. `*384*7#`.
+    /// What the subscriber dials, e.g. `*384*7#`, or a direct dial such as `*384*7*1#`.
     pub service_code: String,
     /// The subscriber's number (E.164, e.g. +254700000100).
     pub phone: String,
-    /// MCC+MNC of the network (AT `networkCode`); default 63902 (Safaricom).
-    #[serde(default = "default_network")]
-    pub network_code: String,
+    /// MCC+MNC of the subscriber's network (Africa's Talking `networkCode`, Hubtel `Operator`,
+    /// Nalo `NETWORK`); default: one the dialect's gateway serves (63902 Safaricom, 62001 MTN
+    /// Ghana, 65001 TNM).
+    pub network_code: Option<String>,
     /// Africa's Talking end-of-session notification URL (optional).
     pub events_url: Option<String>,
     /// Deadline for the app to answer one hop (the gateway's is 15 s).
@@ -33,10 +34,6 @@ pub struct UssdStep {
     pub session_timeout: Option<Dur>,
     /// Screens and inputs: the first entry is the answer to the dial itself.
     pub dialogue: Vec<UssdTurn>,
-}
-
-fn default_network() -> String {
-    "63902".to_owned()
 }
 
 /// One exchange: what the user types (none for the dial) and what the screen must show.

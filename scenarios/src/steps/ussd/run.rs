@@ -10,13 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use rand::RngExt;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use super::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn};
 use crate::{
     http::RequestSpec,
     outcome::{Failure, Outcome},
-    steps::{Ctx, Done, Final, Recorder, exchange, human},
+    steps::{Ctx, Done, Final, Recorder, exchange_within, human},
     ussd::{Dialect, HopRequest, Release, Screen, Session, dialect, dialects::EndEvent, screen_capacity},
 };
 
@@ -69,7 +69,8 @@ pub(super) async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> 
         let took = hop_started.elapsed();
         gw.last_text = screen.text.clone();
         gw.session.client_state = screen.client_state.clone();
-        check_screen(ctx, turn, &screen, took, hop, last_turn - i)?;
+        let cap = gw.dialect.screen_limit().map(|c| (gw.dialect.name(), c));
+        check_screen(ctx, cap, turn, &screen, took, hop, last_turn - i)?;
         if screen.end {
             gw.send_event(ctx, rec, "Success", None).await;
             return Ok(Done::ok(Final { text: screen.text, ..Final::default() }));
@@ -84,11 +85,12 @@ pub(super) async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> 
 fn new_session(u: &UssdStep, ctx: &mut Ctx<'_>) -> Result<Session, Failure> {
     let phone = ctx.render("ussd.phone", &u.phone)?;
     ctx.hide_number(&phone);
+    let d = dialect(u.dialect);
     Ok(Session {
-        id: format!("ATUid_{}", hex(ctx.rng.random::<u64>())),
+        id: d.session_id(ctx.rng.random::<u128>()),
         service_code: ctx.render("ussd.service_code", &u.service_code)?,
         phone,
-        network_code: u.network_code.clone(),
+        network_code: u.network_code.clone().unwrap_or_else(|| d.default_network().to_owned()),
         inputs: Vec::new(),
         client_state: None,
     })
@@ -105,16 +107,16 @@ impl Gateway {
         limit: Duration,
         req: &HopRequest,
     ) -> Result<Screen, Failure> {
-        let sent = timeout(limit, exchange(ctx, rec, ctx.gateway, format!("hop {hop}"), &post(&self.url, req))).await;
-        let Ok(resp) = sent else {
-            let f = Failure::new(
-                Outcome::Timeout,
-                format!("hop {hop}: the app did not answer within {} (the gateway's deadline)", human(limit)),
-            );
-            return Err(self.timed_out(ctx, rec, f).await);
-        };
-        let resp = match resp {
-            Ok(r) => r,
+        let sent = exchange_within(ctx, rec, ctx.gateway, format!("hop {hop}"), &post(&self.url, req), limit).await;
+        let resp = match sent {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let f = Failure::new(
+                    Outcome::Timeout,
+                    format!("hop {hop}: the app did not answer within {} (the gateway's deadline)", human(limit)),
+                );
+                return Err(self.timed_out(ctx, rec, f).await);
+            }
             Err(f) => {
                 self.send_event(ctx, rec, "Failed", Some(&f.message)).await;
                 return Err(Failure::new(f.outcome, format!("hop {hop}: {}", f.message)));
@@ -144,7 +146,7 @@ impl Gateway {
         if let Some(req) = self.dialect.release(&self.session, why) {
             // Best effort, bounded: the app's answer to a release does not change the outcome.
             let spec = post(&self.url, &req);
-            let _ = timeout(USSD_HOP_TIMEOUT, exchange(ctx, rec, ctx.gateway, "release".into(), &spec)).await;
+            let _ = exchange_within(ctx, rec, ctx.gateway, "release".into(), &spec, USSD_HOP_TIMEOUT).await;
         }
         let status = match (why, error) {
             (Release::UserAbandoned, None) => "Incomplete",
@@ -167,14 +169,16 @@ impl Gateway {
         };
         let req = HopRequest { content_type: "application/x-www-form-urlencoded", body: ev.form() };
         let spec = post(url, &req);
-        let _ = timeout(USSD_HOP_TIMEOUT, exchange(ctx, rec, ctx.gateway, format!("end event ({status})"), &spec)).await;
+        let label = format!("end event ({status})");
+        let _ = exchange_within(ctx, rec, ctx.gateway, label, &spec, USSD_HOP_TIMEOUT).await;
     }
 }
 
-/// Checks one screen against the network's limit and the turn's expectations; `turns_left` is
-/// how many turns of the dialogue follow this one.
-fn check_screen(
+/// Checks one screen against the network's limit, the gateway's own (`gateway_cap`, e.g. Nalo's
+/// 120), and the turn's expectations; `turns_left` is how many turns of the dialogue follow this one.
+pub(super) fn check_screen(
     ctx: &Ctx<'_>,
+    gateway_cap: Option<(&str, usize)>,
     turn: &UssdTurn,
     screen: &Screen,
     took: Duration,
@@ -186,6 +190,14 @@ fn check_screen(
     if used > capacity {
         return fail(format!(
             "the screen is {used} {coding} characters, above the limit of {capacity}; phones would cut it"
+        ));
+    }
+    if let Some((gateway, cap)) = gateway_cap
+        && screen.text.chars().count() > cap
+    {
+        return fail(format!(
+            "the screen is {} characters, above {gateway}'s limit of {cap}; the gateway would refuse it",
+            screen.text.chars().count()
         ));
     }
     if let Some(max) = turn.max_latency
@@ -225,6 +237,3 @@ fn post(url: &url::Url, req: &HopRequest) -> RequestSpec {
     }
 }
 
-fn hex(v: u64) -> String {
-    format!("{v:016x}")
-}

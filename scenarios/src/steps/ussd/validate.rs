@@ -1,7 +1,7 @@
 //! What the loader checks in a `ussd:` step.
 
 use super::{UssdStep, UssdTurn};
-use crate::steps::FieldError;
+use crate::{steps::FieldError, ussd::dialect};
 
 pub(super) fn validate(u: &UssdStep) -> Result<(), FieldError> {
     let Some(first) = u.dialogue.first() else {
@@ -12,6 +12,11 @@ pub(super) fn validate(u: &UssdStep) -> Result<(), FieldError> {
     }
     if let Some(i) = u.dialogue.iter().skip(1).position(|t: &UssdTurn| t.input.is_none()) {
         return Err((format!("dialogue[{}]", i + 1), "every entry after the first needs an input".into()));
+    }
+    if let Some(code) = &u.network_code
+        && let Err(why) = dialect(u.dialect).check_network(code)
+    {
+        return Err(("network_code".into(), why));
     }
     if u.hop_timeout.is_some_and(|d| d.get().is_zero()) || u.session_timeout.is_some_and(|d| d.get().is_zero()) {
         return Err(("hop_timeout".into(), "timeouts must be above 0".into()));

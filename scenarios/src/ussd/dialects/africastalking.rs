@@ -10,6 +10,15 @@ impl Dialect for AfricasTalking {
         "africastalking"
     }
 
+    /// `ATUid_` and hex, as Africa's Talking's session ids look.
+    fn session_id(&self, random: u128) -> String {
+        format!("ATUid_{:016x}", random as u64)
+    }
+
+    fn default_network(&self) -> &'static str {
+        "63902"
+    }
+
     fn request(&self, s: &Session, _input: Option<&str>) -> HopRequest {
         let text = s.inputs.join("*");
         let body = serde_urlencoded::to_string([
