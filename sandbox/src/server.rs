@@ -215,6 +215,8 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
                 if unavailable { "shop unavailable (injected outage)" } else { "internal error (injected fault)" };
             ApiError::new(status, text).into_response()
         }
+        // The modem has no HTTP routes; its faults act on the AT port (crate::modem).
+        Service::Modem => (status, "modem fault").into_response(),
     };
     response.headers_mut().insert("x-sandbox-fault", HeaderValue::from_static(kind));
     response
