@@ -1,6 +1,9 @@
 //! The modem emulator over a real pseudo-terminal (and its TCP port): the init sequence, USSD in
 //! each profile with the encodings decoded independently here, the faults, the SIM PIN, reopening
-//! the port.
+//! the port; the SMS centre (text and PDU mode, concatenation, the admin API, the Daraja
+//! confirmation after an STK push).
+
+mod common;
 
 use std::time::Duration;
 
@@ -367,4 +370,168 @@ async fn ussd_faults() {
     assert_eq!(cusd(&c.urc("+CUSD:").await).0, 0);
     assert!(start.elapsed() >= Duration::from_millis(300));
     m.shutdown().await;
+}
+
+/// Parses an SMS-DELIVER PDU (TS 23.040 §9.2.2.1) independently: (sender, UDH, text).
+fn parse_deliver(pdu: &str) -> (String, Option<Vec<u8>>, String) {
+    let b = unhex(pdu);
+    let mut i = 1 + b[0] as usize; // SMSC
+    let first = b[i];
+    assert_eq!(first & 0x03, 0, "TP-MTI deliver");
+    i += 1;
+    let oa_len = b[i] as usize;
+    let ton = b[i + 1];
+    let oa_octets = oa_len.div_ceil(2);
+    let oa_raw = &b[i + 2..i + 2 + oa_octets];
+    let sender = if ton == 0xD0 {
+        unpack_gsm7(oa_raw).chars().take(oa_len * 4 / 7).collect()
+    } else {
+        let digits: String = oa_raw.iter().map(|o| format!("{}{}", o & 0x0F, o >> 4)).collect();
+        format!("+{}", &digits[..oa_len])
+    };
+    i += 2 + oa_octets;
+    let (pid, dcs) = (b[i], b[i + 1]);
+    assert_eq!(pid, 0);
+    i += 2 + 7; // SCTS
+    let udl = b[i] as usize;
+    let ud = &b[i + 1..];
+    let (udh, body_start) =
+        if first & 0x40 != 0 { (Some(ud[1..=ud[0] as usize].to_vec()), 1 + ud[0] as usize) } else { (None, 0) };
+    let text = match dcs {
+        0x00 => {
+            // Septets: drop the header's septets (with the fill bits) from the unpacked stream.
+            let header_septets = (body_start * 8).div_ceil(7);
+            let all_bits: Vec<u8> = ud.iter().flat_map(|o| (0..8).map(move |k| (o >> k) & 1)).collect();
+            let septets: Vec<u8> = all_bits
+                .chunks_exact(7)
+                .take(udl)
+                .map(|c| c.iter().enumerate().fold(0u8, |a, (k, bit)| a | (bit << k)))
+                .collect();
+            septets[header_septets..].iter().map(|&s| if s == 0 { '@' } else { s as char }).collect()
+        }
+        0x08 => ucs2(&ud[body_start..udl].iter().map(|o| format!("{o:02X}")).collect::<String>()),
+        other => panic!("dcs {other}"),
+    };
+    (sender, udh, text)
+}
+
+#[tokio::test]
+async fn sms_delivery_in_text_and_pdu_mode() {
+    let m = modem(Profile::Quectel).await;
+    let mut c = ready(m.port()).await;
+    assert_eq!(c.cmd("AT+CMGF=1").await, "\r\nOK\r\n");
+    assert_eq!(c.cmd("AT+CNMI=2,1,0,0,0").await, "\r\nOK\r\n");
+    m.sms().send("+256772000100", "MPESA", "Your OTP is 482913").unwrap();
+    assert_eq!(c.urc("+CMTI:").await, "+CMTI: \"SM\",1");
+    let text = c.cmd("AT+CMGR=1").await;
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with("+CMGR: \"REC UNREAD\",\"MPESA\",,\""), "{text:?}");
+    assert!(lines[0].ends_with("+12\""), "EAT is +12 quarter hours: {text:?}");
+    assert_eq!(lines[1..], ["Your OTP is 482913", "OK"]);
+    assert!(c.cmd("AT+CMGR=1").await.contains("REC READ"));
+    assert_eq!(c.cmd("AT+CMGL=\"REC UNREAD\"").await, "\r\nOK\r\n");
+
+    // PDU mode: the same message as an SMS-DELIVER, alphanumeric sender.
+    assert_eq!(c.cmd("AT+CMGF=0").await, "\r\nOK\r\n");
+    let text = c.cmd("AT+CMGR=1").await;
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    let len: usize = lines[0].rsplit(',').next().unwrap().parse().unwrap();
+    let pdu = lines[1];
+    assert_eq!(len, pdu.len() / 2 - 1 - unhex(&pdu[..2])[0] as usize, "length excludes the SMSC");
+    assert_eq!(parse_deliver(pdu), ("MPESA".to_owned(), None, "Your OTP is 482913".to_owned()));
+
+    // A number sender and a UCS2 text.
+    m.sms().send("+256772000100", "+254712345678", "Habari ✓").unwrap();
+    assert_eq!(c.urc("+CMTI:").await, "+CMTI: \"SM\",2");
+    let text = c.cmd("AT+CMGR=2").await;
+    let pdu = text.split("\r\n").filter(|l| !l.is_empty()).nth(1).unwrap().to_owned();
+    assert_eq!(parse_deliver(&pdu), ("+254712345678".to_owned(), None, "Habari ✓".to_owned()));
+
+    assert_eq!(c.cmd("AT+CMGD=1").await, "\r\nOK\r\n");
+    assert_eq!(c.cmd("AT+CMGR=1").await, "\r\n+CMS ERROR: 321\r\n");
+    assert_eq!(c.cmd("AT+CMGD=1,4").await, "\r\nOK\r\n");
+    assert_eq!(c.cmd("AT+CMGL=4").await, "\r\nOK\r\n");
+    // Not for this SIM: stored at the centre, not delivered here.
+    m.sms().send("+256772999999", "MPESA", "someone else").unwrap();
+    assert_eq!(m.sms().messages_for("+256772999999").len(), 1);
+    assert_eq!(c.cmd("AT+CMGL=4").await, "\r\nOK\r\n");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_message_arrives_as_concatenated_parts() {
+    let m = modem(Profile::Quectel).await;
+    let mut c = ready(m.port()).await;
+    c.cmd("AT+CNMI=2,1,0,0,0").await;
+    c.cmd("AT+CMGF=0").await;
+    let long: String = (0..200).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    m.sms().send("+256772000100", "MTNMoMo", &long).unwrap();
+    assert_eq!(c.urc("+CMTI:").await, "+CMTI: \"SM\",1");
+    assert_eq!(c.urc("+CMTI:").await, "+CMTI: \"SM\",2");
+    let mut joined = String::new();
+    for (index, seq) in [(1, 1u8), (2, 2)] {
+        let text = c.cmd(&format!("AT+CMGR={index}")).await;
+        let pdu = text.split("\r\n").filter(|l| !l.is_empty()).nth(1).unwrap().to_owned();
+        let (sender, udh, part) = parse_deliver(&pdu);
+        assert_eq!(sender, "MTNMoMo");
+        let udh = udh.expect("a UDH");
+        assert_eq!((udh[0], udh[1], udh[3], udh[4]), (0x00, 0x03, 2, seq), "{udh:?}");
+        joined.push_str(&part);
+    }
+    assert_eq!(joined, long);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_sms_api_and_the_daraja_confirmation() {
+    let sb = common::start().await;
+    let (http, base) = (common::Http::default(), sb.base_url().to_owned());
+    let m = Emulator::start_pty(ModemConfig {
+        msisdn: "+254708920400".to_owned(),
+        sms: Some(sb.sms().clone()),
+        faults: Some(sb.faults().clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut c = ready(m.port()).await;
+    c.cmd("AT+CMGF=1").await;
+    c.cmd("AT+CNMI=2,1,0,0,0").await;
+
+    // The modem's faults are the sandbox's: the admin API reaches it.
+    let r = http.put_json(&format!("{base}/admin/faults/modem"), &serde_json::json!({"no_signal": true})).await;
+    assert_eq!(r.status, http::StatusCode::OK, "{}", r.text());
+    assert_eq!(c.cmd("AT+CSQ").await, "\r\n+CSQ: 99,99\r\n\r\nOK\r\n");
+    let r = http.put_json(&format!("{base}/admin/faults/modem"), &serde_json::json!({"latency_ms": 5})).await;
+    assert_eq!(r.status, http::StatusCode::BAD_REQUEST);
+    http.delete(&format!("{base}/admin/faults/modem")).await;
+
+    let body = serde_json::json!({"to": "+254708920400", "from": "MPESA", "text": "OTP 111222"});
+    let r = http.post_json(&format!("{base}/admin/sms"), &body).await;
+    assert_eq!(r.status, http::StatusCode::CREATED, "{}", r.text());
+    c.urc("+CMTI:").await;
+    assert!(c.cmd("AT+CMGR=1").await.contains("OTP 111222"));
+    let r = http
+        .post_json(&format!("{base}/admin/sms"), &serde_json::json!({"to": "07", "from": "MPESA", "text": "x"}))
+        .await;
+    assert_eq!(r.status, http::StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("`to`"), "{}", r.text());
+    let listed = http.get(&format!("{base}/admin/sms")).await.text();
+    assert!(listed.contains("OTP 111222") && !listed.contains("254708920400"), "numbers masked: {listed}");
+
+    // An STK push that succeeds (suffix 00) sends the payer M-Pesa's confirmation.
+    let sink = common::CallbackSink::start().await;
+    let token = common::token(&http, &base).await;
+    let r = common::push(&http, &base, &token, &common::push_body("254708920400", 10, &sink.url)).await;
+    let checkout = r.json()["CheckoutRequestID"].as_str().unwrap().to_owned();
+    let callbacks = sink.wait_for(&checkout, 1, DEADLINE).await;
+    let items = callbacks[0].1["Body"]["stkCallback"]["CallbackMetadata"]["Item"].as_array().unwrap().clone();
+    let receipt =
+        items.iter().find(|i| i["Name"] == "MpesaReceiptNumber").unwrap()["Value"].as_str().unwrap().to_owned();
+    assert_eq!(c.urc("+CMTI:").await, "+CMTI: \"SM\",2");
+    let text = c.cmd("AT+CMGR=2").await;
+    assert!(text.contains("\"MPESA\""), "{text:?}");
+    assert!(text.contains(&format!("{receipt} Confirmed. Ksh10.00 paid to ")), "{text:?}");
+    m.shutdown().await;
+    sb.shutdown().await;
 }

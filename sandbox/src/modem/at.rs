@@ -292,7 +292,7 @@ impl Modem {
                     AtError::Cme(n) => AtError::Cms(n + 300),
                     e => e,
                 })?;
-                let info = self.sms.command(name, arg)?;
+                let info = self.sms.command(name, arg, self.charset)?;
                 Ok(Done { info, after: Vec::new() })
             }
             _ => Err(AtError::Error),

@@ -10,9 +10,12 @@ use tokio::{
     time::{Instant, sleep, sleep_until},
 };
 
+use tokio::sync::mpsc;
+
 use super::{
     at::{Modem, Out},
     pty::Pty,
+    smsc::Sms,
 };
 use crate::faults::{Faults, Service};
 
@@ -47,16 +50,28 @@ impl Port for TcpStream {
 
 /// Serves the pty until the emulator is stopped. Clients may close and reopen the slave: the
 /// emulator holds a slave descriptor of its own, so the master never sees a hang-up.
-pub(super) async fn serve_pty(pty: Pty, mut modem: Modem, faults: Faults, idle: Duration) {
+pub(super) async fn serve_pty(
+    pty: Pty,
+    mut modem: Modem,
+    faults: Faults,
+    mut inbox: mpsc::Receiver<Sms>,
+    idle: Duration,
+) {
     let mut port = &pty;
-    if let Err(e) = serve(&mut port, &mut modem, &faults, idle).await {
+    if let Err(e) = serve(&mut port, &mut modem, &faults, &mut inbox, idle).await {
         tracing::warn!(error = %e, "modem pty stopped");
     }
 }
 
 /// Serves TCP clients one after another; the modem's state carries over, as a modem behind a
 /// serial server keeps its own.
-pub(super) async fn serve_tcp(listener: TcpListener, mut modem: Modem, faults: Faults, idle: Duration) {
+pub(super) async fn serve_tcp(
+    listener: TcpListener,
+    mut modem: Modem,
+    faults: Faults,
+    mut inbox: mpsc::Receiver<Sms>,
+    idle: Duration,
+) {
     loop {
         let (mut stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -67,14 +82,20 @@ pub(super) async fn serve_tcp(listener: TcpListener, mut modem: Modem, faults: F
                 continue;
             }
         };
-        if let Err(e) = serve(&mut stream, &mut modem, &faults, idle).await {
+        if let Err(e) = serve(&mut stream, &mut modem, &faults, &mut inbox, idle).await {
             tracing::debug!(error = %e, "modem client gone");
         }
     }
 }
 
 /// One client's conversation, until it closes the connection (a pty never does).
-async fn serve<P: Port>(port: &mut P, modem: &mut Modem, faults: &Faults, idle: Duration) -> io::Result<()> {
+async fn serve<P: Port>(
+    port: &mut P,
+    modem: &mut Modem,
+    faults: &Faults,
+    inbox: &mut mpsc::Receiver<Sms>,
+    idle: Duration,
+) -> io::Result<()> {
     let mut line: Vec<u8> = Vec::with_capacity(128);
     let mut overflow = false;
     let mut buf = [0u8; 512];
@@ -120,6 +141,13 @@ async fn serve<P: Port>(port: &mut P, modem: &mut Modem, faults: &Faults, idle: 
                     }
                 }
                 port.write_all(&echo).await?;
+            }
+            Some(sms) = inbox.recv() => {
+                for index in modem.sms.deliver(&sms) {
+                    if let Some(out) = modem.new_message_indication(index) {
+                        write(port, out).await?;
+                    }
+                }
             }
             () = timer => {
                 deadline = None;

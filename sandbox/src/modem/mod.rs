@@ -16,6 +16,7 @@
 //!
 //! One file per concern: [`pty`] (the pseudo-terminal), [`at`] (the interpreter), [`network`]
 //! (dial strings and the menu), [`codec`] and [`gsm`] (encodings), [`sms`] (the SIM's messages),
+//! [`smsc`] (the SMS centre),
 //! `driver` (line assembly, echo, timing).
 
 pub mod at;
@@ -25,6 +26,7 @@ pub mod gsm;
 pub mod network;
 pub mod pty;
 pub mod sms;
+pub mod smsc;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -147,6 +149,9 @@ pub struct ModemConfig {
     /// The network ends a USSD session idle this long with `+CUSD: 5`. Networks allow roughly
     /// 20–40 s between screens (TS 24.090 leaves the timer to the operator); 30 s by default.
     pub session_idle_timeout: Duration,
+    /// The SMS centre to receive from (a running sandbox's [`crate::SandboxHandle::sms`]);
+    /// `None`: the emulator's own.
+    pub sms: Option<smsc::SmsCentre>,
     /// Fault settings to share (a running sandbox's [`crate::SandboxHandle::faults`]); `None`: the
     /// emulator's own.
     pub faults: Option<Faults>,
@@ -176,6 +181,7 @@ impl Default for ModemConfig {
             radio: Radio::default(),
             session_idle_timeout: Duration::from_secs(30),
             faults: None,
+            sms: None,
         }
     }
 }
@@ -189,9 +195,10 @@ impl Emulator {
     pub async fn start_pty(config: ModemConfig) -> Result<EmulatorHandle, Error> {
         let pty = pty::Pty::open().map_err(Error::Pty)?;
         let port = pty.slave_path().display().to_string();
-        let (faults, modem, idle) = parts(&config);
-        let task = tokio::spawn(driver::serve_pty(pty, modem, faults.clone(), idle));
-        Ok(EmulatorHandle { port, faults, task })
+        let (faults, sms, modem, idle) = parts(&config);
+        let inbox = sms.attach(&config.msisdn);
+        let task = tokio::spawn(driver::serve_pty(pty, modem, faults.clone(), inbox, idle));
+        Ok(EmulatorHandle { port, faults, sms, task })
     }
 
     /// A modem behind a TCP port, as a networked serial server offers one: one client at a time,
@@ -199,14 +206,16 @@ impl Emulator {
     pub async fn start_tcp(config: ModemConfig, addr: SocketAddr) -> Result<EmulatorHandle, Error> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-        let (faults, modem, idle) = parts(&config);
-        let task = tokio::spawn(driver::serve_tcp(listener, modem, faults.clone(), idle));
-        Ok(EmulatorHandle { port: format!("tcp://{local}"), faults, task })
+        let (faults, sms, modem, idle) = parts(&config);
+        let inbox = sms.attach(&config.msisdn);
+        let task = tokio::spawn(driver::serve_tcp(listener, modem, faults.clone(), inbox, idle));
+        Ok(EmulatorHandle { port: format!("tcp://{local}"), faults, sms, task })
     }
 }
 
-fn parts(config: &ModemConfig) -> (Faults, at::Modem, Duration) {
+fn parts(config: &ModemConfig) -> (Faults, smsc::SmsCentre, at::Modem, Duration) {
     let faults = config.faults.clone().unwrap_or_else(|| Faults::new(FaultSet::default(), 0));
+    let sms = config.sms.clone().unwrap_or_default();
     let settings = at::Settings {
         profile: config.profile,
         radio: config.radio.clone(),
@@ -217,13 +226,14 @@ fn parts(config: &ModemConfig) -> (Faults, at::Modem, Duration) {
     };
     let network = network::Network::new(Menu::new(config.ussd_pin.clone()), config.service_codes.clone());
     let modem = at::Modem::new(settings, network, sms::SimStorage::default());
-    (faults, modem, config.session_idle_timeout)
+    (faults, sms, modem, config.session_idle_timeout)
 }
 
 /// A running emulator.
 pub struct EmulatorHandle {
     port: String,
     faults: Faults,
+    sms: smsc::SmsCentre,
     task: JoinHandle<()>,
 }
 
@@ -236,6 +246,11 @@ impl EmulatorHandle {
     /// The fault settings the modem follows (its service is [`crate::Service::Modem`]).
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// The SMS centre the modem receives from (inject a message with [`smsc::SmsCentre::send`]).
+    pub fn sms(&self) -> &smsc::SmsCentre {
+        &self.sms
     }
 
     /// Stops the emulator (the pty closes; a TCP client is disconnected).
