@@ -265,7 +265,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn parse_profile(s: &str) -> Result<sandbox::modem::Profile, String> {
-    sandbox::modem::Profile::parse(s).ok_or_else(|| format!("unknown modem profile `{s}` (use quectel, simcom or huawei)"))
+    sandbox::modem::Profile::parse(s)
+        .ok_or_else(|| format!("unknown modem profile `{s}` (use quectel, simcom or huawei)"))
 }
 
 /// Ctrl-C, or SIGTERM (what a container runtime or systemd sends).

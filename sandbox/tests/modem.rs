@@ -535,3 +535,46 @@ async fn admin_sms_api_and_the_daraja_confirmation() {
     m.shutdown().await;
     sb.shutdown().await;
 }
+
+const GSMMODEM_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/gsmmodem_ussd.py");
+/// The pinned third-party client (`.ci/run` installs it).
+const GSMMODEM_PIN: &str = "python-gsmmodem-new==0.13.0";
+
+/// A client nobody here wrote, python-gsmmodem-new, runs its own init sequence, reads the radio,
+/// holds a USSD dialogue and lists the stored SMS (decoding our PDUs with its own decoder).
+#[tokio::test]
+async fn python_gsmmodem_new_drives_the_pty() {
+    let check = tokio::process::Command::new("python3")
+        .args(["-c", "import importlib.metadata as m, gsmmodem; print(m.version('python-gsmmodem-new'))"])
+        .output()
+        .await;
+    match check {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return testkit::skip(format!("python-gsmmodem-new is not installed: {why} (pip install {GSMMODEM_PIN})"));
+        }
+        Err(e) => return testkit::skip(format!("cannot run python3: {e} (pip install {GSMMODEM_PIN})")),
+    }
+    let m = modem(Profile::Quectel).await;
+    m.sms().send("+256772000100", "MPESA", "QK12AB34CD Confirmed. Ksh10.00 paid").unwrap();
+    let run = tokio::process::Command::new("python3")
+        .arg(GSMMODEM_SCRIPT)
+        .arg(m.port())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(Duration::from_secs(90), run).await.expect("python-gsmmodem-new finishes").expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout {stdout}\nstderr {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["manufacturer"], "Quectel");
+    assert_eq!(v["signal"], 20);
+    assert_eq!(v["network"], "MTN UG");
+    assert_eq!(v["menu"], MAIN_MENU);
+    assert_eq!(v["menu_session_active"], true);
+    assert_eq!(v["balance"], BALANCE);
+    assert_eq!(v["balance_session_active"], false);
+    assert_eq!(v["sms"], serde_json::json!([{"number": "MPESA", "text": "QK12AB34CD Confirmed. Ksh10.00 paid"}]));
+    m.shutdown().await;
+}

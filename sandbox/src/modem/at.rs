@@ -279,6 +279,17 @@ impl Modem {
             "+CEREG" => self.creg(arg, fault, true),
             "+COPS" => self.cops(arg, fault),
             "+CUSD" => self.cusd(arg, fault),
+            "+CFUN" => match arg {
+                Arg::Query => Ok(Done::info("+CFUN: 1")),
+                Arg::Test => Ok(Done::info("+CFUN: (0,1,4),(0,1)")),
+                _ => Ok(Done::default()),
+            },
+            // Call and SMS-sending settings a client sets at start; accepted, nothing to do here.
+            "+CLIP" | "+CRC" | "+CVHU" | "+CSMP" | "+CLIR" => Ok(Done::default()),
+            "+CSCA" => match arg {
+                Arg::Query => Ok(Done::info(format!("+CSCA: \"{}\",145", super::sms::SMSC))),
+                _ => Ok(Done::default()),
+            },
             "+CNUM" => {
                 self.sim_ready()?;
                 Ok(Done::info(format!("+CNUM: \"\",\"{}\",145", self.settings.msisdn)))

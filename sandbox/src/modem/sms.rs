@@ -13,8 +13,8 @@ use super::{
 
 /// Messages a SIM holds (many SIMs hold 20–50).
 pub const SIM_CAPACITY: usize = 30;
-/// The service centre address put in PDUs.
-const SMSC: &str = "+256772000000";
+/// The service centre address put in PDUs (and `+CSCA?`).
+pub const SMSC: &str = "+256772000000";
 
 #[derive(Debug, Clone)]
 struct Stored {
@@ -105,6 +105,7 @@ impl SimStorage {
             ("+CPMS", Arg::Set(_)) => {
                 Ok(vec![format!("+CPMS: {used},{SIM_CAPACITY},{used},{SIM_CAPACITY},{used},{SIM_CAPACITY}")])
             }
+            ("+CPMS", Arg::Test) => Ok(vec!["+CPMS: (\"SM\"),(\"SM\"),(\"SM\")".to_owned()]),
             ("+CPMS", Arg::Query) => Ok(vec![format!(
                 "+CPMS: \"SM\",{used},{SIM_CAPACITY},\"SM\",{used},{SIM_CAPACITY},\"SM\",{used},{SIM_CAPACITY}"
             )]),
