@@ -1,7 +1,7 @@
 //! The AT interpreter: a pure state machine from one command line to what the modem writes back.
 //! It follows ITU-T V.250 (command line syntax, `E`, `Z`, result codes framed `<CR><LF>…<CR><LF>`)
 //! and 3GPP TS 27.007 / 27.005 for the `+` commands; the transport (pty or TCP), echo of typed
-//! characters and the timing of delayed answers are the driver's ([`super::driver`]).
+//! characters and the timing of delayed answers are the driver's (`driver.rs`).
 
 use std::time::Duration;
 

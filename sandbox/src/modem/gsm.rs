@@ -123,11 +123,11 @@ pub fn pack_ussd(text: &str) -> Option<Vec<u8>> {
 pub fn unpack_ussd(octets: &[u8]) -> String {
     let count = octets.len() * 8 / 7;
     let mut septets = unpack(octets, count, 0);
-    if septets.len() % 8 == 0 && septets.last() == Some(&0x0D) {
+    if septets.len().is_multiple_of(8) && septets.last() == Some(&0x0D) {
         septets.pop();
     }
     // Seven spare bits that are zero read as a trailing `@`: the sender did not pad.
-    if octets.len() % 7 == 0 && septets.len() % 8 == 0 && septets.last() == Some(&0) {
+    if octets.len().is_multiple_of(7) && septets.len().is_multiple_of(8) && septets.last() == Some(&0) {
         septets.pop();
     }
     from_septets(&septets)
