@@ -504,6 +504,24 @@ mod tests {
     }
 
     #[test]
+    fn modem_fields_belong_to_the_modem() {
+        let ok = Fault::from_json(Service::Modem, &json!({"no_signal": true, "release_mid_session": 2})).unwrap();
+        assert_eq!(ok, Fault { no_signal: true, release_mid_session: Some(2), ..Default::default() });
+        for (service, body, field) in [
+            (Service::Ussd, json!({"no_signal": true}), "no_signal"),
+            (Service::Modem, json!({"latency_ms": 5}), "latency_ms"),
+            (Service::Modem, json!({"cme_error": "x"}), "cme_error"),
+            (Service::Modem, json!({"release_mid_session": 0}), "release_mid_session"),
+            (Service::Modem, json!({"slow_network_ms": MAX_DELAY_MS + 1}), "slow_network_ms"),
+        ] {
+            assert_eq!(Fault::from_json(service, &body).unwrap_err().field, field, "{body}");
+        }
+        let mut set = FaultSet::default();
+        set.apply_flags(&["modem:cme_error=31,extra_release=true"]).unwrap();
+        assert_eq!(set.modem, Fault { cme_error: Some(31), extra_release: true, ..Default::default() });
+    }
+
+    #[test]
     fn flags_parse_and_accumulate() {
         let mut set = FaultSet::default();
         set.apply_flags(&["daraja:error_rate=0.5", "ussd:latency_ms=4000,jitter_ms=20", "daraja:outage=true"]).unwrap();

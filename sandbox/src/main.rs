@@ -84,7 +84,8 @@ modem faults (the AT modem emulator, --modem-pty / --modem-listen):
 
 SMS: POST /admin/sms {\"to\": \"+256772000100\", \"from\": \"MPESA\", \"text\": \"...\"} delivers to the
 modem whose SIM has that number (--modem-msisdn); GET /admin/sms lists messages, numbers masked.
-A successful STK push sends the payer an M-Pesa confirmation SMS from MPESA.";
+A successful STK push sends the payer an M-Pesa confirmation SMS from MPESA; a successful MoMo
+request to pay one from MTNMoMo.";
 
 /// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
 /// Daraja (M-Pesa), MTN MoMo, Airtel Money and Vodacom M-Pesa (OpenAPI) emulations with real

@@ -85,7 +85,7 @@ impl Sandbox {
         let ussd = Arc::new(UssdState::new(&config));
         let sms = SmsCentre::default();
         let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone(), sms.clone()));
-        let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone()));
+        let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone(), sms.clone()));
         let airtel = Arc::new(Airtel::new(&config, tasks.clone(), http.clone()));
         let mpesa_tz = Arc::new(MpesaTz::new(&config).map_err(Error::Config)?);
         let shop = Arc::new(ShopState::new(&config, &base_url, http));

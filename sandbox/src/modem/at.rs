@@ -299,7 +299,9 @@ impl Modem {
                 Ok(Done::info(format!("{}0000000100", self.settings.radio.numeric)))
             }
             "+CMGF" | "+CNMI" | "+CPMS" | "+CMGR" | "+CMGL" | "+CMGD" | "+CSMS" | "+CSDH" => {
+                // TS 27.005 §3.2.5: 310 SIM not inserted, 311 SIM PIN required, 316 SIM PUK required.
                 self.sim_ready().map_err(|e| match e {
+                    AtError::Cme(12) => AtError::Cms(316),
                     AtError::Cme(n) => AtError::Cms(n + 300),
                     e => e,
                 })?;
@@ -648,4 +650,59 @@ pub fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
 /// The inside of a double-quoted string (the string itself when it is not quoted).
 pub fn unquote(s: &str) -> &str {
     s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ussd::menu::Menu;
+
+    fn modem(sim_present: bool) -> Modem {
+        let settings = Settings {
+            profile: Profile::Quectel,
+            radio: Radio::default(),
+            sim_pin: "1234".into(),
+            sim_puk: "12345678".into(),
+            sim_present,
+            msisdn: "+256772000100".into(),
+        };
+        Modem::new(settings, Network::new(Menu::new("1234"), vec!["*384*7#".into()]), SimStorage::default())
+    }
+
+    fn text(out: Vec<Out>) -> String {
+        out.into_iter()
+            .map(|o| match o {
+                Out::Text(t) => t,
+                Out::Delay(d) => format!("<{}ms>", d.as_millis()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn command_line_syntax() {
+        let mut m = modem(true);
+        let f = Fault::default();
+        assert_eq!(text(m.line("hello", &f)), "", "not a command line: ignored");
+        assert_eq!(text(m.line("at", &f)), "\r\nOK\r\n", "case-insensitive prefix");
+        assert_eq!(text(m.line("ATE0V1+CMEE=2;+CSCS?", &f)), "\r\n+CSCS: \"GSM\"\r\n\r\nOK\r\n");
+        assert!(!m.echo());
+        assert_eq!(text(m.line("AT+CSQ;+BOGUS", &f)), "\r\nERROR\r\n", "one failure fails the line");
+        assert_eq!(text(m.line("ATQ9Y", &f)), "\r\nERROR\r\n");
+        assert_eq!(split_outside_quotes(r#"1,"a,b",15"#, ','), ["1", "\"a,b\"", "15"]);
+    }
+
+    #[test]
+    fn no_sim_and_delays() {
+        let mut m = modem(false);
+        let f = Fault::default();
+        m.line("AT+CMEE=1", &f);
+        assert_eq!(text(m.line("AT+CPIN?", &f)), "\r\n+CME ERROR: 10\r\n");
+        assert_eq!(text(m.line("AT+CUSD=1,\"*384*7#\",15", &f)), "\r\n+CME ERROR: 10\r\n");
+        assert_eq!(text(m.line("AT+CMGR=1", &f)), "\r\n+CMS ERROR: 310\r\n", "SIM not inserted, TS 27.005 §3.2.5");
+
+        let mut m = modem(true);
+        let slow = Fault { slow_network_ms: 250, ..Default::default() };
+        let out = text(m.line("AT+CUSD=1,\"*384*7*1#\",15", &slow));
+        assert_eq!(out, "\r\nOK\r\n<250ms>\r\n+CUSD: 0,\"Your M-Pesa balance is KES 1,250.00\",15\r\n");
+    }
 }
