@@ -100,6 +100,8 @@ pub struct Modem {
     /// The `sim_pin` fault has locked the SIM once; it locks again only after it is cleared.
     pin_fault_seen: bool,
     session: Option<Session>,
+    /// Network answers in any session so far: the driver restarts the inactivity timer when it moves.
+    network_answers: u64,
 }
 
 type Result<T> = std::result::Result<T, AtError>;
@@ -135,7 +137,13 @@ impl Modem {
             pin_attempts: 0,
             pin_fault_seen: false,
             session: None,
+            network_answers: 0,
         }
+    }
+
+    /// How many answers the network has sent (the inactivity timer runs from the latest).
+    pub fn network_answers(&self) -> u64 {
+        self.network_answers
     }
 
     /// Whether typed characters are echoed (V.250 `E`).
@@ -570,6 +578,7 @@ impl Modem {
             done.after.push(Out::Text(urc("+CUSD: 2")));
             return Ok(done);
         }
+        self.network_answers += 1;
         let screen = self.network.screen(&session.inputs);
         let (m, text) = match &screen {
             Screen::Continue(t) => (1, t),

@@ -100,6 +100,7 @@ async fn serve<P: Port>(
     let mut overflow = false;
     let mut buf = [0u8; 512];
     let mut deadline: Option<Instant> = None;
+    let mut answers = modem.network_answers();
     loop {
         let timer = async {
             match deadline {
@@ -130,7 +131,14 @@ async fn serve<P: Port>(
                                 modem.line(&text, &faults.get(Service::Modem))
                             };
                             write(port, out).await?;
-                            deadline = modem.in_session().then(|| Instant::now() + idle);
+                            // The network's timer runs from its latest screen; other commands
+                            // (a +CSQ poll) do not restart it.
+                            if !modem.in_session() {
+                                deadline = None;
+                            } else if modem.network_answers() != answers || deadline.is_none() {
+                                deadline = Some(Instant::now() + idle);
+                            }
+                            answers = modem.network_answers();
                         }
                         b'\n' => {}
                         0x08 | 0x7F => {
