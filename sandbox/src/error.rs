@@ -23,6 +23,9 @@ pub enum Error {
     /// A configuration value cannot work (for example an empty PIN).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The modem emulator could not open its pseudo-terminal.
+    #[error("cannot open a pseudo-terminal for the modem emulator: {0} (is /dev/ptmx there and writable?)")]
+    Pty(std::io::Error),
 }
 
 /// A plain `{"error": "..."}` answer with a status: what the shop, the admin API and the USSD

@@ -22,7 +22,8 @@ use crate::rng::SharedRng;
 /// The services faults apply to. Each owns its paths: `ussd` → `/ussd/...`; `daraja` →
 /// `/oauth/...` and `/mpesa/...`; `momo` → `/collection/...` and `/v1_0/apiuser...`; `airtel` →
 /// `/auth/oauth2/...`, `/merchant/...` and `/standard/...`; `mpesa-tz` → `/{sandbox,openapi}/ipg/...`;
-/// `shop` → `/shop/...`.
+/// `shop` → `/shop/...`; `modem` is the AT modem emulator ([`crate::modem`]), whose faults are the
+/// radio and USSD ones below ([`Fault::no_signal`] and after) rather than HTTP ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
@@ -33,11 +34,19 @@ pub enum Service {
     #[serde(rename = "mpesa-tz")]
     MpesaTz,
     Shop,
+    Modem,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] =
-        [Service::Ussd, Service::Daraja, Service::Momo, Service::Airtel, Service::MpesaTz, Service::Shop];
+    pub const ALL: [Service; 7] = [
+        Service::Ussd,
+        Service::Daraja,
+        Service::Momo,
+        Service::Airtel,
+        Service::MpesaTz,
+        Service::Shop,
+        Service::Modem,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +56,7 @@ impl Service {
             Service::Airtel => "airtel",
             Service::MpesaTz => "mpesa-tz",
             Service::Shop => "shop",
+            Service::Modem => "modem",
         }
     }
 }
@@ -68,9 +78,10 @@ impl FromStr for Service {
             "airtel" => Ok(Service::Airtel),
             "mpesa-tz" => Ok(Service::MpesaTz),
             "shop" => Ok(Service::Shop),
+            "modem" => Ok(Service::Modem),
             other => Err(FaultError::new(
                 "service",
-                format!("unknown service `{other}` (use ussd, daraja, momo, airtel, mpesa-tz or shop)"),
+                format!("unknown service `{other}` (use ussd, daraja, momo, airtel, mpesa-tz, shop or modem)"),
             )),
         }
     }
@@ -114,6 +125,40 @@ pub struct Fault {
     /// Daraja only: overrides the configured STK callback delay, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_delay_ms: Option<u64>,
+    /// Modem only: no radio signal (`+CSQ: 99,99`, `+CREG: 0,2` searching, USSD refused with
+    /// `+CME ERROR: 30`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_signal: bool,
+    /// Modem only: registration denied (`+CREG`/`+CEREG` stat 3); USSD refused with CME 30.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_registered: bool,
+    /// Modem only: the SIM asks for its PIN (`+CPIN: SIM PIN`, network commands refused with
+    /// `+CME ERROR: 11`) until `AT+CPIN="<pin>"`; set again to lock it again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sim_pin: bool,
+    /// Modem only: every new USSD dial is answered with `+CME ERROR: <n>` (TS 27.007 §9.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cme_error: Option<u16>,
+    /// Modem only: the network releases the session at its N-th answer (1 = the first):
+    /// `+CUSD: 2` instead of the screen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_mid_session: Option<u32>,
+    /// Modem only: delay before each `+CUSD` the network sends, in milliseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slow_network_ms: u64,
+    /// Modem only: the `+CUSD` result arrives before the command's `OK` (some Qualcomm firmwares).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cusd_before_ok: bool,
+    /// Modem only: an extra `+CUSD: 2` follows a final `+CUSD: 0`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub extra_release: bool,
+    /// Modem only: the network never answers a USSD request and the session ends `+CUSD: 5`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub network_timeout: bool,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Fault {
@@ -135,6 +180,48 @@ impl Fault {
             Some(ms) if ms > MAX_DELAY_MS => {
                 Err(FaultError::new("callback_delay_ms", format!("must be at most {MAX_DELAY_MS}")))
             }
+            _ => self.validate_modem(service),
+        }
+    }
+
+    /// The modem fields apply to the modem only, and the HTTP ones (latency, errors) not to it.
+    fn validate_modem(&self, service: Service) -> Result<(), FaultError> {
+        let modem_field = [
+            ("no_signal", self.no_signal),
+            ("not_registered", self.not_registered),
+            ("sim_pin", self.sim_pin),
+            ("cme_error", self.cme_error.is_some()),
+            ("release_mid_session", self.release_mid_session.is_some()),
+            ("slow_network_ms", self.slow_network_ms > 0),
+            ("cusd_before_ok", self.cusd_before_ok),
+            ("extra_release", self.extra_release),
+            ("network_timeout", self.network_timeout),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set);
+        let http_field = [
+            ("latency_ms", self.latency_ms > 0),
+            ("jitter_ms", self.jitter_ms > 0),
+            ("error_rate", self.error_rate > 0.0),
+            ("outage", self.outage),
+            ("echo", self.echo),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set);
+        match (service, modem_field, http_field) {
+            (Service::Modem, _, Some((field, _))) => {
+                Err(FaultError::new(field, "applies to the HTTP services, not modem (e.g. use slow_network_ms)"))
+            }
+            (Service::Modem, _, None) => {
+                if self.slow_network_ms > MAX_DELAY_MS {
+                    return Err(FaultError::new("slow_network_ms", format!("must be at most {MAX_DELAY_MS}")));
+                }
+                if self.release_mid_session == Some(0) {
+                    return Err(FaultError::new("release_mid_session", "counts answers from 1"));
+                }
+                Ok(())
+            }
+            (_, Some((field, _)), _) => Err(FaultError::new(field, format!("applies to modem only, not {service}"))),
             _ => Ok(()),
         }
     }
@@ -156,10 +243,35 @@ impl Fault {
             "outage" => self.outage = flag(value)?,
             "echo" => self.echo = flag(value)?,
             "callback_delay_ms" => self.callback_delay_ms = if value.is_null() { None } else { Some(millis(value)?) },
+            "no_signal" => self.no_signal = flag(value)?,
+            "not_registered" => self.not_registered = flag(value)?,
+            "sim_pin" => self.sim_pin = flag(value)?,
+            "cme_error" => {
+                self.cme_error = match value {
+                    Value::Null => None,
+                    v => Some(v.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| {
+                        FaultError::new(field, format!("must be a CME error number (TS 27.007 §9.2), got {v}"))
+                    })?),
+                }
+            }
+            "release_mid_session" => {
+                self.release_mid_session = match value {
+                    Value::Null => None,
+                    v => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+                        FaultError::new(field, format!("must be the answer number (1 = the first), got {v}"))
+                    })?),
+                }
+            }
+            "slow_network_ms" => self.slow_network_ms = millis(value)?,
+            "cusd_before_ok" => self.cusd_before_ok = flag(value)?,
+            "extra_release" => self.extra_release = flag(value)?,
+            "network_timeout" => self.network_timeout = flag(value)?,
             other => {
                 return Err(FaultError::new(
                     other,
-                    "unknown field (expected latency_ms, jitter_ms, error_rate, outage, echo, callback_delay_ms)",
+                    "unknown field (expected latency_ms, jitter_ms, error_rate, outage, echo, callback_delay_ms; \
+                     for modem: no_signal, not_registered, sim_pin, cme_error, release_mid_session, \
+                     slow_network_ms, cusd_before_ok, extra_release, network_timeout)",
                 ));
             }
         }
@@ -212,6 +324,7 @@ pub struct FaultSet {
     #[serde(rename = "mpesa-tz")]
     pub mpesa_tz: Fault,
     pub shop: Fault,
+    pub modem: Fault,
 }
 
 impl FaultSet {
@@ -223,6 +336,7 @@ impl FaultSet {
             Service::Airtel => &self.airtel,
             Service::MpesaTz => &self.mpesa_tz,
             Service::Shop => &self.shop,
+            Service::Modem => &self.modem,
         }
     }
 
@@ -234,6 +348,7 @@ impl FaultSet {
             Service::Airtel => &mut self.airtel,
             Service::MpesaTz => &mut self.mpesa_tz,
             Service::Shop => &mut self.shop,
+            Service::Modem => &mut self.modem,
         }
     }
 
@@ -386,6 +501,24 @@ mod tests {
         assert_eq!(e.field, "body");
         let ok = Fault::from_json(Service::Daraja, &json!({"callback_delay_ms": 100, "outage": true})).unwrap();
         assert_eq!(ok, Fault { callback_delay_ms: Some(100), outage: true, ..Default::default() });
+    }
+
+    #[test]
+    fn modem_fields_belong_to_the_modem() {
+        let ok = Fault::from_json(Service::Modem, &json!({"no_signal": true, "release_mid_session": 2})).unwrap();
+        assert_eq!(ok, Fault { no_signal: true, release_mid_session: Some(2), ..Default::default() });
+        for (service, body, field) in [
+            (Service::Ussd, json!({"no_signal": true}), "no_signal"),
+            (Service::Modem, json!({"latency_ms": 5}), "latency_ms"),
+            (Service::Modem, json!({"cme_error": "x"}), "cme_error"),
+            (Service::Modem, json!({"release_mid_session": 0}), "release_mid_session"),
+            (Service::Modem, json!({"slow_network_ms": MAX_DELAY_MS + 1}), "slow_network_ms"),
+        ] {
+            assert_eq!(Fault::from_json(service, &body).unwrap_err().field, field, "{body}");
+        }
+        let mut set = FaultSet::default();
+        set.apply_flags(&["modem:cme_error=31,extra_release=true"]).unwrap();
+        assert_eq!(set.modem, Fault { cme_error: Some(31), extra_release: true, ..Default::default() });
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //!   customer's last two digits ([`mpesa_tz::outcome`]).
 //! - [`shop`]: a small marketplace API whose checkout pays through the sandbox's own Daraja over
 //!   real HTTP, as a merchant would.
+//! - [`modem`]: a GSM modem on a pseudo-terminal or a TCP port that speaks the AT command set
+//!   (TS 27.007/27.005): USSD into the same menu, radio health, SIM PIN, and radio faults.
 //! - [`faults`]: runtime fault injection per service (latency, jitter, error rate, outage, callback
 //!   delay), over `/admin/faults` or programmatically through [`SandboxHandle::faults`].
 //!
@@ -44,6 +46,7 @@ pub mod airtel;
 pub mod config;
 pub mod daraja;
 pub mod faults;
+pub mod modem;
 pub mod momo;
 pub mod mpesa_tz;
 pub mod shop;

@@ -62,14 +62,30 @@ answers when the customer has acted, after --callback-delay-ms):
   other  INS-0 success
 
 Faults (--fault SERVICE:FIELD=VALUE[,FIELD=VALUE...], or PUT /admin/faults/SERVICE with JSON):
-  services: ussd, daraja, momo, airtel, mpesa-tz, shop
+  services: ussd, daraja, momo, airtel, mpesa-tz, shop, modem
   latency_ms=N        fixed added latency
   jitter_ms=N         normal jitter, standard deviation in ms
   error_rate=F        fraction (0..1) answered with HTTP 500
   outage=true         HTTP 503 for everything of that service
   echo=true           HTTP 500 whose body repeats the request (line, headers, body)
   callback_delay_ms=N daraja only: overrides --callback-delay-ms
-  e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000";
+  e.g. --fault daraja:error_rate=0.5 --fault ussd:latency_ms=4000
+modem faults (the AT modem emulator, --modem-pty / --modem-listen):
+  no_signal=true           +CSQ: 99,99, +CREG: 0,2 (searching), USSD refused +CME ERROR: 30
+  not_registered=true      +CREG/+CEREG stat 3 (denied), USSD refused +CME ERROR: 30
+  sim_pin=true             +CPIN: SIM PIN, network commands +CME ERROR: 11 until AT+CPIN=\"<pin>\"
+  cme_error=N              every new USSD dial answered +CME ERROR: N (e.g. 31 network timeout)
+  release_mid_session=N    the network releases the session at its N-th answer: +CUSD: 2
+  slow_network_ms=N        delay before each +CUSD from the network
+  cusd_before_ok=true      the +CUSD result arrives before the command's OK
+  extra_release=true       an extra +CUSD: 2 after a final +CUSD: 0
+  network_timeout=true     the network never answers: +CUSD: 5
+  e.g. --fault modem:no_signal=true, or PUT /admin/faults/modem {\"release_mid_session\": 2}
+
+SMS: POST /admin/sms {\"to\": \"+256772000100\", \"from\": \"MPESA\", \"text\": \"...\"} delivers to the
+modem whose SIM has that number (--modem-msisdn); GET /admin/sms lists messages, numbers masked.
+A successful STK push sends the payer an M-Pesa confirmation SMS from MPESA; a successful MoMo
+request to pay one from MTNMoMo.";
 
 /// Reference targets for Savanna Pulse: a USSD app (Africa's Talking, Hubtel and Nalo dialects),
 /// Daraja (M-Pesa), MTN MoMo, Airtel Money and Vodacom M-Pesa (OpenAPI) emulations with real
@@ -140,6 +156,27 @@ struct Args {
     /// A fault in force from the start, e.g. `daraja:error_rate=0.5` (repeatable).
     #[arg(long = "fault", value_name = "SERVICE:FIELD=VALUE")]
     faults: Vec<String>,
+    /// Run a GSM modem emulator on a new pseudo-terminal (its path is printed: `modem: /dev/pts/N`).
+    #[arg(long)]
+    modem_pty: bool,
+    /// Run the modem emulator behind a TCP port instead (one client at a time), e.g. 127.0.0.1:7701.
+    #[arg(long, value_name = "ADDR")]
+    modem_listen: Option<SocketAddr>,
+    /// The modem SIM's own number: SMS to it arrive on the modem.
+    #[arg(long, default_value = "+256772000100")]
+    modem_msisdn: String,
+    /// The modem family to behave like: quectel, simcom (text USSD) or huawei (packed hex USSD).
+    #[arg(long, default_value = "quectel", value_parser = parse_profile)]
+    modem_profile: sandbox::modem::Profile,
+    /// The SIM PIN the modem checks when the sim_pin fault locks the SIM.
+    #[arg(long, env = "SANDBOX_MODEM_SIM_PIN", default_value = "1234", hide_env_values = true)]
+    modem_sim_pin: String,
+    /// The radio's operator name (+COPS long form), e.g. "MTN UG" or "Safaricom".
+    #[arg(long, default_value = "MTN UG")]
+    modem_operator: String,
+    /// The radio's +CSQ rssi (0-31).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=31))]
+    modem_rssi: u8,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG works too.
     #[arg(long, default_value = "info")]
     log: String,
@@ -190,15 +227,47 @@ async fn main() -> anyhow::Result<()> {
         http: sandbox::HttpLimits { max_connections: args.max_connections, ..Default::default() },
         ..Config::default()
     };
+    let ussd_pin = config.ussd_pin.clone();
     let handle = Sandbox::start(config).await?;
     println!("Savanna Pulse sandbox on {}", handle.base_url());
     for (name, url) in handle.service_urls() {
         println!("  {name:<32} {url}");
     }
+    let modem_config = sandbox::modem::ModemConfig {
+        profile: args.modem_profile,
+        msisdn: args.modem_msisdn.clone(),
+        sim_pin: args.modem_sim_pin.clone(),
+        ussd_pin,
+        radio: sandbox::modem::Radio {
+            rssi: args.modem_rssi,
+            operator_long: args.modem_operator.clone(),
+            ..Default::default()
+        },
+        faults: Some(handle.faults().clone()),
+        sms: Some(handle.sms().clone()),
+        ..Default::default()
+    };
+    let modem = match (args.modem_pty, args.modem_listen) {
+        (true, Some(_)) => anyhow::bail!("--modem-pty and --modem-listen: pick one"),
+        (true, None) => Some(sandbox::modem::Emulator::start_pty(modem_config).await?),
+        (false, Some(addr)) => Some(sandbox::modem::Emulator::start_tcp(modem_config, addr).await?),
+        (false, None) => None,
+    };
+    if let Some(modem) = &modem {
+        println!("modem: {}", modem.port());
+    }
     println!("USSD service code {} (any code is accepted). Ctrl-C stops.", sandbox::ussd::SERVICE_CODE);
     stop_signal().await?;
+    if let Some(modem) = modem {
+        modem.shutdown().await;
+    }
     handle.shutdown().await;
     Ok(())
+}
+
+fn parse_profile(s: &str) -> Result<sandbox::modem::Profile, String> {
+    sandbox::modem::Profile::parse(s)
+        .ok_or_else(|| format!("unknown modem profile `{s}` (use quectel, simcom or huawei)"))
 }
 
 /// Ctrl-C, or SIGTERM (what a container runtime or systemd sends).

@@ -1,6 +1,7 @@
 //! The one server (HTTP/1.1 and HTTP/2, bounded as in [`crate::config::HttpLimits`]): binds,
 //! wires the services behind their fault layers, serves until [`SandboxHandle::shutdown`].
 
+use crate::modem::smsc::SmsCentre;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
@@ -63,6 +64,7 @@ pub struct SandboxHandle {
     local_addr: SocketAddr,
     base_url: String,
     faults: Faults,
+    sms: SmsCentre,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     tasks: Tasks,
@@ -81,8 +83,9 @@ impl Sandbox {
         let tasks = Tasks::default();
         let http = HttpClient::new();
         let ussd = Arc::new(UssdState::new(&config));
-        let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone()));
-        let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone()));
+        let sms = SmsCentre::default();
+        let daraja = Arc::new(Daraja::new(&config, faults.clone(), tasks.clone(), http.clone(), sms.clone()));
+        let momo = Arc::new(Momo::new(&config, tasks.clone(), http.clone(), sms.clone()));
         let airtel = Arc::new(Airtel::new(&config, tasks.clone(), http.clone()));
         let mpesa_tz = Arc::new(MpesaTz::new(&config).map_err(Error::Config)?);
         let shop = Arc::new(ShopState::new(&config, &base_url, http));
@@ -96,6 +99,7 @@ impl Sandbox {
             .merge(with_faults(shop::router(shop), &faults, Service::Shop))
             .merge(ussd::inspection_router(ussd))
             .merge(admin_router(faults.clone()))
+            .merge(sms_router(sms.clone()))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(middleware::from_fn_with_state((config.http.body_timeout, MAX_BODY_BYTES), listen::read_body))
@@ -107,7 +111,7 @@ impl Sandbox {
         };
         let server = tokio::spawn(listen::serve(listener, app, config.http.clone(), stopped, SHUTDOWN_GRACE));
         tracing::info!(%base_url, "sandbox listening");
-        Ok(SandboxHandle { local_addr, base_url, faults, stop: Some(stop), server, tasks })
+        Ok(SandboxHandle { local_addr, base_url, faults, sms, stop: Some(stop), server, tasks })
     }
 }
 
@@ -137,6 +141,12 @@ impl SandboxHandle {
     /// The live fault settings: `set`, `get`, `clear`.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// The SMS centre: give it to a modem emulator ([`crate::modem::ModemConfig::sms`]) so the
+    /// payment confirmations and `POST /admin/sms` messages reach that modem.
+    pub fn sms(&self) -> &SmsCentre {
+        &self.sms
     }
 
     /// Each service's name and base URL, as the binary prints them.
@@ -215,6 +225,8 @@ fn fault_response(service: Service, status: StatusCode, kind: &'static str) -> R
                 if unavailable { "shop unavailable (injected outage)" } else { "internal error (injected fault)" };
             ApiError::new(status, text).into_response()
         }
+        // The modem has no HTTP routes; its faults act on the AT port (crate::modem).
+        Service::Modem => (status, "modem fault").into_response(),
     };
     response.headers_mut().insert("x-sandbox-fault", HeaderValue::from_static(kind));
     response
@@ -241,6 +253,31 @@ fn admin_router(faults: Faults) -> Router {
         .route("/admin/faults", get(list_faults).delete(clear_faults))
         .route("/admin/faults/{service}", get(get_fault).put(put_fault).delete(clear_fault))
         .with_state(faults)
+}
+
+/// `POST /admin/sms` `{"to": "+2547…", "from": "MPESA", "text": "…"}` injects a message;
+/// `GET /admin/sms` lists them (numbers masked).
+fn sms_router(sms: SmsCentre) -> Router {
+    Router::new().route("/admin/sms", get(list_sms).post(post_sms)).with_state(sms)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSms {
+    to: String,
+    from: String,
+    text: String,
+}
+
+async fn post_sms(State(sms): State<SmsCentre>, body: Bytes) -> Result<Response, ApiError> {
+    let new: NewSms = crate::error::parse_json(&body)?;
+    sms.send(&new.to, &new.from, &new.text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::info!(to = %crate::mask_phone(&new.to), "sms injected");
+    Ok((StatusCode::CREATED, Json(json!({ "status": "queued" }))).into_response())
+}
+
+async fn list_sms(State(sms): State<SmsCentre>) -> Response {
+    Json(json!({ "messages": sms.list() })).into_response()
 }
 
 fn service(name: &str) -> Result<Service, ApiError> {

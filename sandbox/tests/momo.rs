@@ -101,7 +101,12 @@ async fn a_request_to_pay_is_accepted_then_settles_and_calls_back() {
         assert!(Instant::now() < deadline, "no callback");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(sink.bodies(), vec![done], "the callback is the status document");
+    assert_eq!(sink.bodies(), vec![done.clone()], "the callback is the status document");
+    // The payer's phone gets MoMo's confirmation (the SMS centre delivers it to a modem with that SIM).
+    let sms = sb.sms().messages_for("+256772000100");
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert_eq!(sms[0].from, "MTNMoMo");
+    assert!(sms[0].text.contains(done["financialTransactionId"].as_str().unwrap()), "{}", sms[0].text);
     sb.shutdown().await;
 }
 

@@ -65,6 +65,23 @@ pub fn callback_body(
     json!({ "Body": { "stkCallback": callback } })
 }
 
+/// The sender of M-Pesa confirmation messages.
+pub const CONFIRMATION_SENDER: &str = "MPESA";
+/// The merchant the sandbox's till belongs to, as the confirmation names it.
+pub const MERCHANT_NAME: &str = "SAVANNA PULSE SHOP";
+
+/// The payer's confirmation SMS in the shape Safaricom sends for a Lipa na M-Pesa payment:
+/// `<receipt> Confirmed. Ksh<amount> paid to <merchant>. on <d/m/yy> at <h:mm AM>. ...`.
+pub fn confirmation_sms(receipt: &str, amount: u64, now: chrono::DateTime<chrono::Utc>) -> String {
+    let nairobi = now.with_timezone(&chrono::FixedOffset::east_opt(3 * 3600).expect("UTC+3"));
+    format!(
+        "{receipt} Confirmed. Ksh{amount}.00 paid to {MERCHANT_NAME}. on {} at {}. New M-PESA balance is \
+         Ksh1,250.00. Transaction cost, Ksh0.00. Amount you can transact within the day is 499,000.00.",
+        nairobi.format("%-d/%-m/%y"),
+        nairobi.format("%-I:%M %p"),
+    )
+}
+
 /// Waits, settles the transaction, releases the subscriber lock, and delivers the callback(s).
 pub(crate) async fn complete(daraja: Arc<Daraja>, job: Job) {
     sleep(job.after).await;
@@ -78,6 +95,12 @@ pub(crate) async fn complete(daraja: Arc<Daraja>, job: Job) {
         return;
     }
     let receipt = daraja.rng.upper_alnum(10);
+    if outcome.result_code() == 0 {
+        let text = confirmation_sms(&receipt, job.amount, chrono::Utc::now());
+        if let Err(e) = daraja.sms.send(&format!("+{}", job.msisdn), CONFIRMATION_SENDER, &text) {
+            tracing::warn!(error = %e, "confirmation SMS not sent");
+        }
+    }
     let date = nairobi_timestamp().parse::<u64>().unwrap_or_default();
     let msisdn = job.msisdn.parse::<u64>().unwrap_or_default();
     let body =

@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod outcome;
 pub mod stk;
 
+use crate::modem::smsc::SmsCentre;
 use std::sync::Arc;
 
 use axum::{
@@ -87,10 +88,12 @@ pub(crate) struct Daraja {
     pub faults: Faults,
     pub tasks: Tasks,
     pub http: HttpClient,
+    /// Where the payer's confirmation SMS goes (`crate::modem::smsc`).
+    pub sms: SmsCentre,
 }
 
 impl Daraja {
-    pub fn new(config: &Config, faults: Faults, tasks: Tasks, http: HttpClient) -> Self {
+    pub fn new(config: &Config, faults: Faults, tasks: Tasks, http: HttpClient, sms: SmsCentre) -> Self {
         let limits = &config.limits;
         Self {
             consumer_key: config.consumer_key.clone(),
@@ -109,6 +112,7 @@ impl Daraja {
             faults,
             tasks,
             http,
+            sms,
         }
     }
 }

@@ -226,6 +226,29 @@ pub(crate) fn document(p: &Payment) -> Value {
     doc
 }
 
+/// The sender of MTN MoMo payment messages.
+pub const CONFIRMATION_SENDER: &str = "MTNMoMo";
+
+/// A successful payment from an MSISDN: the payer's confirmation SMS, in MTN MoMo's shape.
+fn confirm_by_sms(momo: &Momo, doc: &Value) {
+    if doc["status"] != "SUCCESSFUL" || doc["payer"]["partyIdType"] != "MSISDN" {
+        return;
+    }
+    let text = format!(
+        "Y'ello. You have paid {} {} to {}. Financial Transaction Id: {}. Message: {}. Fee: {} 0.",
+        doc["currency"].as_str().unwrap_or_default(),
+        doc["amount"].as_str().unwrap_or_default(),
+        crate::daraja::callback::MERCHANT_NAME,
+        doc["financialTransactionId"].as_str().unwrap_or_default(),
+        doc["payerMessage"].as_str().unwrap_or_default(),
+        doc["currency"].as_str().unwrap_or_default(),
+    );
+    let to = format!("+{}", doc["payer"]["partyId"].as_str().unwrap_or_default());
+    if let Err(e) = momo.sms.send(&to, CONFIRMATION_SENDER, &text) {
+        tracing::warn!(error = %e, "momo confirmation SMS not sent");
+    }
+}
+
 /// Waits, settles the payment, and delivers its callback(s).
 async fn settle(momo: Arc<Momo>, reference: String, outcome: Outcome, after: Duration, callback: Option<url::Url>) {
     sleep(after).await;
@@ -239,6 +262,7 @@ async fn settle(momo: Arc<Momo>, reference: String, outcome: Outcome, after: Dur
         p.state = state;
         document(p)
     };
+    confirm_by_sms(&momo, &doc);
     let Some(url) = callback else {
         tracing::info!(reference = %reference, status = %doc["status"], "momo payment settled without callback");
         return;

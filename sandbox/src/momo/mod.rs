@@ -169,13 +169,15 @@ pub(crate) struct Momo {
     pub rng: SharedRng,
     pub tasks: Tasks,
     pub http: HttpClient,
+    /// Where the payer's confirmation SMS goes (`crate::modem::smsc`).
+    pub sms: crate::modem::smsc::SmsCentre,
 }
 
 /// API users kept (provisioning is open to any holder of the subscription key).
 const MAX_USERS: usize = 1_000;
 
 impl Momo {
-    pub fn new(config: &Config, tasks: Tasks, http: HttpClient) -> Self {
+    pub fn new(config: &Config, tasks: Tasks, http: HttpClient, sms: crate::modem::smsc::SmsCentre) -> Self {
         let limits = &config.limits;
         let s = &config.momo;
         let mut users = Bounded::new(MAX_USERS, Duration::MAX);
@@ -195,6 +197,7 @@ impl Momo {
             rng: SharedRng::new(config.seed, 5),
             tasks,
             http,
+            sms,
         }
     }
 }
