@@ -38,9 +38,8 @@ pub fn gsm7_decode(septets: &[u8]) -> String {
     let mut it = septets.iter().map(|s| s & 0x7F);
     while let Some(s) = it.next() {
         if s == ESC {
-            match it.next() {
-                Some(e) => out.push(GSM7_EXT.iter().find(|(k, _)| *k == e).map_or(GSM7[usize::from(e)], |(_, c)| *c)),
-                None => {}
+            if let Some(e) = it.next() {
+                out.push(GSM7_EXT.iter().find(|(k, _)| *k == e).map_or(GSM7[usize::from(e)], |(_, c)| *c));
             }
         } else {
             out.push(GSM7[usize::from(s)]);
@@ -103,7 +102,7 @@ pub fn unpack7(octets: &[u8], skip_bits: usize, count: Option<usize>) -> Vec<u8>
 /// 7 spare bits is padding (§6.1.2.3.1).
 pub fn ussd_unpack(octets: &[u8]) -> String {
     let mut septets = unpack7(octets, 0, None);
-    if octets.len() % 7 == 0 && septets.last() == Some(&0x0D) {
+    if octets.len().is_multiple_of(7) && septets.last() == Some(&0x0D) {
         septets.pop();
     }
     gsm7_decode(&septets)
@@ -121,7 +120,7 @@ pub fn ussd_pack(text: &str) -> Option<Vec<u8>> {
 /// Octets from hex (either case); `None` when it is not whole hex.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks(2)

@@ -65,7 +65,7 @@ pub enum Line<'a> {
 
 /// Classifies one line (without its CR/LF).
 pub fn parse(raw: &str) -> Line<'_> {
-    let line = raw.trim_matches(|c: char| c == '\r' || c == '\n' || c == ' ');
+    let line = raw.trim_matches(['\r', '\n', ' ']);
     match line {
         "OK" => return Line::Ok,
         "ERROR" => return Line::Error,
@@ -187,7 +187,7 @@ fn cops(rest: &str) -> Option<Line<'_>> {
         }
         None => t.split_once(',').map_or((t, ""), |(o, a)| (o, a)),
     };
-    let act = after.trim_start_matches(|c: char| c == ',' || c == ' ');
+    let act = after.trim_start_matches([',', ' ']);
     Some(Line::Cops { mode, oper: Some(oper), act: if act.is_empty() { None } else { num(act) } })
 }
 
