@@ -188,3 +188,78 @@ async fn the_pool_waits_a_bounded_time_for_a_busy_modem() {
     let mut again = tokio::time::timeout(LIMIT, pool::acquire(&s, QUEUE_WAIT)).await.unwrap().unwrap();
     assert!(!again.modem().broken);
 }
+
+const JOURNEY: &str = r#"
+name: modem-balance
+steps:
+  - name: dial
+    ussd:
+      via: modem
+      modem: {port: "PORT", pin: "4821", queue_wait: 5s}
+      service_code: "*384*7#"
+      phone: "+254700000100"
+      dialogue:
+        - expect: {contains: "1. My balance"}
+          end: false
+        - input: "1"
+          expect: {regex: "balance is KES [0-9,.]+"}
+          end: true
+"#;
+
+async fn play_against(script: Vec<(&'static str, &'static str)>) -> (crate::Trace, Vec<String>) {
+    let mut p = pty();
+    let peer = tokio::spawn(scripted(p.master.take().unwrap(), script));
+    let j =
+        crate::journey::parse_journey(&JOURNEY.replace("PORT", &p.path), "j.yaml", std::path::Path::new(".")).unwrap();
+    let profile = netem::profile::bundled("loopback").unwrap();
+    let t = tokio::time::timeout(LIMIT * 2, crate::play(&j, &crate::PlayOptions::new(profile, 7))).await.unwrap();
+    let (got, _port) = tokio::time::timeout(LIMIT, peer).await.expect("the script was played").unwrap();
+    (t, got)
+}
+
+const PIN_INIT: &[(&str, &str)] = &[
+    ("ATZ", "OK"),
+    ("ATE0", "OK"),
+    ("AT+CMEE=2", "OK"),
+    ("AT+CPIN?", "+CPIN: SIM PIN\r\nOK"),
+    ("AT+CPIN=\"4821\"", "OK"),
+    ("AT+CPIN?", "+CPIN: READY\r\nOK"),
+    ("AT+CSCS=\"GSM\"", "OK"),
+    ("AT+CUSD=1", "OK"),
+];
+
+#[tokio::test]
+async fn a_ussd_step_via_modem_plays_its_dialogue() {
+    let script = PIN_INIT
+        .iter()
+        .copied()
+        .chain([
+            ("AT+CUSD=1,\"*384*7#\",15", "OK\r\n+CUSD: 1,\"1. My balance\n2. Send money\",15"),
+            ("AT+CUSD=1,\"1\",15", "+CUSD: 0,\"Your balance is KES 1,000\",15\r\nOK"),
+        ])
+        .collect();
+    let (t, got) = play_against(script).await;
+    let json = serde_json::to_string_pretty(&t).unwrap();
+    assert_eq!(t.outcome, crate::Outcome::Ok, "{json}");
+    assert_eq!(got.len(), PIN_INIT.len() + 2);
+    assert!(json.contains("AT+CUSD=1,\\\"1\\\",15"), "every AT exchange is traced: {json}");
+    assert!(!json.contains("4821"), "the SIM PIN leaked: {json}");
+    assert!(!json.contains("254700000100"), "the number leaked: {json}");
+}
+
+#[tokio::test]
+async fn a_network_release_mid_dialogue_is_a_gateway_error() {
+    let script = PIN_INIT
+        .iter()
+        .copied()
+        .chain([
+            ("AT+CUSD=1,\"*384*7#\",15", "OK\r\n+CUSD: 1,\"1. My balance\",15"),
+            // Released by the network: nothing left to cancel.
+            ("AT+CUSD=1,\"1\",15", "OK\r\n+CUSD: 2"),
+        ])
+        .collect();
+    let (t, _) = play_against(script).await;
+    let f = t.failure.expect("a failure");
+    assert_eq!(f.outcome, crate::Outcome::GatewayError, "{f:?}");
+    assert!(f.message.contains("hop 2: the network released the session"), "{f:?}");
+}

@@ -12,7 +12,7 @@ use http::Method;
 use rand::RngExt;
 use tokio::time::{Instant, timeout};
 
-use super::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn};
+use super::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn, Via};
 use crate::{
     http::RequestSpec,
     outcome::{Failure, Outcome},
@@ -32,6 +32,9 @@ struct Gateway {
 }
 
 pub(super) async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
+    if u.via == Via::Modem {
+        return super::modem::run(u, ctx, rec).await;
+    }
     let url = parse_url(ctx, "ussd.url", &u.url)?;
     let events_url = match &u.events_url {
         Some(e) => Some(parse_url(ctx, "ussd.events_url", e)?),
@@ -173,7 +176,7 @@ impl Gateway {
 
 /// Checks one screen against the network's limit and the turn's expectations; `turns_left` is
 /// how many turns of the dialogue follow this one.
-fn check_screen(
+pub(super) fn check_screen(
     ctx: &Ctx<'_>,
     turn: &UssdTurn,
     screen: &Screen,
