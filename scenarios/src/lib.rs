@@ -11,6 +11,7 @@
 pub mod http;
 pub mod journey;
 pub mod mask;
+pub mod modem;
 pub mod outcome;
 pub mod player;
 pub mod polite;

@@ -88,6 +88,8 @@ pub fn import(src: &Source) -> Result<Journey, LoadError> {
         });
         let ussd = UssdStep {
             url: f.url.clone(),
+            via: crate::steps::ussd::Via::Gateway,
+            modem: None,
             dialect: DialectName::Africastalking,
             service_code: f.dial.text(),
             phone,

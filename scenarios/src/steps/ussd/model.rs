@@ -6,15 +6,24 @@ use serde::Deserialize;
 
 use crate::{
     journey::{Dur, Matcher},
+    modem::codec::Charset,
     ussd::DialectName,
 };
 
-/// A USSD dialogue, played as the gateway against the app's callback URL.
+/// A USSD dialogue, played as the gateway against the app's callback URL, or dialled from a SIM
+/// through a modem (`via: modem`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UssdStep {
-    /// The USSD application's callback URL.
+    /// The USSD application's callback URL: required for `via: gateway`, refused for `via: modem`
+    /// (empty when absent).
+    #[serde(default)]
     pub url: String,
+    /// `gateway` (default): play the gateway against `url`; `modem`: dial through `modem`.
+    #[serde(default)]
+    pub via: Via,
+    /// The modem to dial through (`via: modem` only).
+    pub modem: Option<ModemConfig>,
     /// `africastalking` (default), `hubtel`, `nalo` or `truroute`.
     #[serde(default)]
     pub dialect: DialectName,
@@ -34,6 +43,38 @@ pub struct UssdStep {
     pub session_timeout: Option<Dur>,
     /// Screens and inputs: the first entry is the answer to the dial itself.
     pub dialogue: Vec<UssdTurn>,
+}
+
+/// How a `ussd` step reaches the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    #[default]
+    Gateway,
+    Modem,
+}
+
+/// A modem's AT port, as a journey file writes it (docs/protocols/modem.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    /// A device path (`/dev/ttyUSB2`) or `tcp://host:port` (a networked serial server); templated.
+    pub port: String,
+    /// Serial speed (ignored over tcp); default 115200.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// The SIM PIN, entered when the SIM asks; write it as `{{ secrets.NAME }}`.
+    pub pin: Option<String>,
+    /// How the modem shows USSD strings: `gsm` (default), `ira`, `ucs2`, or `packed` (7-bit
+    /// packed as hex, many Huawei/Qualcomm modems).
+    #[serde(default)]
+    pub charset: Charset,
+    /// How long to wait for the modem while another journey uses it; default 30 s.
+    pub queue_wait: Option<Dur>,
+}
+
+fn default_baud() -> u32 {
+    115_200
 }
 
 /// One exchange: what the user types (none for the dial) and what the screen must show.

@@ -12,7 +12,7 @@ use http::Method;
 use rand::RngExt;
 use tokio::time::Instant;
 
-use super::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn};
+use super::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, UssdTurn, Via};
 use crate::{
     http::RequestSpec,
     outcome::{Failure, Outcome},
@@ -32,6 +32,9 @@ struct Gateway {
 }
 
 pub(super) async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> Result<Done, Failure> {
+    if u.via == Via::Modem {
+        return super::modem::run(u, ctx, rec).await;
+    }
     let url = parse_url(ctx, "ussd.url", &u.url)?;
     let events_url = match &u.events_url {
         Some(e) => Some(parse_url(ctx, "ussd.events_url", e)?),

@@ -49,3 +49,26 @@ fn every_entry_after_the_dial_needs_an_input_and_templates_are_checked() {
     let e = parse(&USSD.replace("phone: \"+254700000100\"", "phone: \"{{ who }}\"")).unwrap_err();
     assert!(e.contains("steps[0].ussd.phone: step `dial`: `{{ who }}` is not defined here"), "{e}");
 }
+
+#[test]
+fn via_modem_needs_a_modem_and_refuses_a_url() {
+    let modem = USSD.replace(
+        "      url: http://127.0.0.1:7700/ussd/at\n",
+        "      via: modem\n      modem: {port: /dev/ttyUSB2, pin: \"{{ secrets.sim_pin }}\", charset: packed}\n",
+    );
+    let e = parse(&modem).unwrap_err();
+    // The PIN's secret is checked like every template.
+    assert!(e.contains("modem.pin"), "{e}");
+    let ok = parse(&modem.replace(", pin: \"{{ secrets.sim_pin }}\"", "")).unwrap();
+    let Kind::Ussd(u) = &ok.steps[0].kind else { panic!() };
+    assert_eq!(u.via, super::Via::Modem);
+    assert_eq!(ok.steps[0].timeout, Duration::from_secs(215), "the queue wait counts in the step's timeout");
+    let e = parse(&modem.replace("      via: modem\n", "      via: modem\n      url: http://x/\n")).unwrap_err();
+    assert!(e.contains("remove `url` for `via: modem`"), "{e}");
+    let e = parse(&USSD.replace("      url: http://127.0.0.1:7700/ussd/at\n", "      via: modem\n")).unwrap_err();
+    assert!(e.contains("`via: modem` needs a `modem:` block"), "{e}");
+    let e = parse(&USSD.replace("      url: http://127.0.0.1:7700/ussd/at\n", "")).unwrap_err();
+    assert!(e.contains("needs the app's callback URL"), "{e}");
+    let e = parse(&modem.replace("charset: packed", "charset: packed, baud: 1234")).unwrap_err();
+    assert!(e.contains("1234 is not a standard rate"), "{e}");
+}
