@@ -104,3 +104,42 @@ async fn starts_and_prints_each_service_url() {
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s").unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn the_modem_flags_start_an_emulator_that_shares_the_faults() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--modem-pty", "--fault", "modem:no_signal=true", "--log", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("Ctrl-C");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("the banner within 20 s");
+    let text = printed.join("\n");
+    let pts =
+        printed.iter().find_map(|l| l.strip_prefix("modem: ")).unwrap_or_else(|| panic!("no modem line:\n{text}"));
+    assert!(pts.starts_with("/dev/pts/"), "{text}");
+    let base = printed[0].rsplit(' ').next().unwrap().to_owned();
+    let faults = common::Http::default().get(&format!("{base}/admin/faults")).await.json();
+    assert_eq!(faults["modem"]["no_signal"], true, "{faults}");
+
+    let out = Command::new(BIN).args(["--modem-profile", "nokia"]).output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quectel, simcom or huawei"));
+    let out =
+        Command::new(BIN).args(["--listen", "127.0.0.1:0", "--modem-pty", "--modem-listen", "127.0.0.1:0"]).output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out).await.expect("exits").unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pick one"));
+    child.kill().await.unwrap();
+}
