@@ -8,7 +8,8 @@
 //! Daraja fails every STK push (payments and checkouts fail) and its USSD app slows down; ten
 //! minutes later both recover. The page alerts fire within a minute or two of the incident and
 //! resolve once the failures leave the 30-minute window of the slower page condition, about 47
-//! simulated minutes in. Every number in the table comes from the aggregator's JSON API (the same
+//! simulated minutes in. Meanwhile, from minute 7 to 11, Kampala's GSM modem (an emulator on a
+//! pty) loses its signal: the status page shows the site's radio down, apart from any outage. Every number in the table comes from the aggregator's JSON API (the same
 //! as its status page) and, for skipped runs, from each prober's `/metrics`.
 
 use std::{
@@ -107,6 +108,11 @@ const INCIDENT_AT: Duration = Duration::from_secs(5 * 60);
 const RECOVERY_AT: Duration = Duration::from_secs(15 * 60);
 /// The region the incident hits.
 const STORY_REGION: &str = "dar";
+/// Meanwhile Kampala's modem loses its signal for a while: the site's radio is down, which the
+/// aggregator tells apart from an outage of USSD.
+const RADIO_LOST_AT: Duration = Duration::from_secs(7 * 60);
+const RADIO_BACK_AT: Duration = Duration::from_secs(11 * 60);
+const RADIO_REGION: &str = "kampala";
 
 pub async fn run(args: DemoArgs, log_filter: &str) -> anyhow::Result<()> {
     let (data_dir, temporary) = match &args.data_dir {
@@ -149,6 +155,14 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
     ];
     for (e, sb) in &fleet.sandboxes {
         header.push(format!("  sandbox {:<8}{}/admin/faults   ({}, {})", e.region, sb.base_url(), e.id, e.profile));
+    }
+    for (e, m) in &fleet.modems {
+        header.push(format!(
+            "  modem {:<10}{}   ({}'s GSM modem, emulated; faults: service `modem`)",
+            e.region,
+            m.port(),
+            e.id
+        ));
     }
     header.push(format!("  data          {}   log {}", data_dir.display(), log_path.display()));
     header.push(format!(
@@ -219,11 +233,34 @@ async fn run_in(args: &DemoArgs, data_dir: &Path, log_path: &Path) -> anyhow::Re
 struct Story {
     enabled: bool,
     act: Act,
+    /// Kampala's modem: 0 signal, 1 lost, 2 back.
+    radio: u8,
 }
 
 impl Story {
     fn new(enabled: bool) -> Story {
-        Story { enabled, act: if enabled { Act::Healthy } else { Act::Free } }
+        Story { enabled, act: if enabled { Act::Healthy } else { Act::Free }, radio: 0 }
+    }
+
+    /// Kampala's radio sub-plot: the modem loses its signal, then finds it again.
+    fn radio(&mut self, fleet: &Fleet, sim: Duration, out: &mut Vec<String>) -> anyhow::Result<()> {
+        let Some(sb) = fleet.sandbox(RADIO_REGION) else { return Ok(()) };
+        if fleet.modem(RADIO_REGION).is_none() {
+            return Ok(());
+        }
+        if self.radio == 0 && sim >= RADIO_LOST_AT {
+            sb.faults().set(Service::Modem, Fault { no_signal: true, ..Default::default() })?;
+            self.radio = 1;
+            out.push(format!(
+                "STORY {RADIO_REGION}'s modem loses its signal: the site's radio is down (status page), not an outage of USSD"
+            ));
+        }
+        if self.radio == 1 && sim >= RADIO_BACK_AT {
+            sb.faults().clear_service(Service::Modem);
+            self.radio = 2;
+            out.push(format!("STORY {RADIO_REGION}'s modem has its signal back"));
+        }
+        Ok(())
     }
 
     /// Moves to the act simulated time `sim` calls for, injecting or clearing faults; `calm`: a
@@ -233,6 +270,7 @@ impl Story {
         if !self.enabled {
             return Ok(out);
         }
+        self.radio(fleet, sim, &mut out)?;
         let Some(sb) = fleet.sandbox(STORY_REGION) else { bail!("no sandbox for region {STORY_REGION}") };
         if self.act == Act::Healthy && sim >= INCIDENT_AT {
             sb.faults().set(Service::Daraja, Fault { error_rate: 1.0, ..Default::default() })?;

@@ -31,7 +31,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use prober::agent::{self, Control, clock::Clock};
-use sandbox::{Sandbox, SandboxHandle};
+use sandbox::{
+    Sandbox, SandboxHandle,
+    modem::{Emulator, EmulatorHandle, ModemConfig},
+};
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 
 /// One edge site.
@@ -44,6 +47,9 @@ pub struct Edge {
     /// The region's own payment journeys, run besides [`COMMON_JOURNEYS`]: the rails its shoppers
     /// pay with.
     pub local: &'static [&'static str],
+    /// The edge dials USSD through a GSM modem too (the sandbox's emulator on a pty, its network
+    /// side the region's sandbox).
+    pub modem: bool,
 }
 
 impl Edge {
@@ -58,19 +64,25 @@ impl Edge {
     }
 }
 
-/// Nairobi on urban 4G, Kampala on 3G (with MTN MoMo and Airtel Money), Dar es Salaam on slow 3G
-/// (with Vodacom M-Pesa through the OpenAPI).
+/// Nairobi on urban 4G, Kampala on 3G (with MTN MoMo and Airtel Money, and a GSM modem it dials
+/// USSD through), Dar es Salaam on slow 3G (with Vodacom M-Pesa through the OpenAPI).
 pub const EDGES: [Edge; 3] = [
-    Edge { id: "nbo-1", region: "nairobi", profile: "ea-4g-urban", local: &[] },
-    Edge { id: "kla-1", region: "kampala", profile: "ea-3g", local: &["checkout-momo", "airtel-collect"] },
-    Edge { id: "dar-1", region: "dar", profile: "ea-3g-slow", local: &["checkout-mpesa-tz"] },
+    Edge { id: "nbo-1", region: "nairobi", profile: "ea-4g-urban", local: &[], modem: false },
+    Edge {
+        id: "kla-1",
+        region: "kampala",
+        profile: "ea-3g",
+        local: &["checkout-momo", "airtel-collect", "ussd-balance-modem"],
+        modem: true,
+    },
+    Edge { id: "dar-1", region: "dar", profile: "ea-3g-slow", local: &["checkout-mpesa-tz"], modem: false },
 ];
 
 /// The journeys every edge runs (the storyline's incident is in Dar's checkout-mpesa).
 pub const COMMON_JOURNEYS: [&str; 4] = ["ussd-balance", "ussd-send-money", "mpesa-stk-push", "checkout-mpesa"];
 
 /// The bundled journeys: (file name, text).
-pub const JOURNEYS: [(&str, &str); 7] = [
+pub const JOURNEYS: [(&str, &str); 8] = [
     ("ussd-balance.yaml", include_str!("../scenarios/ussd-balance.yaml")),
     ("ussd-send-money.yaml", include_str!("../scenarios/ussd-send-money.yaml")),
     ("mpesa-stk-push.yaml", include_str!("../scenarios/mpesa-stk-push.yaml")),
@@ -78,6 +90,7 @@ pub const JOURNEYS: [(&str, &str); 7] = [
     ("checkout-momo.yaml", include_str!("../scenarios/checkout-momo.yaml")),
     ("airtel-collect.yaml", include_str!("../scenarios/airtel-collect.yaml")),
     ("checkout-mpesa-tz.yaml", include_str!("../scenarios/checkout-mpesa-tz.yaml")),
+    ("ussd-balance-modem.yaml", include_str!("../scenarios/ussd-balance-modem.yaml")),
 ];
 
 /// The sandbox's public test values the journeys read by `file:secrets/…` (not secrets; see
@@ -176,6 +189,8 @@ pub struct Prober {
 pub struct Fleet {
     /// One per edge, in the order of [`FleetOptions::edges`].
     pub sandboxes: Vec<(Edge, SandboxHandle)>,
+    /// The modem emulators of the edges that have one ([`Edge::modem`]).
+    pub modems: Vec<(Edge, EmulatorHandle)>,
     pub probers: Vec<Prober>,
     aggregator: aggregator::Server,
     prober_clock: Clock,
@@ -203,6 +218,7 @@ impl Fleet {
         let prober_clock = Clock::scaled(origin_ms, anchor, opts.speed);
 
         let mut sandboxes = Vec::new();
+        let mut modems = Vec::new();
         for (i, e) in opts.edges.iter().enumerate() {
             let cfg = sandbox::Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -211,6 +227,17 @@ impl Fleet {
                 ..Default::default()
             };
             let sb = Sandbox::start(cfg).await.with_context(|| format!("starting the {} sandbox", e.region))?;
+            if e.modem {
+                // The modem's network is the region's sandbox: its faults (service `modem`) and
+                // its SMS centre, where the payment emulations send their confirmations.
+                let cfg = ModemConfig {
+                    faults: Some(sb.faults().clone()),
+                    sms: Some(sb.sms().clone()),
+                    ..Default::default()
+                };
+                let m = Emulator::start_pty(cfg).await.with_context(|| format!("starting the {} modem", e.region))?;
+                modems.push((*e, m));
+            }
             sandboxes.push((*e, sb));
         }
 
@@ -242,7 +269,15 @@ impl Fleet {
             let prober = loop {
                 attempt += 1;
                 let listen = free_loopback_port().context("finding a port for a prober's /metrics")?;
-                let yaml = edge_yaml(&opts, e, &journeys, sb.base_url(), &agg_url, listen);
+                let modem_port = modems.iter().find(|(m, _)| m.id == e.id).map(|(_, m)| m.port());
+                let yaml = edge_yaml(
+                    &opts,
+                    e,
+                    &journeys,
+                    Targets { sandbox: sb.base_url(), modem: modem_port },
+                    &agg_url,
+                    listen,
+                );
                 let path = edge_dir.join("edge.yaml");
                 std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
                 let cfg = agent::config::parse(&yaml, &path.display().to_string(), &edge_dir, &path)
@@ -263,7 +298,7 @@ impl Fleet {
             };
             probers.push(prober);
         }
-        Ok(Fleet { sandboxes, probers, aggregator, prober_clock, speed: opts.speed, data_dir: opts.data_dir })
+        Ok(Fleet { sandboxes, modems, probers, aggregator, prober_clock, speed: opts.speed, data_dir: opts.data_dir })
     }
 
     /// The aggregator's base URL (JSON API under `/api/v1/`, `/status`, `/metrics`).
@@ -274,6 +309,11 @@ impl Fleet {
     /// The sandbox of `region`.
     pub fn sandbox(&self, region: &str) -> Option<&SandboxHandle> {
         self.sandboxes.iter().find(|(e, _)| e.region == region).map(|(_, s)| s)
+    }
+
+    /// The modem emulator of `region`, if its edge has one.
+    pub fn modem(&self, region: &str) -> Option<&EmulatorHandle> {
+        self.modems.iter().find(|(e, _)| e.region == region).map(|(_, m)| m)
     }
 
     /// Simulated now (Unix ms), as the aggregator and the probers read it.
@@ -310,6 +350,9 @@ impl Fleet {
         }
         if let Err(e) = self.aggregator.shutdown().await {
             first.get_or_insert(anyhow::anyhow!("closing the aggregator's store: {e}"));
+        }
+        for (_, m) in self.modems {
+            m.shutdown().await;
         }
         for (_, sb) in self.sandboxes {
             sb.shutdown().await;
@@ -418,8 +461,17 @@ fn aggregator_yaml(opts: &FleetOptions) -> String {
 }
 
 /// A journey's variables pointing it at a region's sandbox, as YAML flow text.
-fn variables(journey: &str, sandbox: &str) -> String {
+/// What an edge's journeys reach: its region's sandbox, and its modem's AT port if it has one.
+#[derive(Debug, Clone, Copy)]
+struct Targets<'a> {
+    sandbox: &'a str,
+    modem: Option<&'a str>,
+}
+
+fn variables(journey: &str, t: Targets<'_>) -> String {
+    let sandbox = t.sandbox;
     match journey {
+        "ussd-balance-modem" => format!("{{modem_port: \"{}\"}}", t.modem.unwrap_or("/dev/ttyUSB2")),
         "ussd-balance" | "ussd-send-money" => {
             format!("{{ussd_url: \"{sandbox}/ussd/at\", events_url: \"{sandbox}/ussd/at/events\"}}")
         }
@@ -437,7 +489,7 @@ fn edge_yaml(
     opts: &FleetOptions,
     e: &Edge,
     journeys: &Path,
-    sandbox: &str,
+    targets: Targets<'_>,
     aggregator: &str,
     listen: SocketAddr,
 ) -> String {
@@ -445,7 +497,7 @@ fn edge_yaml(
     let (every, limit) = (millis(opts.journey_interval), millis(opts.journey_timeout));
     let mut list = String::new();
     for name in e.journeys() {
-        let vars = variables(name, sandbox);
+        let vars = variables(name, targets);
         list += &format!(
             "  - file: \"{j}/{name}.yaml\"\n    interval: {every}\n    timeout: {limit}\n    variables: {vars}\n"
         );
@@ -497,7 +549,7 @@ mod tests {
                 &opts,
                 &e,
                 &journeys,
-                "http://127.0.0.1:1",
+                Targets { sandbox: "http://127.0.0.1:1", modem: e.modem.then_some("/dev/pts/99") },
                 "http://127.0.0.1:2",
                 "127.0.0.1:3".parse().unwrap(),
             );
