@@ -92,6 +92,7 @@ pub fn import(src: &Source) -> Result<Journey, LoadError> {
             modem: None,
             dialect: DialectName::Africastalking,
             service_code: f.dial.text(),
+            dial: None,
             phone,
             network_code: Some("99999".into()),
             events_url: None,

@@ -14,8 +14,11 @@ pub use dialects::{AfricasTalking, DialectName, Hubtel, Nalo, TruRoute, dialect}
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: String,
-    /// What the subscriber dialled, e.g. `*384*7#`, or a direct dial such as `*384*7*1#`.
+    /// The service's code, e.g. `*384*7#`.
     pub service_code: String,
+    /// What the subscriber dialled: the code itself, or a direct dial that carries inputs after
+    /// it (`*384*7*1#`).
+    pub dial: String,
     /// E.164 with `+`.
     pub phone: String,
     pub network_code: String,
@@ -30,6 +33,25 @@ impl Session {
     pub fn hop(&self) -> usize {
         self.inputs.len() + 1
     }
+
+    /// The inputs a direct dial carries after the service code (`*384*7*1#` → `1`).
+    pub fn dialled_inputs(&self) -> Vec<&str> {
+        direct_inputs(&self.service_code, &self.dial).unwrap_or_default()
+    }
+}
+
+/// The inputs `dial` carries after `service_code`: `Some([])` for the code itself, `Some(["1"])`
+/// for `*384*7*1#` after `*384*7#`, `None` when `dial` is not a dial of that code.
+pub fn direct_inputs<'a>(service_code: &str, dial: &'a str) -> Option<Vec<&'a str>> {
+    if dial == service_code {
+        return Some(Vec::new());
+    }
+    let rest = dial.strip_prefix(service_code.strip_suffix('#')?)?.strip_prefix('*')?.strip_suffix('#')?;
+    let parts: Vec<&str> = rest.split('*').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    Some(parts)
 }
 
 /// An HTTP request body for one hop.
@@ -116,6 +138,16 @@ fn gsm7_septets(c: char) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_dial_is_the_code_and_then_inputs() {
+        assert_eq!(direct_inputs("*384*7#", "*384*7#"), Some(vec![]));
+        assert_eq!(direct_inputs("*384*7#", "*384*7*1#"), Some(vec!["1"]));
+        assert_eq!(direct_inputs("*384*7#", "*384*7*2*0712345678#"), Some(vec!["2", "0712345678"]));
+        for bad in ["*384*77#", "*384*7*#", "*384*7**1#", "*144#", "*384*7*1"] {
+            assert_eq!(direct_inputs("*384*7#", bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn screen_capacity_follows_gsm7_and_ucs2() {

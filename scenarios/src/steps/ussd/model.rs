@@ -27,8 +27,12 @@ pub struct UssdStep {
     /// `africastalking` (default), `hubtel`, `nalo` or `truroute`.
     #[serde(default)]
     pub dialect: DialectName,
-    /// What the subscriber dials, e.g. `*384*7#`, or a direct dial such as `*384*7*1#`.
+    /// The service's code, e.g. `*384*7#`.
     pub service_code: String,
+    /// What the subscriber dials, when it is not the bare code: a direct dial that carries the
+    /// first inputs after the code (`*384*7*1#`). The first dialogue entry is then the screen
+    /// those inputs lead to.
+    pub dial: Option<String>,
     /// The subscriber's number (E.164, e.g. +254700000100).
     pub phone: String,
     /// MCC+MNC of the subscriber's network (Africa's Talking `networkCode`, Hubtel `Operator`,

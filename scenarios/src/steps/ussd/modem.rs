@@ -25,6 +25,10 @@ pub(super) async fn run(u: &UssdStep, ctx: &mut Ctx<'_>, rec: &mut Recorder) -> 
     let phone = ctx.render("ussd.phone", &u.phone)?;
     ctx.hide_number(&phone);
     let code = ctx.render("ussd.service_code", &u.service_code)?;
+    let code = match &u.dial {
+        Some(d) => super::run::dial_of(ctx, &code, d)?,
+        None => code,
+    };
     ctx.polite.msisdn(&phone, rec).await;
     let wait = u.modem.as_ref().and_then(|m| m.queue_wait).map_or(QUEUE_WAIT, |d| d.get());
     let mut lease = pool::acquire(&spec, wait).await.map_err(|e| failure(ctx, "modem", &e))?;

@@ -17,7 +17,7 @@ use crate::{
     http::RequestSpec,
     outcome::{Failure, Outcome},
     steps::{Ctx, Done, Final, Recorder, exchange_within, human},
-    ussd::{Dialect, HopRequest, Release, Screen, Session, dialect, dialects::EndEvent, screen_capacity},
+    ussd::{Dialect, HopRequest, Release, Screen, Session, dialect, dialects::EndEvent, direct_inputs, screen_capacity},
 };
 
 /// One session as the gateway plays it: where it sends hops and events, and what it has seen.
@@ -89,9 +89,14 @@ fn new_session(u: &UssdStep, ctx: &mut Ctx<'_>) -> Result<Session, Failure> {
     let phone = ctx.render("ussd.phone", &u.phone)?;
     ctx.hide_number(&phone);
     let d = dialect(u.dialect);
+    let code = ctx.render("ussd.service_code", &u.service_code)?;
     Ok(Session {
         id: d.session_id(ctx.rng.random::<u128>()),
-        service_code: ctx.render("ussd.service_code", &u.service_code)?,
+        service_code: code.clone(),
+        dial: match &u.dial {
+            Some(d) => dial_of(ctx, &code, d)?,
+            None => code,
+        },
         phone,
         network_code: u.network_code.clone().unwrap_or_else(|| d.default_network().to_owned()),
         inputs: Vec::new(),
@@ -223,6 +228,18 @@ pub(super) fn check_screen(
         return fail(format!("the app ended the session, but the dialogue has {turns_left} more turn(s)"));
     }
     Ok(())
+}
+
+/// The rendered `dial:`, checked to be a dial of `code` (it may come from a variable).
+pub(super) fn dial_of(ctx: &Ctx<'_>, code: &str, dial: &str) -> Result<String, Failure> {
+    let d = ctx.render("ussd.dial", dial)?;
+    if direct_inputs(code, &d).is_none() {
+        return Err(Failure::new(
+            Outcome::AssertionFailed,
+            format!("ussd.dial: `{}` is not a dial of the service code `{code}` (e.g. `{}1#`)", ctx.mask(&d), code.trim_end_matches('#').to_owned() + "*"),
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_url(ctx: &Ctx<'_>, field: &str, text: &str) -> Result<url::Url, Failure> {

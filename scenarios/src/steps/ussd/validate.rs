@@ -14,6 +14,14 @@ pub(super) fn validate(u: &UssdStep) -> Result<(), FieldError> {
     if let Some(i) = u.dialogue.iter().skip(1).position(|t: &UssdTurn| t.input.is_none()) {
         return Err((format!("dialogue[{}]", i + 1), "every entry after the first needs an input".into()));
     }
+    if let Some(d) = &u.dial
+        && !d.contains("{{")
+        && !u.service_code.contains("{{")
+        && crate::ussd::direct_inputs(&u.service_code, d).is_none()
+    {
+        let example = format!("{}*1#", u.service_code.trim_end_matches('#'));
+        return Err(("dial".into(), format!("`{d}` is not a dial of `{}`: a direct dial is the code, then `*` and inputs, e.g. `{example}`", u.service_code)));
+    }
     if let Some(code) = &u.network_code
         && let Err(why) = dialect(u.dialect).check_network(code)
     {
@@ -60,6 +68,7 @@ const BAUDS: [u32; 8] = [9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 9
 
 pub(super) fn templates(u: &UssdStep) -> Vec<(String, String)> {
     let mut t = vec![("service_code".to_owned(), u.service_code.clone()), ("phone".to_owned(), u.phone.clone())];
+    t.extend(u.dial.iter().map(|d| ("dial".to_owned(), d.clone())));
     if !u.url.is_empty() {
         t.push(("url".to_owned(), u.url.clone()));
     }

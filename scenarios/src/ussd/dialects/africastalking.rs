@@ -20,7 +20,10 @@ impl Dialect for AfricasTalking {
     }
 
     fn request(&self, s: &Session, _input: Option<&str>) -> HopRequest {
-        let text = s.inputs.join("*");
+        // A direct dial's inputs come first, as if typed (Africa's Talking's `text`).
+        let mut all = s.dialled_inputs();
+        all.extend(s.inputs.iter().map(String::as_str));
+        let text = all.join("*");
         let body = serde_urlencoded::to_string([
             ("sessionId", s.id.as_str()),
             ("serviceCode", s.service_code.as_str()),
@@ -77,7 +80,11 @@ impl EndEvent<'_> {
             ("durationInMillis", self.duration_ms.to_string()),
             ("hopsCount", self.hops.to_string()),
             ("hopsMetadata", String::new()),
-            ("input", s.inputs.join("*")),
+            ("input", {
+                let mut all = s.dialled_inputs();
+                all.extend(s.inputs.iter().map(String::as_str));
+                all.join("*")
+            }),
             ("lastAppResponse", self.last_app_response.to_owned()),
         ];
         if let Some(e) = self.error_message {
@@ -95,6 +102,7 @@ mod tests {
         Session {
             id: "ATUid_1".into(),
             service_code: "*384*7#".into(),
+            dial: "*384*7#".into(),
             phone: "+254700000100".into(),
             network_code: "63902".into(),
             inputs: inputs.iter().map(|s| s.to_string()).collect(),

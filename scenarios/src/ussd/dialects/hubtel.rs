@@ -1,8 +1,8 @@
 //! Hubtel Programmable Services: JSON both ways, the current input only, `Type` says whether the
 //! session goes on (docs/protocols/ussd.md §3).
 //!
-//! Requests carry `ServiceCode` without its `*`/`#` (`384*7*1` for a direct dial `*384*7*1#`)
-//! and, on initiation, the whole dialled string as `Message`; `Type` is lower case. Replies are
+//! Requests carry the service's `ServiceCode` without its `*`/`#` (`384*7` for `*384*7#`, also
+//! when the subscriber dials `*384*7*1#`) and, on initiation, what was dialled as `Message`; `Type` is lower case. Replies are
 //! held to what Hubtel accepts: `Type` exactly `response` or `release`, and `Message`, `Label`,
 //! `DataType` and `FieldType` present with documented values, or Hubtel shows the subscriber
 //! "invalid response" (error UUE).
@@ -53,7 +53,7 @@ impl Dialect for Hubtel {
 
     fn request(&self, s: &Session, input: Option<&str>) -> HopRequest {
         let (kind, message) = match input {
-            None => ("initiation", s.service_code.as_str()),
+            None => ("initiation", s.dial.as_str()),
             Some(i) => ("response", i),
         };
         HopRequest { content_type: "application/json", body: body(s, kind, message) }
@@ -123,7 +123,8 @@ mod tests {
     fn session(dial: &str) -> Session {
         Session {
             id: Hubtel.session_id(0x3c79_6dac_2817_4f73_9de4_262d_0840_9c51),
-            service_code: dial.into(),
+            service_code: "*384*7#".into(),
+            dial: dial.into(),
             phone: "+233240000100".into(),
             network_code: "62002".into(),
             inputs: vec![],
@@ -137,7 +138,7 @@ mod tests {
         assert_eq!(s.id, "3c796dac28174f739de4262d08409c51");
         let v: serde_json::Value = serde_json::from_str(&Hubtel.request(&s, None).body).unwrap();
         assert_eq!(v["Type"], "initiation");
-        assert_eq!(v["ServiceCode"], "384*7*1");
+        assert_eq!(v["ServiceCode"], "384*7");
         assert_eq!(v["Message"], "*384*7*1#");
         assert_eq!(v["Operator"], "vodafone");
         assert_eq!((v["Mobile"].as_str(), v["Sequence"].as_u64()), (Some("233240000100"), Some(1)));

@@ -75,7 +75,7 @@ fn check_ghana(gateway: &str, mcc_mnc: &str) -> Result<(), String> {
     }
 }
 
-/// `*384*7*1#` → `384*7*1`: a dial string without its leading `*`s and trailing `#`.
+/// `*384*7#` → `384*7`: a code without its leading `*`s and trailing `#`.
 fn bare_code(dial: &str) -> &str {
     dial.trim_start_matches('*').trim_end_matches('#')
 }

@@ -46,7 +46,7 @@ impl Dialect for Nalo {
         let body = json!({
             "USERID": "savanna-pulse",
             "MSISDN": s.phone.trim_start_matches('+'),
-            "USERDATA": input.unwrap_or(&s.service_code),
+            "USERDATA": input.unwrap_or(&s.dial),
             "MSGTYPE": input.is_none(),
             "NETWORK": ghana(&s.network_code).map_or("MTN", |g| g.2),
             "SESSIONID": s.id,
@@ -71,7 +71,8 @@ mod tests {
     fn msgtype_marks_the_first_request_and_continuation() {
         let s = Session {
             id: Nalo.session_id(u128::MAX),
-            service_code: "*384*7*1#".into(),
+            service_code: "*384*7#".into(),
+            dial: "*384*7*1#".into(),
             phone: "+233240000100".into(),
             network_code: "62003".into(),
             inputs: vec![],

@@ -27,7 +27,7 @@ impl Dialect for TruRoute {
 
     fn request(&self, s: &Session, input: Option<&str>) -> HopRequest {
         match input {
-            None => document(s, INITIATION, &s.service_code),
+            None => document(s, INITIATION, &s.dial),
             Some(i) => document(s, RESPONSE, i),
         }
     }
@@ -93,6 +93,7 @@ mod tests {
         Session {
             id: TruRoute.session_id(42),
             service_code: "*384*7#".into(),
+            dial: "*384*7#".into(),
             phone: "+265888000100".into(),
             network_code: "65001".into(),
             inputs: vec![],
