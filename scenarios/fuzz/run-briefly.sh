@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-20}"
-for target in journey_loader ussd_replies daraja_bodies momo_bodies airtel_bodies mpesa_tz_bodies; do
+for target in journey_loader ussd_replies daraja_bodies momo_bodies airtel_bodies mpesa_tz_bodies at_line; do
   echo "== $target (${secs}s)"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" --fuzz-dir fuzz -- -max_total_time="$secs" 2>&1 | grep -E "^Done|ERROR|panicked" || true
 done

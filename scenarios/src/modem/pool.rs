@@ -39,6 +39,46 @@ impl Drop for Lease {
     }
 }
 
+/// The last reading of each modem, for when a journey holds it.
+static LAST_HEALTH: LazyLock<parking_lot::Mutex<HashMap<String, report::RadioHealth>>> =
+    LazyLock::new(Default::default);
+
+/// How long a health reading waits for a modem a journey holds.
+const HEALTH_WAIT: Duration = Duration::from_secs(2);
+
+/// The modem's radio, for the edge agent's heartbeat. It takes the modem briefly: when a journey
+/// holds it, the last reading is returned as it was (its `read_at_ms` says when), or, with none,
+/// a reading whose error is `busy`.
+pub async fn radio_health(spec: &ModemSpec) -> report::RadioHealth {
+    let label = spec.label();
+    let lease = acquire(spec, HEALTH_WAIT).await;
+    let h = match lease {
+        Ok(mut l) => l.modem().radio_health(&label).await,
+        Err(ModemError::Busy { .. }) => {
+            if let Some(h) = LAST_HEALTH.lock().get(&spec.port) {
+                return h.clone();
+            }
+            unread(label, "busy")
+        }
+        Err(ModemError::Port { .. }) => unread(label, "port_error"),
+        Err(ModemError::Timeout { .. }) => unread(label, "no_answer"),
+        Err(e) => unread(label, &e.to_string()),
+    };
+    LAST_HEALTH.lock().insert(spec.port.clone(), h.clone());
+    h
+}
+
+fn unread(modem: String, error: &str) -> report::RadioHealth {
+    report::RadioHealth {
+        modem,
+        registration: "unknown".into(),
+        sim: "unknown".into(),
+        read_at_ms: chrono::Utc::now().timestamp_millis(),
+        error: error.to_owned(),
+        ..report::RadioHealth::default()
+    }
+}
+
 fn slot(port: &str) -> Slot {
     POOL.lock().entry(port.to_owned()).or_default().clone()
 }

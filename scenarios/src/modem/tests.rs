@@ -263,3 +263,26 @@ async fn a_network_release_mid_dialogue_is_a_gateway_error() {
     assert_eq!(f.outcome, crate::Outcome::GatewayError, "{f:?}");
     assert!(f.message.contains("hop 2: the network released the session"), "{f:?}");
 }
+
+#[tokio::test]
+async fn radio_health_reads_the_radio() {
+    let mut p = pty();
+    let peer = tokio::spawn(scripted(
+        p.master.take().unwrap(),
+        with_init(&[
+            ("AT+CPIN?", "+CPIN: READY\r\nOK"),
+            ("AT+CSQ", "+CSQ: 20,99\r\nOK"),
+            ("AT+CREG?", "+CREG: 0,1\r\nOK"),
+            ("AT+CEREG?", "ERROR"),
+            ("AT+COPS=3,0", "OK"),
+            ("AT+COPS?", "+COPS: 0,0,\"Safaricom\",2\r\nOK"),
+            ("AT+CESQ", "+CME ERROR: operation not supported"),
+        ]),
+    ));
+    let h = tokio::time::timeout(LIMIT, pool::radio_health(&spec(&p.path, None))).await.unwrap();
+    let (_got, _port) = tokio::time::timeout(LIMIT, peer).await.unwrap().unwrap();
+    assert_eq!(h.signal_dbm, Some(-73));
+    assert_eq!((h.registration.as_str(), h.sim.as_str()), ("home", "ready"));
+    assert_eq!((h.operator.as_str(), h.access.as_str(), h.error.as_str()), ("Safaricom", "utran", ""));
+    assert!(h.is_up());
+}
