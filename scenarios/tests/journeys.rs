@@ -306,7 +306,7 @@ steps:
 
         // A direct dial carries its first input: the gateway sends what was dialled.
         let direct = format!(
-            "name: direct\nsteps:\n  - name: balance\n    ussd:\n      url: BASE/ussd/{dialect}\n      dialect: {dialect}\n      service_code: \"*384*7*1#\"\n      phone: \"{phone}\"\n      dialogue:\n        - expect: {{contains: \"balance is KES\"}}\n          end: true\n"
+            "name: direct\nsteps:\n  - name: balance\n    ussd:\n      url: BASE/ussd/{dialect}\n      dialect: {dialect}\n      service_code: \"*384*7#\"\n      dial: \"*384*7*1#\"\n      phone: \"{phone}\"\n      dialogue:\n        - expect: {{contains: \"balance is KES\"}}\n          end: true\n"
         );
         let t = run(&inline(&direct, sb.base_url()), "loopback").await;
         assert_eq!(t.outcome, Outcome::Ok, "{dialect} direct dial: {}", explain(&t));

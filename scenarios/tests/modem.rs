@@ -84,7 +84,7 @@ steps:
 async fn a_direct_dial_goes_through_the_modem() {
     let modem = emulator(Family::Quectel).await;
     let src = BALANCE
-        .replace("\"*384*7#\"", "\"*384*7*1#\"")
+        .replace("service_code: \"*384*7#\"", "service_code: \"*384*7#\"\n      dial: \"*384*7*1#\"")
         .replace("        - expect: {contains: \"1. My balance\"}\n        - input: \"1\"\n", "        -\n");
     let t = run(&inline(&src, modem.port())).await;
     assert_eq!(t.outcome, Outcome::Ok, "{}", explain(&t));

@@ -38,11 +38,11 @@ async fn app() -> Result<(Child, String), String> {
     }
 }
 
-async fn dial(base: &str, dialect: &str, code: &str, inputs: &[&str], phone: &str) -> Trace {
+async fn dial(base: &str, dialect: &str, dialled: &str, inputs: &[&str], phone: &str) -> Trace {
     let mut src = format!(
-        "name: interop\nsteps:\n  - name: s\n    ussd:\n      url: \"{base}/{path}\"\n      dialect: {dialect}\n      service_code: \"{code}\"\n      phone: \"{phone}\"\n      dialogue:\n        - expect: {{contains: \"{first}\"}}\n",
+        "name: interop\nsteps:\n  - name: s\n    ussd:\n      url: \"{base}/{path}\"\n      dialect: {dialect}\n      service_code: \"*384*7#\"\n      dial: \"{dialled}\"\n      phone: \"{phone}\"\n      dialogue:\n        - expect: {{contains: \"{first}\"}}\n",
         path = if dialect == "africastalking" { "at" } else { dialect },
-        first = if inputs.is_empty() && code.ends_with("*1#") { "balance is KES" } else { "1. My balance" },
+        first = if dialled.ends_with("*1#") { "balance is KES" } else { "1. My balance" },
     );
     for i in inputs {
         src += &format!(
@@ -68,19 +68,24 @@ async fn a_ussd_builder_app_understands_what_each_gateway_dialect_sends() {
         let t = dial(&base, dialect, "*384*7#", &["1"], phone).await;
         assert_eq!(t.outcome, Outcome::Ok, "{dialect}: {}", explain(&t));
     }
+    // Africa's Talking's `text` carries a direct dial's inputs: the balance at once.
+    let t = dial(&base, "africastalking", "*384*7*1#", &[], "+254700000100").await;
+    assert_eq!(t.outcome, Outcome::Ok, "africastalking direct dial: {}", explain(&t));
     // (Not a Nalo direct dial: ussd-builder 1.3.2 takes Nalo's whole first USERDATA as the
     // service code, so any dial opens its start screen.)
 
     // Hubtel: the framework found its route from our ServiceCode and Message (the first screen
     // for the bare code, the balance for a direct dial), but its reply lacks what Hubtel
     // requires, so the prober fails the hop as Hubtel would.
-    for (code, screen) in [("*384*7#", "1. My balance"), ("*384*7*1#", "balance is KES")] {
+    for (code, screen, kind) in [("*384*7#", "1. My balance", "Response"), ("*384*7*1#", "balance is KES", "Release")] {
         let t = dial(&base, "hubtel", code, &[], "+233240000100").await;
         assert_eq!(t.outcome, Outcome::GatewayError, "hubtel {code}: {}", explain(&t));
         let f = t.failure.as_ref().unwrap();
-        assert!(f.message.contains("UUE") && f.message.contains("Type \"Response\""), "{}", f.message);
+        // It answers `Response`/`Release`, capitalised; Hubtel wants them in lower case.
+        assert!(f.message.contains("UUE") && f.message.contains(&format!("Type \"{kind}\"")), "{}", f.message);
         let hop = &t.steps[0].excerpts[0];
-        assert!(hop.request.contains("\"ServiceCode\":\"384*7"), "{hop:?}");
+        assert!(hop.request.contains("\"ServiceCode\":\"384*7\""), "{hop:?}");
+        assert!(hop.request.contains(&format!("\"Message\":\"{code}\"")), "{hop:?}");
         assert!(hop.response.contains(screen), "ussd-builder read the dial as {code}? {hop:?}");
     }
 }
