@@ -55,7 +55,7 @@ async fn reports_radios(tag: &str, hang: bool) -> RadioHealth {
         .reporting_interval(ms(1_000))
         .profile("loopback")
         .listen("127.0.0.1:0")
-        .journey(EdgeJourney::new("probe.yaml", ms(500)).timeout(ms(400)).var("target", &agg.url()))
+        .journey(EdgeJourney::new("probe.yaml", ms(500)).timeout(ms(400)).var("target", agg.url()))
         .write(&dir.join("edge.yaml"));
     let cfg = prober::agent::config::load(&path).unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(1);

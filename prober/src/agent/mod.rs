@@ -540,20 +540,11 @@ pub async fn run_with_radios(
     wake.notify_one(); // replay what a previous run left in the outbox
 
     let latest = Arc::new(radios::Latest::default());
-    let poller = radios
-        .map(|src| tokio::spawn(poll_radios(src, latest.clone(), metrics.clone(), clock, cfg.reporting_interval)));
+    let every = cfg.reporting_interval;
+    let poller = radios.map(|src| tokio::spawn(poll_radios(src, latest.clone(), metrics.clone(), clock, every)));
     let every = cfg.reporting_interval.as_millis() as i64;
-    let mut agent = Agent {
-        cfg,
-        started: Instant::now(),
-        metrics,
-        outbox,
-        recording,
-        ready,
-        wake,
-        unwritten: Default::default(),
-        radios: latest,
-    };
+    let (unwritten, radios) = (Default::default(), latest);
+    let mut agent = Agent { cfg, started: Instant::now(), metrics, outbox, recording, ready, wake, unwritten, radios };
     let mut last_end = agent.recording.lock().recorder.start_ms();
     loop {
         let boundary = next_boundary(clock.wall_ms().max(last_end), every);
