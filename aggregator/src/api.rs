@@ -261,6 +261,42 @@ pub struct ProberStatus {
     pub clock_observed_offset_ms: Option<i64>,
     pub reports: ReportCounts,
     pub version: String,
+    /// The prober's modems as its newest heartbeat read them; absent for an edge without modems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub radios: Vec<RadioStatus>,
+}
+
+/// One modem of a prober (`heartbeat.radios`, docs/report-format.md), as the aggregator judges it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RadioStatus {
+    pub modem: String,
+    /// dBm; none when the modem could not tell.
+    pub signal_dbm: Option<i32>,
+    pub registration: String,
+    pub operator: String,
+    pub access: String,
+    pub sim: String,
+    /// Why the modem could not be read; empty when it answered.
+    pub error: String,
+    /// When the prober read it (prober clock, UTC ms).
+    pub read_at_ms: i64,
+    /// now − `read_at_ms`, seconds (by the aggregator's clock: skewed probers read off by their
+    /// offset).
+    pub read_age_s: f64,
+    /// Answered, SIM ready, registered, hears the network.
+    pub up: bool,
+    /// Heartbeats in a row that read it not up (0 when up); `SavannaSiteRadioDown` fires from 2.
+    pub down_reports: u32,
+}
+
+/// One site's (region's) radio, over every modem of its edge probers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRadio {
+    pub region: String,
+    /// `up` (every modem up), `degraded` (some), `down` (none).
+    pub state: crate::radio::RadioState,
+    pub modems: u32,
+    pub up: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +314,9 @@ pub struct ReportCounts {
 pub struct ProbersReply {
     pub now_ms: i64,
     pub probers: Vec<ProberStatus>,
+    /// The radio of every site with modems, by region; absent when no edge has modems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub radio_sites: Vec<SiteRadio>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@
 //! - [`server`]: listener (rustls, HTTP/1.1 + HTTP/2), maintenance, graceful shutdown.
 //! - [`slo`]: SLO files, the burn-rate engine, the `/metrics` exporter, Sloth-compatible rules, and
 //!   the service that runs them inside the aggregator.
-//! - [`alerts`]: SLO alerts to Alertmanager (API v2).
+//! - [`radio`]: the edges' modems from their heartbeats, and each site's radio state (up,
+//!   degraded, down), kept apart from the SLOs.
+//! - [`alerts`]: SLO alerts, and the non-SLO `SavannaSiteRadioDown`, to Alertmanager (API v2).
 //! - [`otlp`]: the same SLO gauges, journey histograms and run counters pushed to an
 //!   OpenTelemetry collector (OTLP/HTTP, protobuf) every `otlp.interval`, when configured.
 
@@ -29,6 +31,7 @@ pub mod config;
 pub mod ingest;
 pub mod metrics;
 pub mod otlp;
+pub mod radio;
 pub mod relay;
 pub mod server;
 pub mod slo;

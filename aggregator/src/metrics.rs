@@ -44,6 +44,14 @@ pub struct HorizonLabels {
     pub side: String,
 }
 
+/// One modem of an edge (at most `report::MAX_RADIOS` per prober).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RadioLabels {
+    pub region: String,
+    pub prober: String,
+    pub modem: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RelayLabels {
     /// `stored`, `duplicate`, `rejected`.
@@ -71,6 +79,8 @@ pub struct Metrics {
     pub reports_outside_horizon: Family<HorizonLabels, Counter>,
     pub prober_outbox_backlog: Family<ProberLabels, Gauge>,
     pub prober_state: Family<StateLabels, Gauge>,
+    pub site_radio_up: Family<RadioLabels, Gauge>,
+    pub site_radio_signal: Family<RadioLabels, Gauge>,
     pub relay_callbacks: Family<RelayLabels, Counter>,
     /// OTLP pushes by result (`ok`, `error`) and reason (`connect`: no connection, TLS or HTTP
     /// exchange; `timeout`; `status`: a non-2xx answer; `rejected`: points refused in a partial
@@ -110,6 +120,8 @@ impl Metrics {
             reports_outside_horizon: Family::default(),
             prober_outbox_backlog: Family::default(),
             prober_state: Family::default(),
+            site_radio_up: Family::default(),
+            site_radio_signal: Family::default(),
             relay_callbacks: Family::default(),
             otlp_exports: Family::default(),
             listener: Default::default(),
@@ -139,6 +151,8 @@ impl Metrics {
             reports_outside_horizon: "aggregator_reports_outside_horizon", "Reports refused because their interval ends outside the horizon around the receive time, by side (past, future)";
             prober_outbox_backlog: "aggregator_prober_outbox_backlog", "Reports waiting in the prober's outbox, from its last heartbeat";
             prober_state: "aggregator_prober_state", "1 for the prober's current state (up, late, down, never)";
+            site_radio_up: "aggregator_site_radio_up", "1 when the edge's modem is up (answered, SIM ready, registered, hears the network), from the prober's last heartbeat";
+            site_radio_signal: "aggregator_site_radio_signal_dbm", "The edge's modem's received signal (dBm), from the prober's last heartbeat; absent when the modem could not tell";
             relay_callbacks: "aggregator_relay_callbacks", "Daraja STK callbacks relayed";
             otlp_exports: "aggregator_otlp_exports", "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)";
         });

@@ -95,9 +95,11 @@ impl Server {
         }
         ingest.attach_slo(slo.clone());
         let alerts = config.alertmanager.as_ref().map(|a| AlertSender::new(a, config.slo.public_url.clone()));
+        let radios = (ingest.clone(), clock.clone());
         tokio::spawn(slo.clone().run(config.slo.evaluation_interval, stopped.clone(), move |svc, transitions| {
             if let Some(a) = &alerts {
                 a.on_evaluation(svc, &transitions);
+                a.on_radios(radios.1.now_ms(), &radios.0.site_modems());
             }
         }));
 

@@ -6,9 +6,10 @@
 use std::{sync::Arc, time::Duration};
 
 use aggregator::{
-    alerts::AlertSender,
+    alerts::{AlertSender, SITE_RADIO_DOWN, SITE_RADIO_RUNBOOK, SiteModem},
     clock::{ManualClock, SharedClock},
     config::AlertmanagerConfig,
+    radio::RadioLive,
     slo::{Scope, Severity, engine::Transition, service::SloService, spec::bundled},
 };
 use report::Report;
@@ -104,4 +105,62 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
         })
     })
     .await;
+}
+
+fn modem(region: &str, prober: &str, name: &str, down_reports: u32, since: i64) -> SiteModem {
+    let up = down_reports == 0;
+    SiteModem {
+        region: region.into(),
+        prober: prober.into(),
+        radio: RadioLive {
+            health: report::RadioHealth {
+                modem: name.into(),
+                signal_dbm: Some(if up { -71 } else { -109 }),
+                registration: if up { "home" } else { "searching" }.into(),
+                operator: if up { "MTN UG" } else { "" }.into(),
+                access: "utran".into(),
+                sim: "ready".into(),
+                read_at_ms: since,
+                error: String::new(),
+            },
+            down_reports,
+            down_since_ms: (!up).then_some(since),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_radio_alert_reaches_alertmanager_as_a_ticket_and_resolves() {
+    let Some(am) = Alertmanager::start_example().await else { return };
+    let now = chrono::Utc::now().timestamp_millis();
+    let sender = AlertSender::new(
+        &AlertmanagerConfig { url: am.url.clone(), resend_interval: Duration::from_secs(60) },
+        Some("http://127.0.0.1:7800".into()),
+    );
+    // One bad heartbeat is not an alert; two in a row are. Dar's modem is up.
+    let once = [modem("kampala", "kla-1", "ttyUSB2", 1, now - 30_000), modem("dar", "dar-1", "ttyUSB2", 0, now)];
+    sender.on_radios(now - 15_000, &once);
+    let twice = [modem("kampala", "kla-1", "ttyUSB2", 2, now - 30_000), modem("dar", "dar-1", "ttyUSB2", 0, now)];
+    sender.on_radios(now, &twice);
+    let is_kla = |x: &Value| x["labels"]["alertname"] == SITE_RADIO_DOWN && x["labels"]["prober"] == "kla-1";
+    let alerts = wait_for(&am, "the Kampala radio down", |a| a.iter().any(is_kla)).await;
+    assert_eq!(alerts.iter().filter(|x| x["labels"]["alertname"] == SITE_RADIO_DOWN).count(), 1, "{alerts:?}");
+    let a = alerts.iter().find(|x| is_kla(x)).unwrap();
+    let l = &a["labels"];
+    assert_eq!(
+        (l["region"].as_str(), l["modem"].as_str(), l["severity"].as_str(), l["team"].as_str()),
+        (Some("kampala"), Some("ttyUSB2"), Some("ticket"), Some("platform"))
+    );
+    assert!(l.get("slo").is_none(), "not an SLO alert: {a}");
+    let description = a["annotations"]["description"].as_str().unwrap();
+    assert!(description.contains("registration searching") && description.contains("-109 dBm"), "{description}");
+    assert_eq!(a["annotations"]["runbook_url"], SITE_RADIO_RUNBOOK);
+    let receivers: Vec<&str> = a["receivers"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(receivers, ["platform-ticket"], "{a}");
+
+    // Up again: the closing post (endsAt now, by Alertmanager's clock too) resolves it.
+    let up = [modem("kampala", "kla-1", "ttyUSB2", 0, now), modem("dar", "dar-1", "ttyUSB2", 0, now)];
+    sender.on_radios(chrono::Utc::now().timestamp_millis(), &up);
+    wait_for(&am, "the Kampala radio resolved", |a| !a.iter().any(|x| is_kla(x) && x["status"]["state"] == "active"))
+        .await;
 }

@@ -95,10 +95,11 @@ fn probers_reply() {
         clock_observed_offset_ms: Some(9_000),
         reports: ReportCounts { stored_total: 7, duplicates: 1, rejected: 2 },
         version: "0.1.0".into(),
+        radios: vec![],
     };
     let mut load = p.clone();
     (load.kind, load.state) = (ProberKind::Load, ProberState::Idle);
-    let r = ProbersReply { now_ms: 5, probers: vec![p, load] };
+    let r = ProbersReply { now_ms: 5, probers: vec![p, load], radio_sites: vec![] };
     let wire = |kind: &str, state: &str| {
         json!({
             "id": "dar-1", "region": "dar", "kind": kind, "state": state,
@@ -119,6 +120,30 @@ fn probers_reply() {
         assert_eq!(serde_json::to_value(s).unwrap(), json!(name));
         assert_eq!(s.name(), name);
     }
+}
+
+#[test]
+fn probers_reply_with_radios() {
+    let radio = RadioStatus {
+        modem: "ttyUSB2".into(),
+        signal_dbm: Some(-71),
+        registration: "home".into(),
+        operator: "MTN UG".into(),
+        access: "utran".into(),
+        sim: "ready".into(),
+        error: String::new(),
+        read_at_ms: 90,
+        read_age_s: 1.0,
+        up: true,
+        down_reports: 0,
+    };
+    let site = SiteRadio { region: "kampala".into(), state: aggregator::radio::RadioState::Degraded, modems: 2, up: 1 };
+    let wire = json!({
+        "modem": "ttyUSB2", "signal_dbm": -71, "registration": "home", "operator": "MTN UG", "access": "utran",
+        "sim": "ready", "error": "", "read_at_ms": 90, "read_age_s": 1.0, "up": true, "down_reports": 0,
+    });
+    pinned(&radio, wire);
+    pinned(&site, json!({"region": "kampala", "state": "degraded", "modems": 2, "up": 1}));
 }
 
 fn scope_status() -> (ScopeStatus, Value) {

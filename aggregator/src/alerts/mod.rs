@@ -5,6 +5,13 @@
 //! an alert that stops is posted once more with `endsAt` = now, which resolves it. Labels:
 //! `alertname` (as the generated Prometheus rules name it), `severity`, `team`, `slo`, `service`,
 //! `journey`, `region`; annotations: `summary`, `description` (burn rates and budget), `runbook_url`.
+//!
+//! One alert is not an SLO: [`SITE_RADIO_DOWN`], per modem of an edge, fired when the modem has
+//! read not up for [`crate::radio::DOWN_AFTER_REPORTS`] heartbeats in a row and resolved when it
+//! reads up again (or the edge stops listing it). It is posted, re-sent and resolved exactly as the
+//! SLO alerts are. Labels: `alertname`, `severity` (always `ticket`: a site's radio is fixed on
+//! site, in working hours; the SLO alerts of the services it breaks page if they must), `team`
+//! (`platform`, who run the edges), `region`, `prober`, `modem`.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -16,6 +23,7 @@ use crate::{
     client::{ClientError, ClientOptions, HttpClient, error_chain},
     clock::rfc3339,
     config::AlertmanagerConfig,
+    radio::RadioLive,
     slo::{
         Scope, Severity, Slo,
         engine::{ScopeStatus, Transition},
@@ -43,6 +51,73 @@ struct SendState {
     /// (A post that fails is not retried for these: their last `endsAt` lets Alertmanager
     /// resolve them by itself within three resend intervals.)
     resolved: BTreeMap<(Scope, Severity), (i64, i64)>,
+    radio_last_send_ms: Option<i64>,
+    /// Firing site-radio alerts: (prober, modem) → (region, since).
+    radio_firing: BTreeMap<(String, String), (String, i64)>,
+}
+
+/// The alert name of a modem that is down.
+pub const SITE_RADIO_DOWN: &str = "SavannaSiteRadioDown";
+
+/// Where the site-radio runbook lives (deploy/edge/README.md, "Attaching a USB modem", holds the
+/// checks it walks through).
+pub const SITE_RADIO_RUNBOOK: &str = "https://runbooks.savanna-pulse.example/site-radio-down";
+
+/// One modem of an edge prober, as the alert sender reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteModem {
+    pub region: String,
+    pub prober: String,
+    pub radio: RadioLive,
+}
+
+/// The site-radio alert of one modem as Alertmanager's API takes it. `radio` is none when the
+/// alert resolves because the edge no longer lists the modem.
+pub fn radio_alert_json(
+    (region, prober, modem): (&str, &str, &str),
+    radio: Option<&RadioLive>,
+    starts_ms: i64,
+    ends_ms: i64,
+    generator: Option<&str>,
+) -> Value {
+    let description = match radio {
+        Some(r) => {
+            let h = &r.health;
+            let signal = h.signal_dbm.map_or("no signal".to_owned(), |d| format!("{d} dBm"));
+            let error = if h.error.is_empty() { String::new() } else { format!(", error {}", h.error) };
+            format!(
+                "Modem {modem} of {prober}: registration {}, SIM {}, {signal}, operator {}{error}; not up for {} heartbeats. \
+                 USSD journeys dialled through it at {region} fail because the site cannot reach the network, not \
+                 because of the service.",
+                h.registration,
+                h.sim,
+                if h.operator.is_empty() { "none" } else { h.operator.as_str() },
+                r.down_reports,
+            )
+        }
+        None => format!("Modem {modem} of {prober} is no longer reported by the edge."),
+    };
+    let mut a = json!({
+        "labels": {
+            "alertname": SITE_RADIO_DOWN,
+            "severity": Severity::Ticket.as_str(),
+            "team": "platform",
+            "region": region,
+            "prober": prober,
+            "modem": modem,
+        },
+        "annotations": {
+            "summary": format!("The radio of {prober}'s modem {modem} at {region} is down"),
+            "description": description,
+            "runbook_url": SITE_RADIO_RUNBOOK,
+        },
+        "startsAt": rfc3339(starts_ms),
+        "endsAt": rfc3339(ends_ms),
+    });
+    if let Some(g) = generator {
+        a["generatorURL"] = json!(format!("{}/status", g.trim_end_matches('/')));
+    }
+    a
 }
 
 /// The alert name the generated Prometheus rules give this SLO and severity.
@@ -146,6 +221,56 @@ impl AlertSender {
         }
         st.last_full_send_ms = Some(now);
         drop(st);
+        self.post(alerts);
+    }
+
+    /// Posts the site-radio alerts the edges' modems call for at `now_ms`: new ones at once,
+    /// firing ones when due, resolved ones once with `endsAt` = now. Returns at once.
+    pub fn on_radios(&self, now_ms: i64, modems: &[SiteModem]) {
+        let mut st = self.state.lock();
+        let firing: BTreeMap<(String, String), &SiteModem> = modems
+            .iter()
+            .filter(|m| m.radio.alerting())
+            .map(|m| ((m.prober.clone(), m.radio.health.modem.clone()), m))
+            .collect();
+        let gen_url = self.public_url.as_deref();
+        let mut alerts = Vec::new();
+        // Resolved: up again, or no longer listed.
+        let gone: Vec<_> = st.radio_firing.keys().filter(|k| !firing.contains_key(*k)).cloned().collect();
+        for key in gone {
+            let (region, since) = st.radio_firing.remove(&key).expect("listed");
+            let now_radio = modems.iter().find(|m| m.prober == key.0 && m.radio.health.modem == key.1);
+            alerts.push(radio_alert_json(
+                (&region, &key.0, &key.1),
+                now_radio.map(|m| &m.radio),
+                since,
+                now_ms,
+                gen_url,
+            ));
+        }
+        let news = firing.keys().any(|k| !st.radio_firing.contains_key(k));
+        let due = st.radio_last_send_ms.is_none_or(|last| now_ms - last >= self.resend.as_millis() as i64);
+        if news || due || !alerts.is_empty() {
+            let horizon = now_ms + 3 * self.resend.as_millis() as i64;
+            for (key, m) in &firing {
+                let since = m.radio.down_since_ms.unwrap_or(now_ms);
+                st.radio_firing.insert(key.clone(), (m.region.clone(), since));
+                alerts.push(radio_alert_json(
+                    (&m.region, &m.prober, &m.radio.health.modem),
+                    Some(&m.radio),
+                    since,
+                    horizon,
+                    gen_url,
+                ));
+            }
+            st.radio_last_send_ms = Some(now_ms);
+        }
+        drop(st);
+        self.post(alerts);
+    }
+
+    /// Posts alerts in the background; a failure is logged (firing alerts are re-sent).
+    fn post(&self, alerts: Vec<Value>) {
         if alerts.is_empty() {
             return;
         }

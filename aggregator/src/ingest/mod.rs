@@ -190,6 +190,8 @@ pub struct ProberLive {
     /// Since this process started.
     pub duplicates: u64,
     pub rejected: u64,
+    /// The modems of the newest stored report, each with its not-up streak.
+    pub radios: Vec<crate::radio::RadioLive>,
 }
 
 fn token_digest(token: &str) -> [u8; 32] {
@@ -261,6 +263,8 @@ impl Ingestor {
                 l.outbox_dropped_total = r.outbox_dropped_total;
                 l.version = r.version;
                 l.stored_total = r.stored_total;
+                // A restart forgets the streaks: a modem stored down counts one heartbeat again.
+                l.radios = crate::radio::advance(&[], &r.radios, r.last_received_ms);
             }
         }
         let writer = Writer::spawn(store.clone(), metrics.clone(), self::writer::MAX_BATCH);
@@ -304,6 +308,23 @@ impl Ingestor {
     /// A copy of one prober's live state.
     pub fn live(&self, prober: &str) -> Option<ProberLive> {
         self.live.lock().get(prober).cloned()
+    }
+
+    /// Every modem of the edge probers (load identities have none), in configuration order.
+    pub fn site_modems(&self) -> Vec<crate::alerts::SiteModem> {
+        let live = self.live.lock();
+        self.probers
+            .iter()
+            .filter(|p| p.kind == crate::config::ProberKind::Edge)
+            .filter_map(|p| live.get(&p.id).map(|l| (p, l)))
+            .flat_map(|(p, l)| {
+                l.radios.iter().map(|r| crate::alerts::SiteModem {
+                    region: p.region.clone(),
+                    prober: p.id.clone(),
+                    radio: r.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The prober whose token is presented in `Authorization: Bearer <token>` (see
@@ -568,6 +589,10 @@ impl Ingestor {
             None => (r.interval_end_ms - r.interval_start_ms).max(l.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS)),
         });
         let end = r.interval_end_ms - receipt.correction_ms;
+        // Only the newest heartbeat speaks for the radios: a replayed backlog is history.
+        if l.last_interval_end_ms.is_none_or(|e| e <= end) {
+            l.radios = crate::radio::advance(&l.radios, &r.heartbeat.radios, receipt.received_ms);
+        }
         if l.last_interval_end_ms.is_none_or(|e| e < end) {
             l.last_interval_end_ms = Some(end);
             l.last_interval_start_ms = Some(r.interval_start_ms - receipt.correction_ms);

@@ -160,6 +160,8 @@ pub struct ProberRecord {
     pub outbox_dropped_total: u64,
     pub version: String,
     pub stored_total: u64,
+    /// The modems of the newest stored report's heartbeat (a replayed older report leaves them).
+    pub radios: Vec<report::RadioHealth>,
 }
 
 /// What a maintenance pass did.
@@ -235,9 +237,12 @@ impl Store {
             }
             Some(v) => {
                 writer.execute_batch(schema::CREATE)?;
-                if v < 2 {
+                if v < schema::SCHEMA_VERSION {
                     let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    tx.execute_batch(schema::MIGRATE_1_TO_2)?;
+                    if v < 2 {
+                        tx.execute_batch(schema::MIGRATE_1_TO_2)?;
+                    }
+                    tx.execute_batch(schema::MIGRATE_2_TO_3)?;
                     tx.commit()?;
                     tracing::info!(from = v, to = schema::SCHEMA_VERSION, "store schema upgraded");
                 }
@@ -357,9 +362,11 @@ impl Store {
             let hb = &report.heartbeat;
             tx.prepare_cached(
                 "INSERT INTO probers (prober, region, last_received_ms, last_interval_start_ms, last_interval_end_ms, offset_ms,
-                     skewed, outbox_backlog, outbox_dropped_total, version, stored_total)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)
+                     skewed, outbox_backlog, outbox_dropped_total, version, stored_total, radios)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)
                  ON CONFLICT (prober) DO UPDATE SET region = excluded.region, last_received_ms = excluded.last_received_ms,
+                     radios = CASE WHEN excluded.last_interval_end_ms >= last_interval_end_ms
+                                   THEN excluded.radios ELSE radios END,
                      last_interval_start_ms = max(last_interval_start_ms, excluded.last_interval_start_ms),
                      last_interval_end_ms = max(last_interval_end_ms, excluded.last_interval_end_ms),
                      offset_ms = excluded.offset_ms, skewed = excluded.skewed, outbox_backlog = excluded.outbox_backlog,
@@ -376,7 +383,8 @@ impl Store {
                 receipt.skewed(),
                 clamp_i64(hb.outbox_backlog),
                 clamp_i64(hb.outbox_dropped_total),
-                hb.version
+                hb.version,
+                serde_json::to_string(&hb.radios).expect("radios serialize")
             ])?;
             outcomes.push(Ingested::Stored);
         }
@@ -553,7 +561,7 @@ impl Store {
         let conn = self.reader.lock();
         let mut st = conn.prepare_cached(
             "SELECT prober, region, last_received_ms, last_interval_start_ms, last_interval_end_ms, offset_ms, skewed,
-                    outbox_backlog, outbox_dropped_total, version, stored_total FROM probers ORDER BY prober",
+                    outbox_backlog, outbox_dropped_total, version, stored_total, radios FROM probers ORDER BY prober",
         )?;
         let rows = st.query_map([], |r| {
             Ok(ProberRecord {
@@ -568,6 +576,9 @@ impl Store {
                 outbox_dropped_total: r.get::<_, i64>(8)? as u64,
                 version: r.get(9)?,
                 stored_total: r.get::<_, i64>(10)? as u64,
+                // Written by this store from decoded reports: unreadable only if edited by hand,
+                // and then the radios are forgotten until the prober's next report.
+                radios: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -12,12 +12,13 @@
 //! - `probers`: the last report of each prober (status survives a restart).
 //!
 //! Versions (`meta.schema`): 1, the first; 2 adds `series.rail` and `series.reason` (and both to
-//! the series' uniqueness). [`MIGRATE_1_TO_2`] upgrades a version-1 file in place, keeping every
+//! the series' uniqueness); 3 adds `probers.radios` (the last heartbeat's modems, JSON, `[]` for
+//! probers without modems). [`MIGRATE_1_TO_2`] upgrades a version-1 file in place, keeping every
 //! series id (the rollups refer to them) with empty rail and reason. An aggregator refuses a file
 //! whose version is newer than its own, so a store once opened by this version cannot be opened by
 //! an older aggregator.
 
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1 → 2, in one transaction. SQLite cannot change a table's UNIQUE constraint, so the
 /// series table is rebuilt under the same ids.
@@ -38,6 +39,12 @@ INSERT INTO series_v2 (id, journey, step, outcome, region, profile)
 DROP TABLE series;
 ALTER TABLE series_v2 RENAME TO series;
 UPDATE meta SET value = 2 WHERE key = 'schema';
+";
+
+/// Version 2 → 3, in one transaction.
+pub(crate) const MIGRATE_2_TO_3: &str = "
+ALTER TABLE probers ADD COLUMN radios TEXT NOT NULL DEFAULT '[]';
+UPDATE meta SET value = 3 WHERE key = 'schema';
 ";
 
 pub(crate) const CREATE: &str = "
@@ -109,6 +116,7 @@ CREATE TABLE IF NOT EXISTS probers (
     outbox_backlog INTEGER NOT NULL,
     outbox_dropped_total INTEGER NOT NULL,
     version TEXT NOT NULL,
-    stored_total INTEGER NOT NULL
+    stored_total INTEGER NOT NULL,
+    radios TEXT NOT NULL DEFAULT '[]'
 );
 ";

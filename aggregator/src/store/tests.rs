@@ -335,7 +335,7 @@ fn a_schema_1_store_is_migrated_and_keeps_its_data_with_empty_rails() {
     let store = open(&dir);
     let version: i64 =
         store.writer.lock().query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     // The old series, its id and its data, now with empty rail and reason.
     let old = key("checkout", "", "ok", "nairobi");
     assert_eq!(store.series.read().by_key.get(&old), Some(&7));
@@ -347,7 +347,7 @@ fn a_schema_1_store_is_migrated_and_keeps_its_data_with_empty_rails() {
     assert_eq!(store.ingest(&r, receipt(T0 + 30_100)).unwrap(), Ingested::Stored);
     assert_eq!(store.series_count(), 3);
     store.close().unwrap();
-    // Reopening a version-2 file migrates nothing and reads the rails back.
+    // Reopening a current file migrates nothing and reads the rails back.
     let store = open(&dir);
     assert_eq!(store.series_count(), 3);
     let mpesa = Selection::all().rails(["mpesa-ke"]);
@@ -363,8 +363,59 @@ fn a_store_newer_than_this_aggregator_is_refused() {
     let dir = temp_dir("newer");
     open(&dir).close().unwrap();
     let conn = Connection::open(dir.join("aggregator.sqlite")).unwrap();
-    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema'", []).unwrap();
+    conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema'", []).unwrap();
     drop(conn);
     let e = Store::open(&dir, StoreOptions::default()).err().expect("refused").to_string();
-    assert_eq!(e, "store: schema version 3 is newer than this aggregator's (2)");
+    assert_eq!(e, "store: schema version 4 is newer than this aggregator's (3)");
+}
+
+fn radio(modem: &str, registration: &str) -> report::RadioHealth {
+    report::RadioHealth {
+        modem: modem.into(),
+        signal_dbm: Some(-75),
+        registration: registration.into(),
+        operator: "MTN UG".into(),
+        access: "utran".into(),
+        sim: "ready".into(),
+        read_at_ms: T0,
+        error: String::new(),
+    }
+}
+
+fn with_radios(seq: u64, end_ms: i64, radios: Vec<report::RadioHealth>) -> Report {
+    let mut r = report("kla-1", seq, end_ms, vec![]);
+    r.region = "kampala".into();
+    r.heartbeat.radios = radios;
+    r
+}
+
+#[test]
+fn a_schema_2_store_gains_the_radios_and_keeps_the_newest_heartbeats() {
+    let dir = temp_dir("migrate-radios");
+    schema_1_file(&dir);
+    {
+        // A version-2 file with a prober row, as the aggregator before radios left it.
+        let conn = Connection::open(dir.join("aggregator.sqlite")).unwrap();
+        conn.execute_batch(schema::MIGRATE_1_TO_2).unwrap();
+        conn.execute(
+            "INSERT INTO probers VALUES ('kla-1', 'kampala', ?1, ?2, ?1, 0, 0, 0, 0, 'old', 1)",
+            params![T0 + 15_000, T0],
+        )
+        .unwrap();
+    }
+    let store = open(&dir);
+    let version: i64 =
+        store.writer.lock().query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 3);
+    let p = store.probers().unwrap();
+    assert_eq!((p[0].version.as_str(), p[0].radios.len()), ("old", 0));
+    let r = with_radios(5, T0 + 60_000, vec![radio("usb2", "home"), radio("usb3", "searching")]);
+    assert_eq!(store.ingest(&r, receipt(T0 + 60_100)).unwrap(), Ingested::Stored);
+    // A replayed older report (from the outbox) does not overwrite the newer readings.
+    let old = with_radios(4, T0 + 45_000, vec![]);
+    assert_eq!(store.ingest(&old, receipt(T0 + 60_200)).unwrap(), Ingested::Stored);
+    store.close().unwrap();
+    let store = open(&dir);
+    let p = store.probers().unwrap();
+    assert_eq!(p[0].radios, r.heartbeat.radios, "the radios survive a restart");
 }

@@ -37,6 +37,7 @@ struct StatusPage {
     journeys: Journeys,
     sites: Vec<SiteRow>,
     load: Vec<LoadItem>,
+    radios: Vec<RadioRow>,
 }
 
 struct AlertRow {
@@ -75,6 +76,9 @@ struct ScopeRow {
     alert: &'static str,
     /// The 1 h burn rate and the budget over the last day.
     charts: [Sparkline; 2],
+    /// "radio down at kampala" when this USSD journey's site cannot reach the network: its
+    /// failures are the site's radio, not the service (the SLO maths are unchanged).
+    radio_note: String,
 }
 
 struct BurnCell {
@@ -107,6 +111,7 @@ struct JourneyRow {
     p50: String,
     p95: String,
     p99: String,
+    radio_note: String,
 }
 
 struct SiteRow {
@@ -119,6 +124,25 @@ struct SiteRow {
     dropped: u64,
     clock_bad: bool,
     offset: String,
+    /// The site's radio (`up`, `degraded`, `down`), empty for a site without modems.
+    radio: &'static str,
+}
+
+/// One modem of an edge.
+struct RadioRow {
+    region: String,
+    prober: String,
+    modem: String,
+    up: bool,
+    signal: String,
+    /// 0–5 bars ([`bars`]), and drawn: `▮▮▮▯▯`.
+    bars_n: u8,
+    bars: String,
+    registration: String,
+    network: String,
+    sim: String,
+    error: String,
+    age: String,
 }
 
 struct LoadItem {
@@ -171,13 +195,24 @@ pub async fn page(State(app): State<AppState>) -> Response {
         _ => Journeys::Unreadable,
     };
     let (sites, load): (Vec<_>, Vec<_>) = status::statuses(&app).into_iter().partition(|p| p.kind == ProberKind::Edge);
+    let radio = RadioDown::of(&status::radio_sites(&sites));
+    let journeys = match journeys {
+        Journeys::Rows(mut rows) => {
+            for j in &mut rows {
+                j.radio_note = radio.note(j.journey.starts_with("ussd"), &j.region);
+            }
+            Journeys::Rows(rows)
+        }
+        other => other,
+    };
     let page = StatusPage {
         evaluated_at: when(eval.at_ms),
         generated: when(now),
         alerts: alert_rows(&eval, &slos),
-        slos: slos.iter().map(|slo| slo_section(&app, &eval, slo)).collect(),
+        slos: slos.iter().map(|slo| slo_section(&app, &eval, slo, &radio)).collect(),
         windows: WINDOWS,
         journeys,
+        radios: sites.iter().flat_map(radio_rows).collect(),
         sites: sites.iter().map(site_row).collect(),
         load: load
             .iter()
@@ -210,7 +245,46 @@ fn alert_rows(eval: &Evaluation, slos: &[Slo]) -> Vec<AlertRow> {
         .collect()
 }
 
-fn slo_section(app: &AppState, eval: &Evaluation, slo: &Slo) -> SloSection {
+/// The sites whose radio is down or degraded, for the notes beside USSD journeys.
+struct RadioDown {
+    /// region → `down` or `degraded`.
+    sites: Vec<(String, &'static str)>,
+}
+
+impl RadioDown {
+    fn of(sites: &[status::SiteRadio]) -> RadioDown {
+        RadioDown {
+            sites: sites
+                .iter()
+                .filter(|s| s.state != crate::radio::RadioState::Up)
+                .map(|s| (s.region.clone(), s.state.name()))
+                .collect(),
+        }
+    }
+
+    /// The note beside a journey (or an SLO scope) at `region` (`all`: every site): only for
+    /// journeys that dial through the edge's modem, i.e. USSD ones.
+    fn note(&self, dials_ussd: bool, region: &str) -> String {
+        if !dials_ussd {
+            return String::new();
+        }
+        let at: Vec<String> = self
+            .sites
+            .iter()
+            .filter(|(r, _)| region == "all" || r == region)
+            .map(|(r, s)| if *s == "down" { format!("radio down at {r}") } else { format!("radio degraded at {r}") })
+            .collect();
+        at.join(", ")
+    }
+}
+
+/// Whether an SLO's journeys dial USSD through the edge's modem: the `ussd` service, or a journey
+/// named `ussd-…` (the convention of the journey files).
+fn dials_ussd(slo: &Slo, journey: &str) -> bool {
+    slo.service == "ussd" || journey.starts_with("ussd")
+}
+
+fn slo_section(app: &AppState, eval: &Evaluation, slo: &Slo, radio: &RadioDown) -> SloSection {
     let windows = slo.period.alert_windows();
     SloSection {
         name: slo.name.clone(),
@@ -224,7 +298,15 @@ fn slo_section(app: &AppState, eval: &Evaluation, slo: &Slo) -> SloSection {
             .iter()
             .map(|w| format!("{} {}/{} > {:.2}", w.severity.as_str(), w.short, w.long, w.factor))
             .collect(),
-        scopes: eval.statuses.iter().filter(|s| s.scope.slo == slo.name).map(|st| scope_row(app, slo, st)).collect(),
+        scopes: eval
+            .statuses
+            .iter()
+            .filter(|s| s.scope.slo == slo.name)
+            .map(|st| ScopeRow {
+                radio_note: radio.note(dials_ussd(slo, &st.scope.journey), &st.scope.region),
+                ..scope_row(app, slo, st)
+            })
+            .collect(),
     }
 }
 
@@ -282,6 +364,7 @@ fn scope_row(app: &AppState, slo: &Slo, st: &ScopeStatus) -> ScopeRow {
             ),
             sparkline(&budget_history, 1.0, None, format!("{region}: error budget remaining over the last day")),
         ],
+        radio_note: String::new(),
     }
 }
 
@@ -302,10 +385,51 @@ fn journey_row(g: &Group) -> JourneyRow {
         p50: q(0.5),
         p95: q(0.95),
         p99: q(0.99),
+        radio_note: String::new(),
     }
 }
 
+/// Signal bars from dBm, in the steps phones use for GSM/UMTS RSSI: ≥ −73 five, ≥ −83 four,
+/// ≥ −93 three, ≥ −103 two, ≥ −109 one (the `+CSQ` floor is −113), else none.
+pub(crate) fn bars(dbm: Option<i32>) -> u8 {
+    match dbm {
+        Some(d) if d >= -73 => 5,
+        Some(d) if d >= -83 => 4,
+        Some(d) if d >= -93 => 3,
+        Some(d) if d >= -103 => 2,
+        Some(d) if d >= -109 => 1,
+        _ => 0,
+    }
+}
+
+fn radio_rows(p: &status::ProberStatus) -> Vec<RadioRow> {
+    p.radios
+        .iter()
+        .map(|r| RadioRow {
+            region: p.region.clone(),
+            prober: p.id.clone(),
+            modem: r.modem.clone(),
+            up: r.up,
+            signal: r.signal_dbm.map_or("no signal".to_owned(), |d| format!("{d} dBm")),
+            bars_n: bars(r.signal_dbm),
+            bars: (0..5).map(|i| if i < bars(r.signal_dbm) { '▮' } else { '▯' }).collect(),
+            registration: r.registration.clone(),
+            network: match (r.operator.as_str(), r.access.as_str()) {
+                ("", "") => "–".to_owned(),
+                (o, "") => o.to_owned(),
+                ("", a) => a.to_owned(),
+                (o, a) => format!("{o} · {a}"),
+            },
+            sim: r.sim.clone(),
+            error: r.error.clone(),
+            age: format!("{:.0} s ago", r.read_age_s),
+        })
+        .collect()
+}
+
 fn site_row(p: &status::ProberStatus) -> SiteRow {
+    let up = p.radios.iter().filter(|r| r.up).count() as u32;
+    let radio_state = crate::radio::RadioState::of(p.radios.len() as u32, up).map_or("", |s| s.name());
     SiteRow {
         id: p.id.clone(),
         region: p.region.clone(),
@@ -320,6 +444,7 @@ fn site_row(p: &status::ProberStatus) -> SiteRow {
             (None, Some(o)) => format!("{o} ms"),
             (None, None) => "–".to_owned(),
         },
+        radio: radio_state,
     }
 }
 
@@ -368,12 +493,38 @@ mod tests {
                     burns: vec![BurnCell { window: "5m", class: "bad", text: "20.00".into() }],
                     alert: "page",
                     charts: [chart.clone(), chart],
+                    radio_note: "radio down at r".into(),
                 }],
             }],
             windows: WINDOWS,
             journeys: Journeys::None,
-            sites: vec![],
+            sites: vec![SiteRow {
+                id: "kla-1".into(),
+                region: "r".into(),
+                state: "up",
+                age: "1 s ago".into(),
+                lag: "1 s".into(),
+                outbox: 0,
+                dropped: 0,
+                clock_bad: false,
+                offset: "0 ms".into(),
+                radio: "down",
+            }],
             load: vec![LoadItem { id: "load-1".into(), state: "idle", age: String::new() }],
+            radios: vec![RadioRow {
+                region: "r".into(),
+                prober: "kla-1".into(),
+                modem: "ttyUSB2".into(),
+                up: false,
+                signal: "-101 dBm".into(),
+                bars_n: bars(Some(-101)),
+                bars: "▮▮▯▯▯".into(),
+                registration: "searching".into(),
+                network: "MTN UG · utran".into(),
+                sim: "ready".into(),
+                error: String::new(),
+                age: "3 s ago".into(),
+            }],
         }
         .render()
         .unwrap()
@@ -393,5 +544,29 @@ mod tests {
         );
         assert!(html.contains("No runs in the last hour."));
         assert!(html.contains(r#"<span data-prober="load-1" data-field="load">"#));
+    }
+
+    #[test]
+    fn a_down_radio_reads_as_the_site_not_as_an_outage() {
+        let html = page("t", "ussd");
+        assert!(html.contains(r#"<span class="pill down" data-field="radio">radio down</span>"#), "{html}");
+        assert!(html.contains(r#"<span class="radio" data-field="radio-note">radio down at r</span>"#), "{html}");
+        assert!(html.contains(r#"data-prober="kla-1" data-modem="ttyUSB2" data-field="radio-row""#), "{html}");
+        assert!(
+            html.contains(r#"title="2 of 5 bars">▮▮▯▯▯</span> <span data-field="signal">-101 dBm</span>"#),
+            "{html}"
+        );
+        assert!(html.contains("MTN UG · utran"), "{html}");
+    }
+
+    #[test]
+    fn bars_follow_the_signal_and_notes_only_ussd_journeys() {
+        assert_eq!([-60, -80, -90, -100, -108, -113].map(|d| bars(Some(d))), [5, 4, 3, 2, 1, 0]);
+        assert_eq!(bars(None), 0);
+        let down = RadioDown { sites: vec![("kampala".into(), "down"), ("dar".into(), "degraded")] };
+        assert_eq!(down.note(true, "kampala"), "radio down at kampala");
+        assert_eq!(down.note(false, "kampala"), "", "an HTTP journey does not dial through the modem");
+        assert_eq!(down.note(true, "nairobi"), "");
+        assert_eq!(down.note(true, "all"), "radio down at kampala, radio degraded at dar");
     }
 }

@@ -11,10 +11,11 @@ use crate::{
     api::ProbersReply,
     config::ProberKind,
     ingest::ProberLive,
-    metrics::{ProberLabels, StateLabels},
+    metrics::{ProberLabels, RadioLabels, StateLabels},
+    radio::{RadioLive, RadioState},
 };
 pub use crate::{
-    api::{ProberState, ProberStatus, ReportCounts},
+    api::{ProberState, ProberStatus, RadioStatus, ReportCounts, SiteRadio},
     ingest::DEFAULT_INTERVAL_MS,
 };
 
@@ -85,7 +86,43 @@ pub fn statuses(app: &AppState) -> Vec<ProberStatus> {
                 clock_observed_offset_ms: l.clock_jump.map(|j| j.observed_ms),
                 reports: ReportCounts { stored_total: l.stored_total, duplicates: l.duplicates, rejected: l.rejected },
                 version: l.version,
+                radios: l.radios.iter().map(|r| radio_status(now, r)).collect(),
             }
+        })
+        .collect()
+}
+
+fn radio_status(now_ms: i64, r: &RadioLive) -> RadioStatus {
+    let h = &r.health;
+    RadioStatus {
+        modem: h.modem.clone(),
+        signal_dbm: h.signal_dbm,
+        registration: h.registration.clone(),
+        operator: h.operator.clone(),
+        access: h.access.clone(),
+        sim: h.sim.clone(),
+        error: h.error.clone(),
+        read_at_ms: h.read_at_ms,
+        read_age_s: (now_ms - h.read_at_ms).max(0) as f64 / 1000.0,
+        up: h.is_up(),
+        down_reports: r.down_reports,
+    }
+}
+
+/// The radio of every site whose edge probers have modems, by region. Load identities have none.
+pub fn radio_sites(statuses: &[ProberStatus]) -> Vec<SiteRadio> {
+    let mut sites: std::collections::BTreeMap<&str, (u32, u32)> = Default::default();
+    for p in statuses.iter().filter(|p| p.kind == ProberKind::Edge && !p.radios.is_empty()) {
+        let e = sites.entry(p.region.as_str()).or_default();
+        for r in &p.radios {
+            e.0 += 1;
+            e.1 += u32::from(r.up);
+        }
+    }
+    sites
+        .into_iter()
+        .filter_map(|(region, (modems, up))| {
+            RadioState::of(modems, up).map(|state| SiteRadio { region: region.to_owned(), state, modems, up })
         })
         .collect()
 }
@@ -94,7 +131,17 @@ pub fn statuses(app: &AppState) -> Vec<ProberStatus> {
 /// identities are not sites and get none.
 pub fn refresh_gauges(app: &AppState) {
     let m = &app.metrics;
+    // A modem the edge no longer lists leaves no stale series behind.
+    m.site_radio_up.clear();
+    m.site_radio_signal.clear();
     for s in statuses(app).into_iter().filter(|s| s.kind == ProberKind::Edge) {
+        for r in &s.radios {
+            let labels = RadioLabels { region: s.region.clone(), prober: s.id.clone(), modem: r.modem.clone() };
+            m.site_radio_up.get_or_create(&labels).set(i64::from(r.up));
+            if let Some(dbm) = r.signal_dbm {
+                m.site_radio_signal.get_or_create(&labels).set(i64::from(dbm));
+            }
+        }
         let labels = ProberLabels { prober: s.id.clone(), region: s.region.clone() };
         if let Some(age) = s.last_report_age_s {
             m.prober_last_report_age.get_or_create(&labels).set(age);
@@ -118,7 +165,8 @@ pub fn refresh_gauges(app: &AppState) {
 }
 
 pub async fn probers(State(app): State<AppState>) -> Json<ProbersReply> {
-    Json(ProbersReply { now_ms: app.clock.now_ms(), probers: statuses(&app) })
+    let probers = statuses(&app);
+    Json(ProbersReply { now_ms: app.clock.now_ms(), radio_sites: radio_sites(&probers), probers })
 }
 
 #[cfg(test)]

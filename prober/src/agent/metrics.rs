@@ -33,6 +33,14 @@ pub struct SkipLabels {
     pub reason: String,
 }
 
+/// One modem (at most `report::MAX_RADIOS`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RadioLabels {
+    pub modem: String,
+    pub operator: String,
+    pub access: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
@@ -67,6 +75,10 @@ pub struct Metrics {
     pub journal_write_errors: Counter,
     pub journal_recovered_runs: Counter,
     pub config_reloads: Family<ReasonLabels, Counter>,
+    pub radio_signal: Family<RadioLabels, Gauge>,
+    pub radio_registered: Family<RadioLabels, Gauge>,
+    pub radio_sim_ready: Family<RadioLabels, Gauge>,
+    pub radio_up: Family<RadioLabels, Gauge>,
     last_send_age: Gauge<f64, AtomicU64>,
     last_ack: Mutex<Option<Instant>>,
     started: Instant,
@@ -104,6 +116,10 @@ impl Metrics {
             journal_write_errors: Counter::default(),
             journal_recovered_runs: Counter::default(),
             config_reloads: Family::default(),
+            radio_signal: Family::default(),
+            radio_registered: Family::default(),
+            radio_sim_ready: Family::default(),
+            radio_up: Family::default(),
             last_send_age: Gauge::default(),
             last_ack: Mutex::new(None),
             started: Instant::now(),
@@ -131,6 +147,10 @@ impl Metrics {
             journal_write_errors: "prober_journal_write_errors", "Finished runs that could not be journaled (counted in memory only: a crash before the report loses them)";
             journal_recovered_runs: "prober_journal_recovered_runs", "Finished runs rebuilt from the journal at start-up (the previous process died before their report)";
             config_reloads: "prober_config_reloads", "SIGHUP reloads, by result";
+            radio_signal: "prober_radio_signal_dbm", "The modem's received signal (dBm), from the last reading; absent when the modem could not tell";
+            radio_registered: "prober_radio_registered", "1 when the modem is registered (home or roaming), from the last reading";
+            radio_sim_ready: "prober_radio_sim_ready", "1 when the modem's SIM is ready (no PIN or PUK wanted), from the last reading";
+            radio_up: "prober_radio_up", "1 when the modem can dial: answered, SIM ready, registered, hears the network";
             last_send_age: "prober_last_successful_send_age_seconds", "Seconds since the aggregator last acknowledged a report (since start when it never did)";
             uptime: "prober_uptime_seconds", "Seconds since the agent started";
         });

@@ -26,6 +26,7 @@ mod fnv;
 pub mod journal;
 pub mod metrics;
 pub mod outbox;
+pub mod radios;
 pub mod recorder;
 pub mod schedule;
 pub mod sender;
@@ -266,6 +267,8 @@ struct Agent {
     /// Reports the outbox could not store (a full or failing disk), oldest first, retried at every
     /// boundary. Their journals stay on disk meanwhile, so a crash still loses none of their runs.
     unwritten: Arc<Mutex<Vec<Unwritten>>>,
+    /// The modems' latest readings (empty without modems).
+    radios: Arc<radios::Latest>,
 }
 
 /// An encoded report and its seq, waiting for the outbox to accept writes again.
@@ -282,6 +285,7 @@ impl Agent {
             uptime_s: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").into(),
             interval_ms: Some(announced_interval(&self.cfg)),
+            radios: self.radios.get(),
             ..Default::default()
         };
         let (id, region) = (self.cfg.prober.id.clone(), self.cfg.prober.region.clone());
@@ -441,10 +445,39 @@ async fn wait_for_delivery(outbox: &Arc<Outbox>, limit: Duration) -> u64 {
     }
 }
 
+/// Reads the radios now and then once per report interval, each read bounded
+/// ([`radios::READ_LIMIT`]), until aborted.
+async fn poll_radios(
+    src: Arc<dyn radios::RadioSource>,
+    latest: Arc<radios::Latest>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let rs = radios::read_bounded(src.as_ref(), || clock.wall_ms()).await;
+        latest.set(rs, &metrics);
+    }
+}
+
 /// Runs the agent until [`Control::Stop`] (or the control channel closes). On stop: no new
 /// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
 /// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
-pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
+pub async fn run(cfg: EdgeConfig, opts: Options, control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
+    run_with_radios(cfg, opts, None, control).await
+}
+
+/// As [`run`], reading `radios` once per report interval into each report's heartbeat and the
+/// `prober_radio_*` gauges (none: an edge without modems).
+pub async fn run_with_radios(
+    cfg: EdgeConfig,
+    opts: Options,
+    radios: Option<Arc<dyn radios::RadioSource>>,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), AgentError> {
     let clock = opts.clock;
     let outbox_cfg = cfg.outbox.clone();
     let outbox = blocking(move || Outbox::open(&outbox_cfg))
@@ -506,9 +539,12 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
     let sender_task = tokio::spawn(sender.run(stop_rx));
     wake.notify_one(); // replay what a previous run left in the outbox
 
+    let latest = Arc::new(radios::Latest::default());
+    let every = cfg.reporting_interval;
+    let poller = radios.map(|src| tokio::spawn(poll_radios(src, latest.clone(), metrics.clone(), clock, every)));
     let every = cfg.reporting_interval.as_millis() as i64;
-    let mut agent =
-        Agent { cfg, started: Instant::now(), metrics, outbox, recording, ready, wake, unwritten: Default::default() };
+    let (unwritten, radios) = (Default::default(), latest);
+    let mut agent = Agent { cfg, started: Instant::now(), metrics, outbox, recording, ready, wake, unwritten, radios };
     let mut last_end = agent.recording.lock().recorder.start_ms();
     loop {
         let boundary = next_boundary(clock.wall_ms().max(last_end), every);
@@ -536,6 +572,9 @@ pub async fn run(cfg: EdgeConfig, opts: Options, mut control: mpsc::Receiver<Con
     let _ = stop_tx.send(true);
     sender_task.abort();
     server.abort();
+    if let Some(p) = poller {
+        p.abort();
+    }
     let unwritten = agent.unwritten.lock().len();
     if unwritten > 0 {
         tracing::warn!(
