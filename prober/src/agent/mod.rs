@@ -454,11 +454,20 @@ async fn poll_radios(
     clock: Clock,
     every: Duration,
 ) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    // `every` is the reporting interval by the agent's clock; the timer runs on tokio's (real
+    // time), so a scaled clock reads as often per report as an unscaled one.
+    let real = every.div_f64(clock.speed()).max(Duration::from_millis(500));
+    let mut tick = tokio::time::interval(real);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let rs = radios::read_bounded(src.as_ref(), || clock.wall_ms()).await;
+        let mut rs = radios::read_bounded(src.as_ref(), || clock.wall_ms()).await;
+        // The engine stamps readings by the system clock; reports speak the agent's (the same
+        // in production, scaled in the demo).
+        let offset = clock.wall_ms() - chrono::Utc::now().timestamp_millis();
+        for r in rs.iter_mut().filter(|r| r.error != "no_answer") {
+            r.read_at_ms += offset;
+        }
         latest.set(rs, &metrics);
     }
 }
@@ -467,7 +476,8 @@ async fn poll_radios(
 /// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
 /// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
 pub async fn run(cfg: EdgeConfig, opts: Options, control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
-    run_with_radios(cfg, opts, None, control).await
+    let radios = radios::of_journeys(&cfg.journeys);
+    run_with_radios(cfg, opts, radios, control).await
 }
 
 /// As [`run`], reading `radios` once per report interval into each report's heartbeat and the

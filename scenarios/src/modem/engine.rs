@@ -30,10 +30,18 @@ pub struct ModemSpec {
 impl ModemSpec {
     /// A label for the modem (the device's file name or `host-port`), for reports.
     pub fn label(&self) -> String {
-        let p = self
-            .port
-            .strip_prefix("tcp://")
-            .map_or_else(|| self.port.rsplit('/').next().unwrap_or(&self.port).to_owned(), |a| a.replace(':', "-"));
+        let p = self.port.strip_prefix("tcp://").map_or_else(
+            || {
+                // `/dev/pts/3` reads `pts-3`; `/dev/ttyUSB2` reads `ttyUSB2`.
+                let mut parts = self.port.rsplit('/');
+                let name = parts.next().unwrap_or(&self.port);
+                match parts.next() {
+                    Some("pts") => format!("pts-{name}"),
+                    _ => name.to_owned(),
+                }
+            },
+            |a| a.replace(':', "-"),
+        );
         p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
     }
 }
