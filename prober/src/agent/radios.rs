@@ -133,6 +133,34 @@ impl Latest {
     }
 }
 
+/// The radios of the modems `journeys` dial through (their `ussd` steps `via: modem`), each
+/// read with the AT engine's radio-health query; `None` for an edge without modems.
+pub fn of_journeys(journeys: &[super::config::JourneyConfig]) -> Option<Arc<dyn RadioSource>> {
+    let mut specs: Vec<scenarios::modem::ModemSpec> = Vec::new();
+    for j in journeys {
+        for s in scenarios::modem::modems_of(&j.journey) {
+            if !specs.iter().any(|k| k.port == s.port) {
+                specs.push(s);
+            }
+        }
+    }
+    if specs.is_empty() {
+        return None;
+    }
+    let modems = specs.iter().map(|s| ModemRef { name: s.label(), port: s.port.clone(), baud: s.baud }).collect();
+    let specs = Arc::new(specs);
+    let read: ReadModem = Arc::new(move |m: ModemRef| {
+        let specs = specs.clone();
+        Box::pin(async move {
+            match specs.iter().find(|s| s.port == m.port) {
+                Some(spec) => scenarios::modem::pool::radio_health(spec).await,
+                None => no_answer(&m.name, chrono::Utc::now().timestamp_millis()),
+            }
+        })
+    });
+    Some(Arc::new(ModemRadios::new(modems, read)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,32 +227,4 @@ mod tests {
         assert!(!m.encode().contains("prober_radio_up{"), "no modems, no series");
         assert!(latest.get().is_empty());
     }
-}
-
-/// The radios of the modems `journeys` dial through (their `ussd` steps `via: modem`), each
-/// read with the AT engine's radio-health query; `None` for an edge without modems.
-pub fn of_journeys(journeys: &[super::config::JourneyConfig]) -> Option<Arc<dyn RadioSource>> {
-    let mut specs: Vec<scenarios::modem::ModemSpec> = Vec::new();
-    for j in journeys {
-        for s in scenarios::modem::modems_of(&j.journey) {
-            if !specs.iter().any(|k| k.port == s.port) {
-                specs.push(s);
-            }
-        }
-    }
-    if specs.is_empty() {
-        return None;
-    }
-    let modems = specs.iter().map(|s| ModemRef { name: s.label(), port: s.port.clone(), baud: s.baud }).collect();
-    let specs = Arc::new(specs);
-    let read: ReadModem = Arc::new(move |m: ModemRef| {
-        let specs = specs.clone();
-        Box::pin(async move {
-            match specs.iter().find(|s| s.port == m.port) {
-                Some(spec) => scenarios::modem::pool::radio_health(spec).await,
-                None => no_answer(&m.name, chrono::Utc::now().timestamp_millis()),
-            }
-        })
-    });
-    Some(Arc::new(ModemRadios::new(modems, read)))
 }
