@@ -3,7 +3,7 @@
 //! - [`journey`]: the YAML journey format, loading with errors that name file, line and field,
 //!   templates and secrets by reference.
 //! - [`player`]: runs a journey over a `netem` profile and returns a [`trace::Trace`].
-//! - [`steps`]: the step kinds (`http`, `ussd`, `payment` and its older form `mpesa_stk`, `wait`).
+//! - [`steps`]: the step kinds (`http`, `ussd`, `payment` and its older form `mpesa_stk`, `wait`, `sms`).
 //! - [`ussd`]: USSD gateway dialects (Africa's Talking, Hubtel, Nalo) and the dialoguss import.
 //! - [`rails`]: the payment rails a `payment` step collects through (M-Pesa Kenya, …).
 //! - [`outcome`]: the failure taxonomy shared with the aggregator.

@@ -157,3 +157,76 @@ async fn journeys_wanting_the_same_modem_take_turns_within_the_queue_wait() {
     assert_eq!(slow.outcome, Outcome::Ok, "{}", explain(&slow));
     modem.shutdown().await;
 }
+
+/// Waits for a one-time password from `SavannaShop` and takes it out of the message.
+const OTP: &str = r#"
+name: sms-otp
+steps:
+  - name: otp
+    sms:
+      modem: {port: "PORT"}
+      mode: MODE
+      from: SavannaShop
+      text: {regex: "code is [0-9]{6}"}
+      within: 5s
+    extract:
+      otp: {regex: "code is ([0-9]{6})"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_otp_is_found_in_text_and_pdu_mode_and_deleted() {
+    for mode in ["text", "pdu"] {
+        let modem = emulator(Family::Quectel).await;
+        // An unrelated message first, then the OTP, both before the step starts.
+        modem.sms().send("+256772000100", "+256772000999", "See you at 5").unwrap();
+        modem.sms().send("+256772000100", "SavannaShop", "Your Savanna code is 482913. It expires in 5 min.").unwrap();
+        let t = run(&inline(&OTP.replace("MODE", mode), modem.port())).await;
+        assert_eq!(t.outcome, Outcome::Ok, "{mode}: {}", explain(&t));
+        assert!(t.steps[0].excerpts.iter().any(|e| e.request.starts_with("AT+CMGD=")), "{mode}: {}", explain(&t));
+        // Nothing more from SavannaShop: the next wait times out and says what did arrive.
+        let t = run(&inline(&OTP.replace("MODE", mode).replace("within: 5s", "within: 1s"), modem.port())).await;
+        assert_eq!(t.outcome, Outcome::Timeout, "{mode}: {}", explain(&t));
+        let m = t.failure.unwrap().message;
+        assert!(m.contains("no SMS from a sender exactly \"SavannaShop\""), "{m}");
+        modem.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_waits_for_the_payers_m_pesa_confirmation_sms() {
+    // The payer's phone is the modem's SIM: the sandbox's Daraja sends its confirmation there.
+    let sb = sandbox::Sandbox::start(sandbox::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        callback_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let modem = Emulator::start_pty(ModemConfig {
+        msisdn: "+254700000100".into(),
+        sms: Some(sb.sms().clone()),
+        faults: Some(sb.faults().clone()),
+        ..ModemConfig::default()
+    })
+    .await
+    .unwrap();
+    let path = bundled_dir().join("checkout-mpesa.yaml");
+    let src = std::fs::read_to_string(&path).unwrap().replace("http://127.0.0.1:7700", sb.base_url())
+        + &r#"
+  - name: payment-sms
+    sms:
+      modem: {port: "PORT"}
+      from: MPESA
+      text: {regex: "^[A-Z0-9]{10} Confirmed\\. Ksh[0-9,]+\\.00 paid to "}
+      within: 20s
+    extract:
+      receipt: {regex: "^([A-Z0-9]{10}) Confirmed"}
+"#
+        .replace("PORT", modem.port());
+    let j = parse_journey(&src, &path.display().to_string(), bundled_dir()).unwrap();
+    let t = play(&j, &PlayOptions::new(Profile::unshaped("loopback"), 7)).await;
+    assert_eq!(t.outcome, Outcome::Ok, "{}", explain(&t));
+    assert_eq!(t.steps.last().unwrap().name, "payment-sms");
+    modem.shutdown().await;
+    sb.shutdown().await;
+}

@@ -2,7 +2,7 @@
 //!
 //! A journey is YAML (see `scenarios/*.yaml`): a name, labels, a default network profile,
 //! variables, secrets by reference, an optional MSISDN pool, politeness caps, and ordered steps.
-//! Each step has a name, a timeout and exactly one kind: `http`, `ussd`, `mpesa_stk` or `wait`
+//! Each step has a name, a timeout and exactly one kind: `http`, `ussd`, `payment`, `mpesa_stk`, `wait` or `sms`
 //! (each a folder under [`crate::steps`], where their models live). Strings may hold
 //! `{{ var }}` templates, rendered when the step runs. [`load_file`] checks everything it can
 //! before anything is sent: unknown keys, impossible values, unknown variables, money limits.

@@ -295,6 +295,25 @@ impl Modem {
         }
     }
 
+    /// Reads what the modem says unasked until `until`, queueing the unsolicited results
+    /// (`+CMTI`, `+CUSD`); reaching `until` is not an error.
+    pub async fn listen(&mut self, until: Instant) -> Result<(), ModemError> {
+        loop {
+            match self.read_line("(listening)", until).await {
+                Ok(l) => {
+                    self.unsolicited(&l);
+                }
+                Err(ModemError::Timeout { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes the `+CMTI` notifications queued so far: (storage, index).
+    pub fn take_cmti(&mut self) -> Vec<(String, u32)> {
+        self.cmti.drain(..).collect()
+    }
+
     /// The next non-empty line; a `+CUSD` string that spans lines is joined with `\n`.
     async fn read_line(&mut self, shown: &str, deadline: Instant) -> Result<String, ModemError> {
         let first = self.raw_line(shown, deadline).await?;

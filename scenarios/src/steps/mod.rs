@@ -37,6 +37,7 @@ macro_rules! for_each_kind {
             payment => Payment(PaymentStep),
             mpesa_stk => MpesaStk(StkStep),
             wait => Wait(WaitStep),
+            sms => Sms(SmsStep),
         }
     };
 }

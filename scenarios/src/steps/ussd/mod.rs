@@ -8,7 +8,7 @@
 //! Gateway dialects are not step kinds: they register in one line in `crate::ussd::dialects`.
 
 mod model;
-mod modem;
+pub(crate) mod modem;
 mod run;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 
 use tokio::time::Instant;
 
-use super::{USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, run::check_screen};
+use super::{ModemConfig, USSD_HOP_TIMEOUT, USSD_SESSION_TIMEOUT, UssdStep, run::check_screen};
 use crate::{
     modem::{
         CusdEvent, Modem, ModemError, ModemSpec,
@@ -95,15 +95,21 @@ fn spec(u: &UssdStep, ctx: &Ctx<'_>) -> Result<ModemSpec, Failure> {
     let Some(m) = &u.modem else {
         return Err(Failure::new(Outcome::AssertionFailed, "ussd.modem: `via: modem` needs a `modem:` block"));
     };
+    modem_spec(m, "ussd.modem", ctx)
+}
+
+/// A `modem:` block (of a `ussd` or `sms` step at `field`), its templates rendered; the PIN is
+/// masked from now on.
+pub(crate) fn modem_spec(m: &ModemConfig, field: &str, ctx: &Ctx<'_>) -> Result<ModemSpec, Failure> {
     let pin = match &m.pin {
         Some(p) => {
-            let pin = ctx.render("ussd.modem.pin", p)?;
+            let pin = ctx.render(&format!("{field}.pin"), p)?;
             ctx.masker.lock().add_secret(&pin);
             Some(pin)
         }
         None => None,
     };
-    Ok(ModemSpec { port: ctx.render("ussd.modem.port", &m.port)?, baud: m.baud, pin, charset: m.charset })
+    Ok(ModemSpec { port: ctx.render(&format!("{field}.port"), &m.port)?, baud: m.baud, pin, charset: m.charset })
 }
 
 /// A secret input is masked as typed; through a hex charset it goes out in another shape, which
@@ -131,12 +137,12 @@ fn screen(ctx: &Ctx<'_>, hop: usize, ev: CusdEvent) -> Result<Screen, Failure> {
     Err(Failure::new(outcome, format!("hop {hop}: {what}{said}")))
 }
 
-fn failure(ctx: &Ctx<'_>, at: &str, e: &ModemError) -> Failure {
+pub(crate) fn failure(ctx: &Ctx<'_>, at: &str, e: &ModemError) -> Failure {
     Failure::new(e.outcome(), format!("{at}: {}", ctx.mask(&e.to_string())))
 }
 
 /// The modem's exchanges since the last call, as trace excerpts (masked whole, then cut).
-fn record(ctx: &Ctx<'_>, rec: &mut Recorder, m: &mut Modem) {
+pub(crate) fn record(ctx: &Ctx<'_>, rec: &mut Recorder, m: &mut Modem) {
     let masker = ctx.masker.lock();
     for x in m.take_log() {
         let verb = x.command.split(['=', '?']).next().unwrap_or("AT");
