@@ -2,6 +2,7 @@
 //!
 //! - `line.rs`: one response line, classified (pure);
 //! - `codec.rs`: GSM 7-bit, UCS2 and the data coding schemes (pure);
+//! - `pdu.rs`: SMS-DELIVER PDUs (PDU mode) decoded, concatenated parts joined (pure);
 //! - `port.rs`: the AT port, a serial device or `tcp://host:port`;
 //! - `engine.rs`: [`Modem`]: init, commands with deadlines, unsolicited results, USSD sessions;
 //! - `health.rs`: the radio, read into `report::RadioHealth`;
@@ -11,6 +12,7 @@ pub mod codec;
 pub mod engine;
 pub mod health;
 pub mod line;
+pub mod pdu;
 pub mod pool;
 pub mod port;
 #[cfg(test)]
