@@ -27,6 +27,9 @@ use crate::{
     },
 };
 
+/// A message part as listed: its storage index and what it decoded to.
+type Stored = (u32, pdu::Deliver);
+
 /// Longest the step listens for `+CMTI` before it lists the unread messages again.
 const RELIST: Duration = Duration::from_secs(5);
 
@@ -144,7 +147,7 @@ fn text_listing(lines: &[String], charset: Charset) -> Vec<Message> {
 /// PDU mode: `+CMGL: <index>,<stat>,[<alpha>],<length>` and the SMS-DELIVER PDU in hex on the
 /// next line (TS 27.005 §3.4.2, TS 23.040 §9.2.2.1); concatenated parts reassembled.
 fn pdu_listing(lines: &[String]) -> Vec<Message> {
-    let mut parts: Vec<(u32, pdu::Deliver)> = Vec::new();
+    let mut parts: Vec<Stored> = Vec::new();
     let mut index = None;
     for l in lines {
         if let Some(rest) = l.strip_prefix("+CMGL:") {
@@ -159,19 +162,18 @@ fn pdu_listing(lines: &[String]) -> Vec<Message> {
     let (single, multi): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, d)| d.part.is_none());
     let mut out: Vec<Message> =
         single.into_iter().map(|(i, d)| Message { indexes: vec![i], sender: d.sender, text: d.text }).collect();
-    // Each part's storage index, to delete them all once the joined message matches.
-    let indexes_of = |sender: &str, reference: u16| -> Vec<u32> {
-        multi
-            .iter()
-            .filter(|(_, d)| d.sender == sender && d.part.as_ref().is_some_and(|p| p.reference == reference))
-            .map(|(i, _)| *i)
-            .collect()
-    };
-    let refs: Vec<(String, u16)> =
-        multi.iter().filter_map(|(_, d)| d.part.as_ref().map(|p| (d.sender.clone(), p.reference))).collect();
-    for d in pdu::reassemble(multi.iter().map(|(_, d)| d.clone()).collect()) {
-        let reference = refs.iter().find(|(s, _)| *s == d.sender).map_or(0, |(_, r)| *r);
-        out.push(Message { indexes: indexes_of(&d.sender, reference), sender: d.sender, text: d.text });
+    // One concatenated message per (sender, reference), with every part's storage index, to
+    // delete them all once the joined message matches; an incomplete one waits for its parts.
+    let mut groups: std::collections::BTreeMap<(String, u16), Vec<Stored>> = std::collections::BTreeMap::new();
+    for (i, d) in multi {
+        let key = (d.sender.clone(), d.part.as_ref().map_or(0, |p| p.reference));
+        groups.entry(key).or_default().push((i, d));
+    }
+    for g in groups.into_values() {
+        let indexes = g.iter().map(|(i, _)| *i).collect();
+        if let Some(d) = pdu::reassemble(g.into_iter().map(|(_, d)| d).collect()).pop() {
+            out.push(Message { indexes, sender: d.sender, text: d.text });
+        }
     }
     out
 }
