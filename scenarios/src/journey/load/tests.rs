@@ -86,7 +86,9 @@ fn errors_name_file_line_and_field() {
 fn a_step_needs_exactly_one_kind() {
     let e = parse("name: x\nsteps:\n  - name: a\n    wait: {fixed: 1s}\n    http: {url: http://x}\n").unwrap_err();
     assert!(
-        e.starts_with("j.yaml:3:5: steps[0]: step `a`: give exactly one of http, ussd, payment, mpesa_stk, wait or sms"),
+        e.starts_with(
+            "j.yaml:3:5: steps[0]: step `a`: give exactly one of http, ussd, payment, mpesa_stk, wait or sms"
+        ),
         "{e}"
     );
     let e = parse("name: x\nsteps:\n  - name: a\n").unwrap_err();
