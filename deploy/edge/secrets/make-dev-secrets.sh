@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the compose fleet's secrets into this folder (git ignores them): one bearer token per
 # prober identity, a private CA and the aggregators' certificate (names: aggregator, aggregator-b
-# for the HA pair's second replica, localhost), and Grafana's admin password. Existing files are kept; delete one to regenerate it.
+# for the HA pair's second replica, localhost), and Grafana's admin password. Existing files
+# are kept; delete one to regenerate it.
 #
 #   deploy/edge/secrets/make-dev-secrets.sh
 #
