@@ -27,6 +27,16 @@
 //! - The prober and aggregator configs that compose, Kubernetes and systemd mount are loaded by
 //!   the real config loaders (paths under /etc, /run and /var mapped to a temporary directory
 //!   with stand-in secrets), and the Indexed Job's flags are checked against `prober load --help`.
+//!   The HA pair's configs (`replica`, `alertmanager.urls`, `remote_write`, the edge's
+//!   `aggregators:`) go through the same loaders, the aggregator's through `aggregator
+//!   check-config` with the environment a pod or compose service gives it.
+//! - **The HA pair's wiring**, read as data: every StatefulSet's selector, headless Service,
+//!   ports, claim templates and (above one replica) PodDisruptionBudget fit together; the
+//!   aggregator pair sits on two nodes and is named by its pods; the probers report to exactly
+//!   those pods; the Alertmanager peers and the aggregator's `alertmanager.urls` are exactly the
+//!   cluster's pods, with the compose fleet's routes; remote write goes to a placeholder host with
+//!   the HA labels and credentials in mounted Secrets; the merged HA compose file gives each
+//!   aggregator its own store.
 //!
 //! A missing tool makes a test print `SKIPPED: …` and pass, except under `CI=true`, where it
 //! fails: `.ci/run` installs them all.
