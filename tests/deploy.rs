@@ -27,6 +27,16 @@
 //! - The prober and aggregator configs that compose, Kubernetes and systemd mount are loaded by
 //!   the real config loaders (paths under /etc, /run and /var mapped to a temporary directory
 //!   with stand-in secrets), and the Indexed Job's flags are checked against `prober load --help`.
+//!   The HA pair's configs (`replica`, `alertmanager.urls`, `remote_write`, the edge's
+//!   `aggregators:`) go through the same loaders, the aggregator's through `aggregator
+//!   check-config` with the environment a pod or compose service gives it.
+//! - **The HA pair's wiring**, read as data: every StatefulSet's selector, headless Service,
+//!   ports, claim templates and (above one replica) PodDisruptionBudget fit together; the
+//!   aggregator pair sits on two nodes and is named by its pods; the probers report to exactly
+//!   those pods; the Alertmanager peers and the aggregator's `alertmanager.urls` are exactly the
+//!   cluster's pods, with the compose fleet's routes; remote write goes to a placeholder host with
+//!   the HA labels and credentials in mounted Secrets; the merged HA compose file gives each
+//!   aggregator its own store.
 //!
 //! A missing tool makes a test print `SKIPPED: …` and pass, except under `CI=true`, where it
 //! fails: `.ci/run` installs them all.
@@ -402,6 +412,17 @@ fn committed_rules_are_what_aggregator_rules_prints_and_pass_promtool() {
 
 // ================================================================ compose, Kubernetes, Docker, systemd
 
+/// Every `./…` or `../…` a compose file mounts exists.
+fn assert_compose_mounts_exist(name: &str, text: &str) {
+    for line in text.lines() {
+        let item = line.trim().trim_start_matches("- ");
+        if let Some((src, _)) = item.split_once(':').filter(|(s, _)| s.starts_with("./") || s.starts_with("../")) {
+            let p = edge_dir().join(src);
+            assert!(p.exists(), "{name} mounts {src}, which does not exist ({})", p.display());
+        }
+    }
+}
+
 #[test]
 fn compose_file_passes_docker_compose_config() {
     let compose = edge_dir().join("docker-compose.yml");
@@ -410,19 +431,25 @@ fn compose_file_passes_docker_compose_config() {
     for s in ["prober-nairobi", "prober-kampala", "prober-dar", "aggregator", "prometheus", "alertmanager", "grafana"] {
         assert!(text.contains(&format!("\n  {s}:\n")), "docker-compose.yml: no service `{s}`");
     }
-    for line in text.lines() {
-        let item = line.trim().trim_start_matches("- ");
-        if let Some((src, _)) = item.split_once(':').filter(|(s, _)| s.starts_with("./") || s.starts_with("../")) {
-            let p = edge_dir().join(src);
-            assert!(p.exists(), "docker-compose.yml mounts {src}, which does not exist ({})", p.display());
-        }
+    assert_compose_mounts_exist("docker-compose.yml", &text);
+    // The HA override adds the second aggregator and Alertmanager.
+    let ha = edge_dir().join("docker-compose.ha.yml");
+    let ha_text = read(&ha);
+    for s in ["aggregator", "aggregator-b", "alertmanager", "alertmanager-b", "prometheus"] {
+        assert!(ha_text.contains(&format!("\n  {s}:\n")), "docker-compose.ha.yml: no service `{s}`");
     }
+    assert_compose_mounts_exist("docker-compose.ha.yml", &ha_text);
     if !require_tool_with("docker-compose", &["version"]) {
         return;
     }
     check(
         "docker-compose config",
         StdCommand::new("docker-compose").arg("-f").arg(&compose).args(["config", "-q"]),
+        false,
+    );
+    check(
+        "docker-compose config (with the HA override)",
+        StdCommand::new("docker-compose").arg("-f").arg(&compose).arg("-f").arg(&ha).args(["config", "-q"]),
         false,
     );
 }
@@ -562,6 +589,8 @@ impl Mounts {
             ("k8s/tokens/kla", token(2)),
             ("k8s/tokens/dar", token(3)),
             ("k8s/tokens/load", token(4)),
+            ("k8s/remote-write/tenant", "stand-in-tenant".to_owned()),
+            ("k8s/remote-write/password", token(5)),
             // systemd credentials
             ("credentials/prober-token", token(0)),
         ];
@@ -648,10 +677,10 @@ fn compose_kubernetes_and_systemd_configs_load_with_the_real_loaders() {
     assert_binds_every_edge("aggregator/aggregator.yaml", &agg);
     assert!(agg.alertmanager.is_some(), "the compose aggregator pages through Alertmanager");
 
-    // Kubernetes: the ConfigMaps' files.
+    // Kubernetes (single aggregator): the ConfigMaps' files.
     let probers = read(&edge_dir().join("k8s/probers.yaml"));
-    let edges = block_scalars(&probers, "edge.yaml");
-    assert_eq!(edges.len(), SITES.len(), "k8s/probers.yaml: one edge.yaml per site");
+    let edges = block_scalars(&read(&edge_dir().join("k8s/single/edge-config.yaml")), "edge.yaml");
+    assert_eq!(edges.len(), SITES.len(), "k8s/single/edge-config.yaml: one edge.yaml per site");
     for ((region, id, profile), src) in SITES.iter().zip(&edges) {
         let c = load_edge(&m.localize(src, &format!("k8s-{region}.yaml")));
         assert_eq!(
@@ -660,11 +689,488 @@ fn compose_kubernetes_and_systemd_configs_load_with_the_real_loaders() {
         );
         assert!(probers.contains(&format!("savanna-pulse.io/site: {region}\n")), "k8s: no node selector for {region}");
     }
-    let k8s_agg = block_scalars(&read(&edge_dir().join("k8s/aggregator.yaml")), "aggregator.yaml");
-    assert_eq!(k8s_agg.len(), 1, "k8s/aggregator.yaml: one aggregator.yaml");
-    assert_binds_every_edge("k8s/aggregator.yaml", &load_aggregator(&m.localize(&k8s_agg[0], "k8s-agg.yaml")));
+    let k8s_agg = block_scalars(&read(&edge_dir().join("k8s/single/aggregator.yaml")), "aggregator.yaml");
+    assert_eq!(k8s_agg.len(), 1, "k8s/single/aggregator.yaml: one aggregator.yaml");
+    assert_binds_every_edge("k8s/single/aggregator.yaml", &load_aggregator(&m.localize(&k8s_agg[0], "k8s-agg.yaml")));
 
     // systemd: the example edge.yaml.
     let c = load_edge(&m.localize(&read(&edge_dir().join("systemd/edge.yaml")), "systemd-edge.yaml"));
     assert!(c.outbox.dir.starts_with(m.dir.join("state")), "systemd: the outbox is in the StateDirectory");
+}
+
+// ================================================================ the HA pair: Kubernetes wiring
+
+/// One Kubernetes object of the manifests, with the file it is in.
+struct Object {
+    file: String,
+    v: Value,
+}
+
+impl Object {
+    fn kind(&self) -> &str {
+        self.v["kind"].as_str().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.v["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    fn namespace(&self) -> &str {
+        self.v["metadata"]["namespace"].as_str().unwrap_or_default()
+    }
+    fn at(&self) -> String {
+        format!("{}: {} {}", self.file, self.kind(), self.name())
+    }
+}
+
+/// Every object of the YAML files under `deploy/edge/k8s/<sub>` (all of them for `""`).
+fn k8s_objects(sub: &str) -> Vec<Object> {
+    let root = edge_dir().join("k8s");
+    let mut out = Vec::new();
+    for p in k8s_files().into_iter().filter(|p| p.starts_with(root.join(sub))) {
+        let file = p.strip_prefix(&root).unwrap().display().to_string();
+        let text = read(&p);
+        let docs = text.split("\n---\n").filter(|d| d.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')));
+        for doc in docs {
+            let v: Value = serde_yaml_ng::from_str(doc).unwrap_or_else(|e| panic!("k8s/{file}: {e}"));
+            out.push(Object { file: file.clone(), v });
+        }
+    }
+    out
+}
+
+/// `want` ⊆ `have` (label maps).
+fn labels_match(want: &Value, have: &Value) -> bool {
+    want.as_object().is_some_and(|w| !w.is_empty() && w.iter().all(|(k, v)| have.get(k) == Some(v)))
+}
+
+fn find<'a>(objects: &'a [Object], kind: &str, ns: &str, name: &str) -> Option<&'a Object> {
+    objects.iter().find(|o| o.kind() == kind && o.namespace() == ns && o.name() == name)
+}
+
+/// The `--flag=value` arguments of a container.
+fn flag_values(container: &Value, flag: &str) -> Vec<String> {
+    let prefix = format!("{flag}=");
+    container["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()?.strip_prefix(&prefix).map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// A ConfigMap's file as YAML data.
+fn configmap_yaml(cm: &Object, key: &str) -> Value {
+    let text = cm.v["data"][key].as_str().unwrap_or_else(|| panic!("{}: no data.{key}", cm.at()));
+    serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{} {key}: {e}", cm.at()))
+}
+
+/// The stable DNS names of a StatefulSet's pods: `<name>-<i>.<service>.<namespace>.svc`.
+fn pod_names(sts: &Object) -> Vec<String> {
+    let n = sts.v["spec"]["replicas"].as_u64().unwrap_or(1);
+    let svc = sts.v["spec"]["serviceName"].as_str().unwrap_or_default();
+    (0..n).map(|i| format!("{}-{i}.{svc}.{}.svc", sts.name(), sts.namespace())).collect()
+}
+
+#[test]
+fn every_statefulset_is_wired_to_its_headless_service_volumes_and_disruption_budget() {
+    let all = k8s_objects("");
+    let sets: Vec<&Object> = all.iter().filter(|o| o.kind() == "StatefulSet").collect();
+    assert!(sets.len() >= 5, "three prober sites, the aggregator pair and Alertmanager: {}", sets.len());
+    for sts in sets {
+        let (at, spec) = (sts.at(), &sts.v["spec"]);
+        let pod_labels = &spec["template"]["metadata"]["labels"];
+        assert!(labels_match(&spec["selector"]["matchLabels"], pod_labels), "{at}: selector misses its pods");
+        // serviceName is a headless Service of the same namespace selecting these pods.
+        let svc_name = spec["serviceName"].as_str().unwrap_or_else(|| panic!("{at}: no serviceName"));
+        let svc = find(&all, "Service", sts.namespace(), svc_name)
+            .unwrap_or_else(|| panic!("{at}: serviceName {svc_name} is no Service in the manifests"));
+        assert_eq!(svc.v["spec"]["clusterIP"].as_str(), Some("None"), "{}: not headless", svc.at());
+        assert!(labels_match(&svc.v["spec"]["selector"], pod_labels), "{}: selects none of {at}'s pods", svc.at());
+        // Each Service port targets a named container port of the pods.
+        let containers = spec["template"]["spec"]["containers"].as_array().unwrap();
+        let port_names: BTreeSet<&str> = containers
+            .iter()
+            .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for p in svc.v["spec"]["ports"].as_array().unwrap() {
+            let target = p["targetPort"].as_str().unwrap_or_else(|| panic!("{}: give targetPort by name", svc.at()));
+            assert!(port_names.contains(target), "{}: targetPort {target} is not a port of {at}", svc.at());
+        }
+        // Every mount is a volume of the pod or a claim template; every claim template is mounted.
+        let mut volumes: BTreeSet<&str> = spec["template"]["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        let claims: Vec<&str> = spec["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["metadata"]["name"].as_str())
+            .collect();
+        assert!(!claims.is_empty(), "{at}: no volumeClaimTemplates (state must survive a reschedule)");
+        volumes.extend(&claims);
+        let mounts: BTreeSet<&str> = containers
+            .iter()
+            .flat_map(|c| c["volumeMounts"].as_array().into_iter().flatten())
+            .filter_map(|m| m["name"].as_str())
+            .collect();
+        for m in &mounts {
+            assert!(volumes.contains(m), "{at}: mounts `{m}`, which is no volume");
+        }
+        for c in &claims {
+            assert!(mounts.contains(c), "{at}: claim template `{c}` is never mounted");
+        }
+        // More than one replica: a PodDisruptionBudget keeps all but one up through a drain.
+        if spec["replicas"].as_u64().unwrap_or(1) > 1 {
+            let pdb = all
+                .iter()
+                .find(|o| {
+                    o.kind() == "PodDisruptionBudget"
+                        && o.namespace() == sts.namespace()
+                        && labels_match(&o.v["spec"]["selector"]["matchLabels"], pod_labels)
+                })
+                .unwrap_or_else(|| panic!("{at}: no PodDisruptionBudget selects its pods"));
+            assert_eq!(pdb.v["spec"]["maxUnavailable"].as_u64(), Some(1), "{}: maxUnavailable", pdb.at());
+        }
+    }
+}
+
+#[test]
+fn the_ha_pair_runs_two_aggregators_on_two_nodes_named_by_their_pods() {
+    let ha = k8s_objects("ha");
+    let sts =
+        find(&ha, "StatefulSet", "savanna-pulse", "aggregator").expect("ha/aggregator.yaml: StatefulSet aggregator");
+    let spec = &sts.v["spec"];
+    assert_eq!(spec["replicas"].as_u64(), Some(2), "the pair");
+    assert_eq!(
+        spec["serviceName"].as_str(),
+        Some("aggregator"),
+        "pods named aggregator-<n>.aggregator.savanna-pulse.svc"
+    );
+    // Never both on one node.
+    let anti =
+        &spec["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    let pod_labels = &spec["template"]["metadata"]["labels"];
+    assert!(
+        anti.as_array().into_iter().flatten().any(|t| t["topologyKey"] == "kubernetes.io/hostname"
+            && labels_match(&t["labelSelector"]["matchLabels"], pod_labels)),
+        "{}: no required anti-affinity on kubernetes.io/hostname against its own pods",
+        sts.at()
+    );
+    // The replica's name is the pod's: POD_NAME from the downward API, `replica: env:POD_NAME`.
+    let c = &spec["template"]["spec"]["containers"][0];
+    let pod_name = c["env"].as_array().unwrap().iter().find(|e| e["name"] == "POD_NAME").expect("env POD_NAME");
+    assert_eq!(pod_name["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    let cm_name = spec["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|v| v["configMap"]["name"].as_str())
+        .expect("the config volume");
+    let cm = find(&ha, "ConfigMap", "savanna-pulse", cm_name).expect("the aggregator's ConfigMap");
+    let config = configmap_yaml(cm, "aggregator.yaml");
+    assert_eq!(config["replica"], "env:POD_NAME", "{}", cm.at());
+    // The same probes as the single aggregator.
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert!(c[probe]["httpGet"]["path"].is_string(), "{}: no {probe}", sts.at());
+    }
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+
+    // Every prober reports to every replica, by its stable name, with its port.
+    let port = c["ports"][0]["containerPort"].as_u64().unwrap();
+    let want: BTreeSet<String> = pod_names(sts).iter().map(|n| format!("https://{n}:{port}")).collect();
+    let edges: Vec<&Object> =
+        ha.iter().filter(|o| o.kind() == "ConfigMap" && o.name().starts_with("pulse-edge-")).collect();
+    assert_eq!(edges.len(), SITES.len(), "ha/edge-config.yaml: one per site");
+    for cm in edges {
+        let edge = configmap_yaml(cm, "edge.yaml");
+        assert!(edge.get("aggregator").is_none(), "{}: `aggregators:` only", cm.at());
+        let list = edge["aggregators"].as_array().unwrap_or_else(|| panic!("{}: no aggregators list", cm.at()));
+        let urls: BTreeSet<String> = list.iter().filter_map(|a| a["url"].as_str().map(str::to_owned)).collect();
+        assert_eq!(urls, want, "{}: the destinations are the pair's pods", cm.at());
+        let names: Vec<&str> = list.iter().filter_map(|a| a["name"].as_str()).collect();
+        assert_eq!(names, ["aggregator-0", "aggregator-1"], "{}: destination names are the replicas'", cm.at());
+    }
+    // The probers' StatefulSets mount the ConfigMaps of these names.
+    let probers = k8s_objects("probers.yaml");
+    for (region, _, _) in SITES {
+        let sts = find(&probers, "StatefulSet", "savanna-pulse", &format!("prober-{region}")).unwrap();
+        let mounted = sts.v["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"].as_str() == Some(&format!("pulse-edge-{region}")));
+        assert!(mounted, "{}: does not mount pulse-edge-{region}", sts.at());
+        assert!(find(&ha, "ConfigMap", "savanna-pulse", &format!("pulse-edge-{region}")).is_some());
+        assert!(find(&k8s_objects("single"), "ConfigMap", "savanna-pulse", &format!("pulse-edge-{region}")).is_some());
+    }
+}
+
+#[test]
+fn the_alertmanager_cluster_peers_name_real_pods_and_the_aggregators_send_to_each() {
+    let ha = k8s_objects("ha");
+    let am = find(&ha, "StatefulSet", "savanna-pulse", "alertmanager").expect("ha/alertmanager.yaml: StatefulSet");
+    assert_eq!(am.v["spec"]["replicas"].as_u64(), Some(3), "an Alertmanager cluster of three");
+    let c = &am.v["spec"]["template"]["spec"]["containers"][0];
+    let port = |name: &str| -> u64 {
+        c["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap()
+    };
+    let listen = flag_values(c, "--cluster.listen-address");
+    assert_eq!(listen, [format!("0.0.0.0:{}", port("mesh-tcp"))], "{}: --cluster.listen-address", am.at());
+    assert_eq!(port("mesh-tcp"), port("mesh-udp"), "gossip uses one port over TCP and UDP");
+    let peers: BTreeSet<String> = flag_values(c, "--cluster.peer").into_iter().collect();
+    let pods: BTreeSet<String> = pod_names(am).iter().map(|n| format!("{n}:{}", port("mesh-tcp"))).collect();
+    assert_eq!(peers, pods, "{}: --cluster.peer names each member's pod", am.at());
+    let svc = find(&ha, "Service", "savanna-pulse", "alertmanager").unwrap();
+    assert_eq!(svc.v["spec"]["publishNotReadyAddresses"], true, "members join by name before they are ready");
+
+    // Each aggregator replica sends every alert to every member (never to one balanced address).
+    let cm = find(&ha, "ConfigMap", "savanna-pulse", "pulse-aggregator").unwrap();
+    let config = configmap_yaml(cm, "aggregator.yaml");
+    let urls: BTreeSet<String> = config["alertmanager"]["urls"]
+        .as_array()
+        .expect("alertmanager.urls")
+        .iter()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect();
+    let want: BTreeSet<String> = pod_names(am).iter().map(|n| format!("http://{n}:{}", port("web"))).collect();
+    assert_eq!(urls, want, "{}: alertmanager.urls", cm.at());
+
+    // The cluster routes alerts as the compose fleet does (one routing file, checked by amtool).
+    let routes = am_cm_routes(&ha);
+    let compose = read(&edge_dir().join("alertmanager/alertmanager.yml"));
+    let body: String = compose.lines().skip_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    assert_eq!(
+        routes.trim_end(),
+        body.trim_end(),
+        "ha/alertmanager.yaml: the routes differ from alertmanager/alertmanager.yml"
+    );
+    if !require_tool("amtool") {
+        return;
+    }
+    let dir = tmpdir("deploy-am-ha");
+    let file = dir.join("alertmanager.yml");
+    std::fs::write(&file, routes).unwrap();
+    check("amtool check-config (k8s/ha)", StdCommand::new("amtool").arg("check-config").arg(&file), false);
+}
+
+/// The Alertmanager ConfigMap's `alertmanager.yml`, as text.
+fn am_cm_routes(ha: &[Object]) -> String {
+    let cm = find(ha, "ConfigMap", "savanna-pulse", "pulse-alertmanager").expect("ConfigMap pulse-alertmanager");
+    cm.v["data"]["alertmanager.yml"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn remote_write_goes_to_a_placeholder_with_the_ha_labels_and_credentials_by_reference() {
+    let ha = k8s_objects("ha");
+    let cm = find(&ha, "ConfigMap", "savanna-pulse", "pulse-aggregator").unwrap();
+    let config = configmap_yaml(cm, "aggregator.yaml");
+    let rw = config["remote_write"].as_array().expect("remote_write");
+    assert!(!rw.is_empty());
+    let secrets = k8s_objects("secrets.template.yaml");
+    let sts = find(&ha, "StatefulSet", "savanna-pulse", "aggregator").unwrap();
+    let pod = &sts.v["spec"]["template"]["spec"];
+    for r in rw {
+        let at = format!("{}: remote_write {}", cm.at(), r["name"]);
+        let url = r["url"].as_str().unwrap();
+        let host = url.strip_prefix("https://").and_then(|u| u.split(['/', ':']).next()).unwrap_or_default();
+        assert!(host.ends_with(".example.invalid"), "{at}: a placeholder host (RFC 2606), not {host}");
+        assert!(r["external_labels"]["cluster"].is_string(), "{at}: external_labels.cluster (Mimir's HA tracker)");
+        assert_eq!(r["replica_label"], "__replica__", "{at}: the Mimir/Cortex HA tracker's replica label");
+        // Every credential is a file reference into a mounted Secret of the template.
+        let refs: Vec<&str> = r["headers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|h| h.values())
+            .chain([&r["basic_auth"]["password"], &r["bearer_token"]])
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(!refs.is_empty(), "{at}: no credentials");
+        for re in refs {
+            let path = re.strip_prefix("file:").unwrap_or_else(|| panic!("{at}: {re:?} is not a file: reference"));
+            let (dir, key) = path.rsplit_once('/').unwrap();
+            let mount = pod["containers"][0]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["mountPath"] == dir)
+                .unwrap_or_else(|| panic!("{at}: nothing is mounted at {dir}"));
+            let secret = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == mount["name"])
+                .and_then(|v| v["secret"]["secretName"].as_str())
+                .unwrap_or_else(|| panic!("{at}: {dir} is not a Secret"));
+            let s = find(&secrets, "Secret", "savanna-pulse", secret)
+                .unwrap_or_else(|| panic!("{at}: Secret {secret} is not in secrets.template.yaml"));
+            assert!(s.v["stringData"].get(key).is_some(), "{}: no key {key}", s.at());
+        }
+    }
+}
+
+// ================================================================ the HA pair: compose
+
+/// `docker-compose config` of the base file with the HA override, as data.
+fn compose_ha_merged() -> Option<Value> {
+    if !require_tool_with("docker-compose", &["version"]) {
+        return None;
+    }
+    let (base, ha) = (edge_dir().join("docker-compose.yml"), edge_dir().join("docker-compose.ha.yml"));
+    let out = check(
+        "docker-compose config (HA)",
+        StdCommand::new("docker-compose").arg("-f").arg(&base).arg("-f").arg(&ha).arg("config"),
+        false,
+    );
+    let yaml = &out[..out.rfind('\n').map_or(out.len(), |i| i + 1)];
+    Some(serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("docker-compose config: {e}\n{out}")))
+}
+
+#[test]
+fn the_ha_compose_fleet_has_two_aggregators_with_their_own_stores_and_probers_reporting_to_both() {
+    // The HA edge configs are the single ones with `aggregators:` for `aggregator:`.
+    for (region, _, _) in SITES {
+        let single = read(&edge_dir().join(format!("prober/{region}.yaml")));
+        let ha = read(&edge_dir().join(format!("prober/ha/{region}.yaml")));
+        let strip = |s: &str| -> Vec<String> {
+            let mut out = Vec::new();
+            let mut skip = false;
+            for l in s.lines().filter(|l| !l.starts_with('#')) {
+                if l.starts_with("aggregator") {
+                    skip = true;
+                } else if skip && !l.starts_with(' ') {
+                    skip = false;
+                }
+                if !skip {
+                    out.push(l.to_owned());
+                }
+            }
+            out
+        };
+        assert_eq!(
+            strip(&ha),
+            strip(&single),
+            "prober/ha/{region}.yaml differs from prober/{region}.yaml beyond the aggregators"
+        );
+        let edge: Value = serde_yaml_ng::from_str(&ha).unwrap();
+        let urls: Vec<&str> =
+            edge["aggregators"].as_array().unwrap().iter().filter_map(|a| a["url"].as_str()).collect();
+        assert_eq!(urls, ["https://aggregator:7800", "https://aggregator-b:7800"], "prober/ha/{region}.yaml");
+    }
+    let Some(merged) = compose_ha_merged() else { return };
+    let svc = |n: &str| merged["services"][n].clone();
+    let mounts = |n: &str| -> Vec<String> {
+        svc(n)["volumes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("compose HA: {n} has no volumes"))
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| format!("{}:{}", v["source"], v["target"]), str::to_owned))
+            .collect()
+    };
+    // Two aggregators, the same config, different replica names and different stores.
+    let data = |n: &str| mounts(n).into_iter().find(|m| m.contains(":/var/lib/savanna-pulse")).unwrap();
+    assert_ne!(data("aggregator"), data("aggregator-b"), "each aggregator has its own volume");
+    let replica = |n: &str| svc(n)["environment"]["REPLICA"].as_str().map(str::to_owned);
+    assert_eq!(
+        (replica("aggregator"), replica("aggregator-b")),
+        (Some("aggregator-a".into()), Some("aggregator-b".into()))
+    );
+    for n in ["aggregator", "aggregator-b"] {
+        assert!(
+            mounts(n)
+                .iter()
+                .any(|m| m.ends_with("aggregator/aggregator-ha.yaml:/etc/savanna-pulse/aggregator.yaml:ro")),
+            "compose HA: {n} does not read aggregator-ha.yaml: {:?}",
+            mounts(n)
+        );
+    }
+    // The probers read their HA configs (the mount on the same path replaced the single one).
+    for (region, _, _) in SITES {
+        let m: Vec<String> = mounts(&format!("prober-{region}"))
+            .into_iter()
+            .filter(|m| m.contains(":/etc/savanna-pulse/edge.yaml"))
+            .collect();
+        assert_eq!(m.len(), 1, "prober-{region}: {m:?}");
+        assert!(m[0].contains(&format!("prober/ha/{region}.yaml:")), "prober-{region}: {m:?}");
+    }
+    // The Alertmanagers form one cluster, and the aggregators send to both.
+    let am_members = ["alertmanager", "alertmanager-b"];
+    for n in am_members {
+        let args: Vec<String> =
+            svc(n)["command"].as_array().unwrap().iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
+        for peer in am_members {
+            assert!(args.contains(&format!("--cluster.peer={peer}:9094")), "{n}: no --cluster.peer={peer}:9094");
+        }
+    }
+    let agg: Value = serde_yaml_ng::from_str(&read(&edge_dir().join("aggregator/aggregator-ha.yaml"))).unwrap();
+    let urls: Vec<&str> = agg["alertmanager"]["urls"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(urls, am_members.map(|m| format!("http://{m}:9093")), "aggregator-ha.yaml: alertmanager.urls");
+    assert_eq!(agg["replica"], "env:REPLICA");
+    // Prometheus scrapes both.
+    assert!(mounts("prometheus").iter().any(|m| m.contains("prometheus-ha.yml:/etc/prometheus/prometheus.yml")));
+    let Some(promtool) = Promtool::find() else { return };
+    let said = promtool.check_config(&edge_dir().join("prometheus/prometheus-ha.yml"));
+    assert!(said.ok, "promtool check config prometheus-ha.yml failed:\n{}", said.text);
+}
+
+// ================================================================ the HA pair: the real loaders
+
+/// `aggregator check-config` (which is `aggregator::Config::load`) with `env` set: how a config
+/// naming its replica `env:…` is read in a pod or a compose service.
+fn check_aggregator_config(path: &Path, env: (&str, &str)) {
+    let out = StdCommand::new(&bins().aggregator)
+        .args(["check-config", "--config"])
+        .arg(path)
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aggregator check-config {} ({}={}):\n{}",
+        path.display(),
+        env.0,
+        env.1,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails until the HA config fields (`replica`, `alertmanager.urls`, `remote_write`, the edge's
+/// `aggregators:`) are in the loaders: the configs are written to the agreed format.
+#[test]
+fn ha_configs_load_with_the_real_loaders() {
+    let m = Mounts::new("deploy-ha-configs");
+    // compose: the three HA edges, and the one aggregator config as each replica reads it.
+    for (region, id, _) in SITES {
+        let src = read(&edge_dir().join(format!("prober/ha/{region}.yaml")));
+        let c = load_edge(&m.localize(&src, &format!("compose-ha-{region}.yaml")));
+        assert_eq!(c.prober.id, id, "prober/ha/{region}.yaml");
+    }
+    let agg = m.localize(&read(&edge_dir().join("aggregator/aggregator-ha.yaml")), "compose-agg-ha.yaml");
+    for replica in ["aggregator-a", "aggregator-b"] {
+        check_aggregator_config(&agg, ("REPLICA", replica));
+    }
+    // Kubernetes: the HA edges' ConfigMaps and the pair's config, as each pod reads it.
+    let edges = block_scalars(&read(&edge_dir().join("k8s/ha/edge-config.yaml")), "edge.yaml");
+    assert_eq!(edges.len(), SITES.len());
+    for ((region, id, _), src) in SITES.iter().zip(&edges) {
+        let c = load_edge(&m.localize(src, &format!("k8s-ha-{region}.yaml")));
+        assert_eq!(c.prober.id, *id, "k8s/ha/edge-config.yaml: {region}");
+    }
+    let k8s = block_scalars(&read(&edge_dir().join("k8s/ha/aggregator.yaml")), "aggregator.yaml");
+    assert_eq!(k8s.len(), 1, "k8s/ha/aggregator.yaml: one aggregator.yaml");
+    let path = m.localize(&k8s[0], "k8s-agg-ha.yaml");
+    for pod in ["aggregator-0", "aggregator-1"] {
+        check_aggregator_config(&path, ("POD_NAME", pod));
+    }
+    // In process too, with the replica name written in (the test cannot set its own environment).
+    let fixed = read(&path).replace("replica: env:POD_NAME", "replica: aggregator-0");
+    let local = m.dir.join("k8s-agg-ha-fixed.yaml");
+    std::fs::write(&local, fixed).unwrap();
+    assert_binds_every_edge("k8s/ha/aggregator.yaml", &load_aggregator(&local));
 }

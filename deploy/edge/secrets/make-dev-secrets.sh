@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the compose fleet's secrets into this folder (git ignores them): one bearer token per
-# prober identity, a private CA and the aggregator's certificate (names: aggregator, localhost),
-# and Grafana's admin password. Existing files are kept; delete one to regenerate it.
+# prober identity, a private CA and the aggregators' certificate (names: aggregator, aggregator-b
+# for the HA pair's second replica, localhost), and Grafana's admin password. Existing files
+# are kept; delete one to regenerate it.
 #
 #   deploy/edge/secrets/make-dev-secrets.sh
 #
@@ -20,10 +21,14 @@ if [ ! -s ca.pem ] || [ ! -s ca.key ]; then
   rm -f aggregator.crt aggregator.key
   echo "wrote ca.pem, ca.key"
 fi
+# A certificate from before the HA pair does not name aggregator-b: make a new one.
+if [ -s aggregator.crt ] && ! openssl x509 -noout -ext subjectAltName -in aggregator.crt | grep -q 'DNS:aggregator-b'; then
+  rm -f aggregator.crt aggregator.key
+fi
 if [ ! -s aggregator.crt ] || [ ! -s aggregator.key ]; then
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=aggregator" \
     -keyout aggregator.key -out aggregator.csr 2>/dev/null
-  printf 'subjectAltName=DNS:aggregator,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > aggregator.ext
+  printf 'subjectAltName=DNS:aggregator,DNS:aggregator-b,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > aggregator.ext
   openssl x509 -req -in aggregator.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
     -extfile aggregator.ext -out aggregator.crt 2>/dev/null
   rm -f aggregator.csr aggregator.ext ca.srl
