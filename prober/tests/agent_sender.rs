@@ -29,7 +29,7 @@ fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>, testkit::TempDir) {
         max_rejected: 10,
         keep_acked: false,
     };
-    (dir, Arc::new(Outbox::open(&cfg).unwrap()), tmp)
+    (dir, Arc::new(Outbox::open(&cfg, &["agg".to_owned()]).unwrap()), tmp)
 }
 
 fn fill(ob: &Outbox, n: usize) {
@@ -45,9 +45,11 @@ struct Running {
 
 fn start_sender(ob: Arc<Outbox>, url: &str, token: &str, roots: &[CertificateDer<'static>]) -> Running {
     let metrics = Arc::new(Metrics::new());
+    metrics.add_destinations(ob.destinations());
     let (stop, stop_rx) = watch::channel(false);
     let s = Sender {
         outbox: ob,
+        dest: 0,
         client: Client::new(&url.parse().unwrap(), Secret::new(token), roots),
         metrics: metrics.clone(),
         clock: Clock::system(),
@@ -82,8 +84,9 @@ async fn an_outage_loses_nothing_and_replays_in_seq_order() {
     assert_eq!(*agg.state.store_order.lock(), vec![1, 2, 3, 4, 5], "stored oldest first");
     assert!(agg.state.conflicts.lock().is_empty());
     let m = run.metrics.encode();
-    assert!(m.contains("prober_reports_acked_total 5"), "{m}");
-    assert!(m.contains(r#"prober_report_send_failures_total{reason="server_error"}"#), "{m}");
+    assert!(m.contains(r#"prober_reports_acked_total{destination="agg"} 5"#), "{m}");
+    assert!(m.contains(r#"prober_report_send_failures_total{destination="agg",reason="server_error"}"#), "{m}");
+    assert!(m.contains(r#"prober_report_errors_total{destination="agg",class="server_error"}"#), "{m}");
     let _ = run.stop.send(true);
 }
 
@@ -129,8 +132,12 @@ async fn a_rejected_report_goes_aside_and_a_duplicate_counts_as_delivered() {
     let tries_of_2 = agg.attempts().iter().filter(|a| a.seq == 2).count();
     assert_eq!(tries_of_2, 1, "a rejected report is not retried");
     let m = run.metrics.encode();
-    for want in ["prober_reports_rejected_total 1", "prober_reports_duplicate_total 1", "prober_reports_acked_total 3"]
-    {
+    for want in [
+        r#"prober_reports_rejected_total{destination="agg"} 1"#,
+        r#"prober_reports_duplicate_total{destination="agg"} 1"#,
+        r#"prober_reports_acked_total{destination="agg"} 3"#,
+        r#"prober_report_errors_total{destination="agg",class="rejected"} 1"#,
+    ] {
         assert!(m.contains(want), "missing {want} in\n{m}");
     }
     let _ = run.stop.send(true);
