@@ -506,6 +506,41 @@ async fn poll_radios(
     }
 }
 
+/// The senders, one per destination, and the bells that wake and flush them.
+struct Senders {
+    wake: Bell,
+    flush: Bell,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `name (endpoint), …`, for the start-up log.
+    to: String,
+}
+
+fn start_senders(
+    cfg: &EdgeConfig,
+    outbox: &Arc<Outbox>,
+    metrics: &Arc<Metrics>,
+    clock: Clock,
+    stop: &watch::Receiver<bool>,
+) -> Senders {
+    let (mut wake, mut flush) = (Bell::default(), Bell::default());
+    let (mut to, mut tasks) = (Vec::new(), Vec::new());
+    for (dest, d) in cfg.destinations.iter().enumerate() {
+        let sender = Sender {
+            outbox: outbox.clone(),
+            dest,
+            client: Client::new(&d.url, d.token.clone(), &d.extra_roots),
+            metrics: metrics.clone(),
+            clock,
+            wake: wake.add(),
+            flush: flush.add(),
+            seed: cfg.seed,
+        };
+        to.push(format!("{} ({})", d.name, sender.client.endpoint()));
+        tasks.push(tokio::spawn(sender.run(stop.clone())));
+    }
+    Senders { wake, flush, tasks, to: to.join(", ") }
+}
+
 /// Runs the agent until [`Control::Stop`] (or the control channel closes). On stop: no new
 /// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
 /// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
@@ -562,31 +597,15 @@ pub async fn run_with_radios(
     let ready = Arc::new(AtomicBool::new(true));
     let server = tokio::spawn(endpoints::serve(listener, metrics.clone(), ready.clone()));
 
-    let (mut wake, mut flush) = (Bell::default(), Bell::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut to = Vec::new();
-    let mut sender_tasks = Vec::new();
-    for (dest, d) in cfg.destinations.iter().enumerate() {
-        let sender = Sender {
-            outbox: outbox.clone(),
-            dest,
-            client: Client::new(&d.url, d.token.clone(), &d.extra_roots),
-            metrics: metrics.clone(),
-            clock,
-            wake: wake.add(),
-            flush: flush.add(),
-            seed: cfg.seed,
-        };
-        to.push(format!("{} ({})", d.name, sender.client.endpoint()));
-        sender_tasks.push(tokio::spawn(sender.run(stop_rx.clone())));
-    }
+    let Senders { wake, flush, tasks: sender_tasks, to } = start_senders(&cfg, &outbox, &metrics, clock, &stop_rx);
     tracing::info!(
         "prober {} ({}) running {} journeys, reporting every {} ms to {}; outbox {} (next seq {}); /metrics on http://{listen}",
         cfg.prober.id,
         cfg.prober.region,
         cfg.journeys.len(),
         cfg.reporting_interval.as_millis(),
-        to.join(", "),
+        to,
         outbox.dir().display(),
         outbox.next_seq(),
     );

@@ -304,14 +304,22 @@ impl Outbox {
 
     /// The lowest report destination `dest` has not finished, and its bytes.
     pub fn next_for(&self, dest: usize) -> io::Result<Option<(u64, Vec<u8>)>> {
-        for e in self.pending_for(dest)? {
+        Ok(self.next_and_stats(dest)?.0)
+    }
+
+    /// [`Outbox::next_for`] and [`Outbox::stats_for`] from one listing of the directory (the
+    /// sender asks both before every attempt; a day's backlog is thousands of files).
+    pub fn next_and_stats(&self, dest: usize) -> io::Result<(Option<(u64, Vec<u8>)>, Stats)> {
+        let pending = self.pending_for(dest)?;
+        let stats = stats_of(&pending);
+        for e in pending {
             match fs::read(self.dir.join(file_name(e.seq))) {
-                Ok(b) => return Ok(Some((e.seq, b))),
+                Ok(b) => return Ok((Some((e.seq, b)), stats)),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue, // dropped meanwhile
                 Err(err) => return Err(err),
             }
         }
-        Ok(None)
+        Ok((None, stats))
     }
 
     /// Destination `dest` has report `seq` (and, sending in order, everything below it): move

@@ -310,7 +310,7 @@ impl Sender {
                 return;
             }
             let (ob, dest) = (self.outbox.clone(), self.dest);
-            let next = blocking(move || ob.next_for(dest).and_then(|n| Ok((n, ob.stats_for(dest)?)))).await;
+            let next = blocking(move || ob.next_and_stats(dest)).await;
             let (seq, stored, stats) = match next {
                 Ok((Some((seq, bytes)), stats)) => (seq, bytes, stats),
                 Ok((None, stats)) => {
