@@ -239,3 +239,53 @@ fn the_default_bounds_never_cut_the_prober_sender() {
     assert!(d.tls_handshake_timeout >= prober::agent::sender::ATTEMPT_TIMEOUT);
     assert!(d.h2_max_concurrent_streams >= 1 && d.max_connections_per_peer >= 2);
 }
+
+/// Two destinations on one outbox: a refusal by one is kept aside under its name and moves only
+/// its cursor; the other stores every report, and a report leaves only when both are past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_one_destination_does_not_touch_the_other() {
+    let (a, b) = (FakeAggregator::start().await, FakeAggregator::start().await);
+    b.reject(2);
+    let tmp = tmpdir("two");
+    let dir = tmp.join("outbox");
+    let cfg = OutboxConfig {
+        dir: dir.clone(),
+        max_bytes: 1 << 20,
+        max_age: Duration::from_secs(3600),
+        max_rejected: 10,
+        keep_acked: false,
+    };
+    let ob = Arc::new(Outbox::open(&cfg, &["a".to_owned(), "b".to_owned()]).unwrap());
+    fill(&ob, 3);
+    let metrics = Arc::new(Metrics::new());
+    metrics.add_destinations(ob.destinations());
+    let (stop, stop_rx) = watch::channel(false);
+    for (dest, agg) in [&a, &b].into_iter().enumerate() {
+        let s = Sender {
+            outbox: ob.clone(),
+            dest,
+            client: Client::new(&agg.url().parse().unwrap(), Secret::new(TOKEN), &[]),
+            metrics: metrics.clone(),
+            clock: Clock::system(),
+            wake: Arc::new(Notify::new()),
+            flush: Arc::new(Notify::new()),
+            seed: 7,
+        };
+        tokio::spawn(s.run(stop_rx.clone()));
+    }
+    wait_until("the outbox to drain", Duration::from_secs(20), || pending(&ob).is_empty()).await;
+    assert_eq!(a.stored_seqs(), vec![1, 2, 3]);
+    assert_eq!(b.stored_seqs(), vec![1, 3]);
+    let reason = std::fs::read_to_string(dir.join("rejected/00000000000000000002.reason")).unwrap();
+    assert!(reason.starts_with("b: HTTP 400") && !reason.contains("a: "), "{reason}");
+    let m = metrics.encode();
+    for want in [
+        r#"prober_reports_rejected_total{destination="b"} 1"#,
+        r#"prober_reports_rejected_total{destination="a"} 0"#,
+        r#"prober_reports_acked_total{destination="a"} 3"#,
+        r#"prober_reports_acked_total{destination="b"} 2"#,
+    ] {
+        assert!(m.contains(want), "missing {want} in\n{m}");
+    }
+    let _ = stop.send(true);
+}
