@@ -60,6 +60,9 @@ pub struct Entry {
     pub written: SystemTime,
 }
 
+/// A report to send: its seq and its stored bytes.
+pub type Next = (u64, Vec<u8>);
+
 /// Backlog size: of the files on disk ([`Outbox::stats`]) or of one destination
 /// ([`Outbox::stats_for`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -303,13 +306,13 @@ impl Outbox {
     }
 
     /// The lowest report destination `dest` has not finished, and its bytes.
-    pub fn next_for(&self, dest: usize) -> io::Result<Option<(u64, Vec<u8>)>> {
+    pub fn next_for(&self, dest: usize) -> io::Result<Option<Next>> {
         Ok(self.next_and_stats(dest)?.0)
     }
 
     /// [`Outbox::next_for`] and [`Outbox::stats_for`] from one listing of the directory (the
     /// sender asks both before every attempt; a day's backlog is thousands of files).
-    pub fn next_and_stats(&self, dest: usize) -> io::Result<(Option<(u64, Vec<u8>)>, Stats)> {
+    pub fn next_and_stats(&self, dest: usize) -> io::Result<(Option<Next>, Stats)> {
         let pending = self.pending_for(dest)?;
         let stats = stats_of(&pending);
         for e in pending {
