@@ -237,6 +237,7 @@ async fn a_destination_down_for_many_intervals_catches_up_in_order_without_slowi
     assert!(lag_b >= 10, "b is {lag_b} reports behind");
     let (code, ready) = get(listen, "/readyz").await;
     assert_eq!(code, 200, "a down destination does not make the prober unready:\n{ready}");
+    eprintln!("/readyz while b is down:\n{ready}");
     assert!(ready.contains("destination a backlog=") && ready.contains("destination b backlog="), "{ready}");
     assert!(ready.contains("last_error=network") || ready.contains("last_error=connect"), "{ready}");
     let (_, metrics) = get(listen, "/metrics").await;
