@@ -68,7 +68,9 @@ fn a_good_config_loads_with_defaults_and_spread_offsets() {
     let path = write("good", GOOD);
     let cfg = config::load(&path).unwrap();
     assert_eq!((cfg.prober.id.as_str(), cfg.prober.region.as_str()), ("kla-1", "kampala"));
-    assert_eq!(cfg.aggregator.token.expose(), "tok-123");
+    assert_eq!(cfg.destinations.len(), 1, "the single `aggregator:` form is one destination");
+    assert_eq!(cfg.destinations[0].name, "127_0_0_1_7800", "named host:port, label-safe");
+    assert_eq!(cfg.destinations[0].token.expose(), "tok-123");
     assert!(!format!("{cfg:?}").contains("tok-123"), "the token never prints");
     assert_eq!(cfg.reporting_interval, Duration::from_secs(10));
     assert_eq!(cfg.concurrency, 2, "default: one slot per journey");
@@ -205,4 +207,62 @@ fn the_cli_exits_2_on_a_bad_config() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("edge.yaml:14:14: journeys[1].timeout"), "{stderr}");
+}
+
+/// [`GOOD`] with `aggregators:` (the text given, indented as a list) instead of `aggregator:`.
+fn with_list(list: &str) -> String {
+    GOOD.replace("aggregator:\n  url: http://127.0.0.1:7800\n  token: file:token\n", &format!("aggregators:\n{list}"))
+}
+
+#[test]
+fn a_list_of_aggregators_loads_in_order_with_names() {
+    let yaml = with_list(
+        "  - name: aggregator-0\n    url: https://aggregator-0.aggregator.savanna.svc:7800\n    token: file:token\n  \
+         - url: https://Aggregator-1.aggregator.savanna.svc\n    token: file:token\n",
+    );
+    let cfg = config::load(&write("list", &yaml)).unwrap();
+    let names: Vec<&str> = cfg.destinations.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["aggregator-0", "aggregator-1_aggregator_savanna_svc_443"]);
+    assert_eq!(cfg.destinations[1].url.to_string(), "https://Aggregator-1.aggregator.savanna.svc/");
+    assert!(!format!("{cfg:?}").contains("tok-123"), "tokens never print");
+}
+
+#[test]
+fn aggregator_lists_are_checked_field_by_field() {
+    let one = |name: &str, url: &str| format!("  - name: {name}\n    url: {url}\n    token: file:token\n");
+    // Both forms.
+    let both =
+        GOOD.replace("reporting_interval:", &format!("aggregators:\n{}reporting_interval:", one("a", "http://x:1")));
+    let (e, text) = err("both", &both);
+    assert!(text.contains("aggregators") && text.contains("not both") && e.line() == 7, "{text}");
+    // Neither.
+    let (_, text) = err("neither", &with_list("").replace("aggregators:\n", ""));
+    assert!(text.contains("aggregators"), "{text}");
+    // Empty.
+    let (e, text) = err("empty", &with_list("  []\n"));
+    assert!(text.contains("aggregators: list at least one") && e.line() == 5, "{text}");
+    // Names: unique, label-safe.
+    let (e, text) = err("dup-name", &with_list(&(one("a", "http://x:1") + &one("a", "http://y:1"))));
+    assert!(text.contains("aggregators[1].name") && text.contains("used twice") && e.line() == 8, "{text}");
+    let (e, text) = err("bad-name", &with_list(&one("Agg.0", "http://x:1")));
+    assert!(text.contains("aggregators[0].name") && text.contains("a-z, 0-9") && e.line() == 5, "{text}");
+    // URLs: unique, valid, named in the field.
+    let (e, text) = err("dup-url", &with_list(&(one("a", "http://x:1") + &one("b", "http://x:1"))));
+    assert!(text.contains("aggregators[1].url") && text.contains("listed twice") && e.line() == 9, "{text}");
+    let (e, text) = err("bad-url", &with_list(&(one("a", "http://x:1") + &one("b", "ftp://x"))));
+    assert!(text.contains("aggregators[1].url") && e.line() == 9, "{text}");
+    let (_, text) = err("bad-token", &with_list(&one("a", "http://x:1").replace("file:token", "inline-s3cret")));
+    assert!(text.contains("aggregators[0].token") && !text.contains("inline-s3cret"), "{text}");
+    // Two unnamed destinations whose default names collide are told to set names.
+    let (_, text) = err(
+        "dup-default",
+        &with_list(
+            "  - {url: \"http://x:1\", token: file:token}\n  - {url: \"http://x:1/other\", token: file:token}\n",
+        ),
+    );
+    assert!(text.contains("aggregators[1].url") && text.contains("set `name:`"), "{text}");
+    // At most 8.
+    let nine: String = (0..9).map(|i| one(&format!("a{i}"), &format!("http://x:{}", i + 1))).collect();
+    let (_, text) = err("nine", &with_list(&nine));
+    assert!(text.contains("aggregators: at most 8"), "{text}");
 }

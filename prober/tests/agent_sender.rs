@@ -18,8 +18,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, pem::
 use scenarios::journey::Secret;
 use tokio::sync::{Notify, watch};
 
-/// An outbox in a fresh directory (removed when the guard drops).
+/// An outbox in a fresh directory (removed when the guard drops), for one destination `agg`.
 fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>, testkit::TempDir) {
+    outbox_for(name, &["agg"])
+}
+
+/// An outbox in a fresh directory for `destinations`.
+fn outbox_for(name: &str, destinations: &[&str]) -> (std::path::PathBuf, Arc<Outbox>, testkit::TempDir) {
     let tmp = tmpdir(name);
     let dir = tmp.join("outbox");
     let cfg = OutboxConfig {
@@ -29,7 +34,8 @@ fn outbox(name: &str) -> (std::path::PathBuf, Arc<Outbox>, testkit::TempDir) {
         max_rejected: 10,
         keep_acked: false,
     };
-    (dir, Arc::new(Outbox::open(&cfg).unwrap()), tmp)
+    let names: Vec<String> = destinations.iter().map(|d| (*d).to_owned()).collect();
+    (dir, Arc::new(Outbox::open(&cfg, &names).unwrap()), tmp)
 }
 
 fn fill(ob: &Outbox, n: usize) {
@@ -45,9 +51,11 @@ struct Running {
 
 fn start_sender(ob: Arc<Outbox>, url: &str, token: &str, roots: &[CertificateDer<'static>]) -> Running {
     let metrics = Arc::new(Metrics::new());
+    metrics.add_destinations(ob.destinations());
     let (stop, stop_rx) = watch::channel(false);
     let s = Sender {
         outbox: ob,
+        dest: 0,
         client: Client::new(&url.parse().unwrap(), Secret::new(token), roots),
         metrics: metrics.clone(),
         clock: Clock::system(),
@@ -57,6 +65,17 @@ fn start_sender(ob: Arc<Outbox>, url: &str, token: &str, roots: &[CertificateDer
     };
     tokio::spawn(s.run(stop_rx));
     Running { metrics, stop }
+}
+
+/// Waits until the exposition holds every line of `want` (the sender counts an acknowledgement just
+/// after the outbox forgets the report, so a drained outbox may be a moment ahead of the metrics).
+async fn wait_for_metrics(metrics: &Metrics, want: &[&str]) -> String {
+    wait_until("the metrics", Duration::from_secs(10), || {
+        let m = metrics.encode();
+        want.iter().all(|w| m.contains(w))
+    })
+    .await;
+    metrics.encode()
 }
 
 fn pending(ob: &Outbox) -> Vec<u64> {
@@ -81,9 +100,9 @@ async fn an_outage_loses_nothing_and_replays_in_seq_order() {
     wait_until("the outbox to drain", Duration::from_secs(30), || pending(&ob).is_empty()).await;
     assert_eq!(*agg.state.store_order.lock(), vec![1, 2, 3, 4, 5], "stored oldest first");
     assert!(agg.state.conflicts.lock().is_empty());
-    let m = run.metrics.encode();
-    assert!(m.contains("prober_reports_acked_total 5"), "{m}");
-    assert!(m.contains(r#"prober_report_send_failures_total{reason="server_error"}"#), "{m}");
+    let m = wait_for_metrics(&run.metrics, &[r#"prober_reports_acked_total{destination="agg"} 5"#]).await;
+    assert!(m.contains(r#"prober_report_send_failures_total{destination="agg",reason="server_error"}"#), "{m}");
+    assert!(m.contains(r#"prober_report_errors_total{destination="agg",class="server_error"}"#), "{m}");
     let _ = run.stop.send(true);
 }
 
@@ -128,11 +147,16 @@ async fn a_rejected_report_goes_aside_and_a_duplicate_counts_as_delivered() {
     assert!(reason.contains("400") && reason.contains("test says no"), "{reason}");
     let tries_of_2 = agg.attempts().iter().filter(|a| a.seq == 2).count();
     assert_eq!(tries_of_2, 1, "a rejected report is not retried");
-    let m = run.metrics.encode();
-    for want in ["prober_reports_rejected_total 1", "prober_reports_duplicate_total 1", "prober_reports_acked_total 3"]
-    {
-        assert!(m.contains(want), "missing {want} in\n{m}");
-    }
+    wait_for_metrics(
+        &run.metrics,
+        &[
+            r#"prober_reports_rejected_total{destination="agg"} 1"#,
+            r#"prober_reports_duplicate_total{destination="agg"} 1"#,
+            r#"prober_reports_acked_total{destination="agg"} 3"#,
+            r#"prober_report_errors_total{destination="agg",class="rejected"} 1"#,
+        ],
+    )
+    .await;
     let _ = run.stop.send(true);
 }
 
@@ -231,4 +255,46 @@ fn the_default_bounds_never_cut_the_prober_sender() {
     assert!(d.header_read_timeout >= prober::agent::sender::ATTEMPT_TIMEOUT, "the sender gives up first");
     assert!(d.tls_handshake_timeout >= prober::agent::sender::ATTEMPT_TIMEOUT);
     assert!(d.h2_max_concurrent_streams >= 1 && d.max_connections_per_peer >= 2);
+}
+
+/// Two destinations on one outbox: a refusal by one is kept aside under its name and moves only
+/// its cursor; the other stores every report, and a report leaves only when both are past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_one_destination_does_not_touch_the_other() {
+    let (a, b) = (FakeAggregator::start().await, FakeAggregator::start().await);
+    b.reject(2);
+    let (dir, ob, _tmp) = outbox_for("two", &["a", "b"]);
+    fill(&ob, 3);
+    let metrics = Arc::new(Metrics::new());
+    metrics.add_destinations(ob.destinations());
+    let (stop, stop_rx) = watch::channel(false);
+    for (dest, agg) in [&a, &b].into_iter().enumerate() {
+        let s = Sender {
+            outbox: ob.clone(),
+            dest,
+            client: Client::new(&agg.url().parse().unwrap(), Secret::new(TOKEN), &[]),
+            metrics: metrics.clone(),
+            clock: Clock::system(),
+            wake: Arc::new(Notify::new()),
+            flush: Arc::new(Notify::new()),
+            seed: 7,
+        };
+        tokio::spawn(s.run(stop_rx.clone()));
+    }
+    wait_until("the outbox to drain", Duration::from_secs(20), || pending(&ob).is_empty()).await;
+    assert_eq!(a.stored_seqs(), vec![1, 2, 3]);
+    assert_eq!(b.stored_seqs(), vec![1, 3]);
+    let reason = std::fs::read_to_string(dir.join("rejected/00000000000000000002.reason")).unwrap();
+    assert!(reason.starts_with("b: HTTP 400") && !reason.contains("a: "), "{reason}");
+    wait_for_metrics(
+        &metrics,
+        &[
+            r#"prober_reports_rejected_total{destination="b"} 1"#,
+            r#"prober_reports_rejected_total{destination="a"} 0"#,
+            r#"prober_reports_acked_total{destination="a"} 3"#,
+            r#"prober_reports_acked_total{destination="b"} 2"#,
+        ],
+    )
+    .await;
+    let _ = stop.send(true);
 }

@@ -43,7 +43,11 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, Serialize)]
 pub struct EdgeConfig {
     prober: EdgeIdentity,
-    aggregator: EdgeAggregator,
+    /// The single-destination form; `None` once [`EdgeConfig::aggregators`] gave a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregator: Option<EdgeAggregator>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aggregators: Vec<EdgeAggregator>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reporting_interval: Option<Span>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +70,8 @@ struct EdgeIdentity {
 
 #[derive(Debug, Clone, Serialize)]
 struct EdgeAggregator {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     url: String,
     token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,7 +105,8 @@ impl EdgeConfig {
     pub fn new(id: &str, region: &str, url: &str, token: &str) -> EdgeConfig {
         EdgeConfig {
             prober: EdgeIdentity { id: id.into(), region: region.into() },
-            aggregator: EdgeAggregator { url: url.into(), token: token.into(), ca_file: None },
+            aggregator: Some(EdgeAggregator { name: None, url: url.into(), token: token.into(), ca_file: None }),
+            aggregators: Vec::new(),
             reporting_interval: None,
             concurrency: None,
             profile: None,
@@ -110,9 +117,28 @@ impl EdgeConfig {
         }
     }
 
-    /// The aggregator's certificate authority (PEM), for TLS to a private certificate.
+    /// The aggregators' certificate authority (PEM), for TLS to a private certificate.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.aggregator.ca_file = Some(path.into());
+        let path = path.into();
+        for a in self.aggregator.iter_mut().chain(self.aggregators.iter_mut()) {
+            a.ca_file = Some(path.clone());
+        }
+        self
+    }
+
+    /// Reports to every `(name, url)` of `list` (the `aggregators:` form), each with the token
+    /// reference `token`, instead of the single aggregator given to [`EdgeConfig::new`].
+    pub fn aggregators(mut self, list: &[(&str, &str)], token: &str) -> Self {
+        self.aggregator = None;
+        self.aggregators = list
+            .iter()
+            .map(|(name, url)| EdgeAggregator {
+                name: Some((*name).into()),
+                url: (*url).into(),
+                token: token.into(),
+                ca_file: None,
+            })
+            .collect();
         self
     }
 
@@ -339,6 +365,12 @@ mod tests {
         assert_eq!(v["journeys"][0]["variables"]["ussd_url"].as_str(), Some("http://x"));
         assert_eq!(v["outbox"]["keep_acked"].as_bool(), Some(true));
         assert_eq!(v["seed"].as_u64(), Some(11));
+        assert!(v.get("aggregators").is_none());
+        let two = c.aggregators(&[("a", "http://127.0.0.1:1"), ("b", "http://127.0.0.1:2")], "env:T");
+        let v: Value = serde_yaml_ng::from_str(&two.to_yaml()).unwrap();
+        assert!(v.get("aggregator").is_none());
+        assert_eq!(v["aggregators"][1]["name"].as_str(), Some("b"));
+        assert_eq!(v["aggregators"][1]["token"].as_str(), Some("env:T"));
     }
 
     #[test]

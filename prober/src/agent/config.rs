@@ -1,7 +1,8 @@
 //! The edge agent's configuration file (`prober run --config edge.yaml`).
 //!
-//! Loading checks everything before the agent starts: identities are valid report labels, the
-//! aggregator URL parses, the token is a reference (`env:NAME` or `file:PATH`) that resolves, every
+//! Loading checks everything before the agent starts: identities are valid report labels, every
+//! destination's URL parses (`aggregators:`, a list of up to [`MAX_DESTINATIONS`], or the older
+//! single `aggregator:`), its token is a reference (`env:NAME` or `file:PATH`) that resolves, every
 //! journey file loads (its own errors keep its own `file:line`), profiles exist, and each journey's
 //! timeout is below its interval. Errors name the config file, the line and the field.
 //! Relative paths (journey files, outbox dir, CA file, token file) are relative to the config file.
@@ -34,6 +35,10 @@ pub const DEFAULT_OUTBOX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_MAX_REJECTED: usize = 100;
 /// The shortest interval anything may be scheduled on (tests use short ones; production 15 s+).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Most aggregators one edge reports to (an HA pair is two).
+pub const MAX_DESTINATIONS: usize = 8;
+/// Longest destination name (it is a metric label and a file name in the outbox).
+pub const MAX_DESTINATION_NAME: usize = 64;
 
 /// A config that cannot be used. Displays as `file:line:column: field: message`.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +76,8 @@ pub struct EdgeConfig {
     /// The file it came from.
     pub source: PathBuf,
     pub prober: Identity,
-    pub aggregator: AggregatorConfig,
+    /// Where every report goes: one or more aggregators, names unique, in the file's order.
+    pub destinations: Vec<Destination>,
     pub reporting_interval: Duration,
     pub concurrency: usize,
     /// Edge-wide network profile name, if set.
@@ -93,9 +99,11 @@ pub struct Identity {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Where reports go.
+/// One aggregator every report goes to (`aggregators[i]`, or the single `aggregator:`).
 #[derive(Clone)]
-pub struct AggregatorConfig {
+pub struct Destination {
+    /// Label-safe (`[a-z0-9_-]`), unique: the `destination` label and the outbox cursor's name.
+    pub name: String,
     /// Base URL, e.g. `https://aggregator.example:7800` (reports go to `{url}/api/v1/reports`).
     pub url: http::Uri,
     /// Bearer token (never printed: `Debug` shows `***`).
@@ -105,9 +113,10 @@ pub struct AggregatorConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-impl std::fmt::Debug for AggregatorConfig {
+impl std::fmt::Debug for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AggregatorConfig")
+        f.debug_struct("Destination")
+            .field("name", &self.name)
             .field("url", &self.url)
             .field("token", &self.token)
             .field("ca_file", &self.ca_file)
@@ -115,9 +124,9 @@ impl std::fmt::Debug for AggregatorConfig {
     }
 }
 
-impl PartialEq for AggregatorConfig {
+impl PartialEq for Destination {
     fn eq(&self, o: &Self) -> bool {
-        self.url == o.url && self.token == o.token && self.ca_file == o.ca_file
+        self.name == o.name && self.url == o.url && self.token == o.token && self.ca_file == o.ca_file
     }
 }
 
@@ -154,7 +163,10 @@ pub struct OutboxConfig {
 #[serde(deny_unknown_fields)]
 struct EdgeFile {
     prober: ProberFile,
-    aggregator: AggregatorFile,
+    /// The single-destination form (still valid); not together with `aggregators`.
+    aggregator: Option<AggregatorFile>,
+    /// One or more destinations.
+    aggregators: Option<Vec<AggregatorFile>>,
     /// How often a report is closed and sent (default 15s).
     reporting_interval: Option<Span>,
     /// Most journeys running at once (default: the number of journeys).
@@ -183,6 +195,8 @@ struct ProberFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AggregatorFile {
+    /// Label-safe; default: `host:port` of the URL made label-safe.
+    name: Option<String>,
     url: String,
     /// `env:NAME` or `file:PATH`, never the token itself.
     token: SecretRef,
@@ -232,7 +246,7 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
     let doc: EdgeFile = src.parse()?;
     let cx = Cx { src, base };
     check_identity(&cx, &doc.prober)?;
-    let aggregator = aggregator_config(&cx, &doc.aggregator)?;
+    let destinations = destinations(&cx, doc.aggregator.as_ref(), doc.aggregators.as_deref())?;
 
     // intervals
     let reporting_interval = doc.reporting_interval.map_or(DEFAULT_REPORTING_INTERVAL, Span::get);
@@ -286,7 +300,7 @@ fn parse_source(src: &Source, base: &Path, source: &Path) -> Result<EdgeConfig, 
     Ok(EdgeConfig {
         source: source.to_path_buf(),
         prober: Identity { id: doc.prober.id, region: doc.prober.region, labels: doc.prober.labels },
-        aggregator,
+        destinations,
         reporting_interval,
         concurrency,
         profile: doc.profile,
@@ -324,9 +338,79 @@ fn check_identity(cx: &Cx<'_>, p: &ProberFile) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `aggregator:`: a base URL without credentials or query, the token, the private CA.
-fn aggregator_config(cx: &Cx<'_>, a: &AggregatorFile) -> Result<AggregatorConfig, ConfigError> {
-    let at = |k: &str| format!("aggregator.{k}");
+/// `aggregators:` (or the single `aggregator:`): at least one, at most [`MAX_DESTINATIONS`],
+/// names and URLs unique.
+fn destinations(
+    cx: &Cx<'_>,
+    single: Option<&AggregatorFile>,
+    list: Option<&[AggregatorFile]>,
+) -> Result<Vec<Destination>, ConfigError> {
+    let list: Vec<(String, &AggregatorFile)> = match (single, list) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::File(cx.src.key_error(
+                "aggregators",
+                "give either `aggregator:` (one destination) or `aggregators:` (a list), not both",
+            )));
+        }
+        (None, None) => {
+            return Err(cx.err("", "missing field `aggregators` (or the single `aggregator:`)".into()));
+        }
+        (Some(a), None) => vec![("aggregator".to_owned(), a)],
+        (None, Some([])) => {
+            return Err(cx.err("aggregators", "list at least one aggregator (name, url, token)".into()));
+        }
+        (None, Some(l)) if l.len() > MAX_DESTINATIONS => {
+            return Err(cx.err("aggregators", format!("at most {MAX_DESTINATIONS} aggregators, not {}", l.len())));
+        }
+        (None, Some(l)) => l.iter().enumerate().map(|(i, a)| (format!("aggregators[{i}]"), a)).collect(),
+    };
+    let mut out: Vec<Destination> = Vec::with_capacity(list.len());
+    for (at, a) in list {
+        let d = destination(cx, &at, a)?;
+        if let Some(other) = out.iter().find(|o| o.name == d.name) {
+            let (field, why) = match a.name {
+                Some(_) => ("name", String::new()),
+                None => ("url", " (set `name:` to tell them apart)".to_owned()),
+            };
+            return Err(
+                cx.err(&format!("{at}.{field}"), format!("destination name `{}` is used twice{why}", other.name))
+            );
+        }
+        if out.iter().any(|o| o.url == d.url) {
+            return Err(cx.err(&format!("{at}.url"), format!("`{}` is listed twice", d.url)));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// `host:port` of `url` (the scheme's port when none is written), label-safe: lower case, every
+/// character outside `[a-z0-9_-]` becomes `_`.
+pub fn default_destination_name(url: &http::Uri) -> String {
+    let port = url.port_u16().unwrap_or(if url.scheme_str() == Some("https") { 443 } else { 80 });
+    let host = url.host().unwrap_or("").trim_matches(['[', ']']);
+    format!("{host}:{port}")
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// Whether `name` is a destination name: `[a-z0-9_-]`, 1 to [`MAX_DESTINATION_NAME`] bytes.
+fn check_destination_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_DESTINATION_NAME {
+        return Err(format!("must be 1 to {MAX_DESTINATION_NAME} characters"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')) {
+        return Err(format!("`{name}` holds `{c}`: use only a-z, 0-9, - and _ (it becomes a metric label)"));
+    }
+    Ok(())
+}
+
+/// One destination at `at` (`aggregator` or `aggregators[i]`): a base URL without credentials or
+/// query, the token, the private CA, the name.
+fn destination(cx: &Cx<'_>, at: &str, a: &AggregatorFile) -> Result<Destination, ConfigError> {
+    let at = |k: &str| format!("{at}.{k}");
     let url: http::Uri = a
         .url
         .trim_end_matches('/')
@@ -363,7 +447,14 @@ fn aggregator_config(cx: &Cx<'_>, a: &AggregatorFile) -> Result<AggregatorConfig
         }
         extra_roots = certs;
     }
-    Ok(AggregatorConfig { url, token, extra_roots, ca_file })
+    let name = match &a.name {
+        Some(n) => {
+            check_destination_name(n).map_err(|m| cx.err(&at("name"), m))?;
+            n.clone()
+        }
+        None => default_destination_name(&url),
+    };
+    Ok(Destination { name, url, token, extra_roots, ca_file })
 }
 
 /// `journeys[i]`: the journey file with its variables, cadence, limit, profile and offset.

@@ -246,13 +246,16 @@ mod tests {
     }
 
     fn outbox(dir: &Path, keep_acked: bool) -> Outbox {
-        Outbox::open(&OutboxConfig {
-            dir: dir.to_path_buf(),
-            max_bytes: 1 << 20,
-            max_age: Duration::from_secs(3600),
-            max_rejected: 10,
-            keep_acked,
-        })
+        Outbox::open(
+            &OutboxConfig {
+                dir: dir.to_path_buf(),
+                max_bytes: 1 << 20,
+                max_age: Duration::from_secs(3600),
+                max_rejected: 10,
+                keep_acked,
+            },
+            &["main".to_owned()],
+        )
         .unwrap()
     }
 
@@ -412,7 +415,7 @@ mod tests {
             live(&mut j, &mut rec, &run(100, "ok"));
             close(&ob, &mut rec, j, 1_000)
         };
-        ob.ack(1).unwrap();
+        ob.ack(0, 1).unwrap();
         assert!(d.join("acked/00000000000000000001.report").exists());
         // Interval 2: a run, then the seq mark is written for report 2 but the report is not (kill -9).
         live(&mut j, &mut rec, &run(1_300, "timeout"));

@@ -1,7 +1,7 @@
 //! # The edge agent (`prober run`)
 //!
 //! Runs journeys on schedules, records each interval's HDR histograms, and streams reports to
-//! the aggregator through a durable outbox. Data flows one way:
+//! one or more aggregators (destinations) through a durable outbox. Data flows one way:
 //!
 //! ```text
 //! schedule ──runs──▶ player ──Trace──▶ journal (fsync) ──▶ recorder ──interval──▶ outbox (fsync) ──▶ sender ──▶ aggregator
@@ -13,8 +13,9 @@
 //! - [`schedule`]: absolute deadlines, offsets, concurrency cap, overlap skips (pure maths + shell);
 //! - [`recorder`]: traces → per-interval series → [`report::Report`];
 //! - [`journal`]: each finished run on disk before it counts, so `kill -9` loses no finished run;
-//! - [`outbox`]: durable, ordered, bounded; seq never reused;
-//! - [`sender`]: HTTP/2 + TLS, retries with full jitter, ack/reject handling;
+//! - [`outbox`]: durable, ordered, bounded; seq never reused; one copy of each report and a
+//!   cursor per destination;
+//! - [`sender`]: one per destination: HTTP/2 + TLS, retries with full jitter, ack/reject handling;
 //! - [`metrics`], [`endpoints`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! [`run`] wires them and handles [`Control`] messages (SIGHUP → reload, SIGTERM → stop).
@@ -263,7 +264,8 @@ struct Agent {
     outbox: Arc<Outbox>,
     recording: Arc<Mutex<Recording>>,
     ready: Arc<AtomicBool>,
-    wake: Arc<Notify>,
+    /// One per destination's sender.
+    wake: Bell,
     /// Reports the outbox could not store (a full or failing disk), oldest first, retried at every
     /// boundary. Their journals stay on disk meanwhile, so a crash still loses none of their runs.
     unwritten: Arc<Mutex<Vec<Unwritten>>>,
@@ -273,6 +275,34 @@ struct Agent {
 
 /// An encoded report and its seq, waiting for the outbox to accept writes again.
 type Unwritten = (u64, Vec<u8>);
+
+/// A [`Notify`] per sender, rung together (each keeps its permit until its sender waits).
+#[derive(Clone, Default)]
+struct Bell(Vec<Arc<Notify>>);
+
+impl Bell {
+    fn add(&mut self) -> Arc<Notify> {
+        let n = Arc::new(Notify::new());
+        self.0.push(n.clone());
+        n
+    }
+
+    fn ring(&self) {
+        for n in &self.0 {
+            n.notify_one();
+        }
+    }
+}
+
+/// Sets every destination's backlog gauges, and the outbox's bytes on disk, from the files.
+fn refresh_backlog(ob: &Outbox, metrics: &Metrics) -> io::Result<()> {
+    for dest in 0..ob.destinations().len() {
+        let st = ob.stats_for(dest)?;
+        metrics.backlog(dest, st.reports, st.bytes, st.oldest);
+    }
+    metrics.outbox_bytes.set(ob.stats()?.bytes as i64);
+    Ok(())
+}
 
 impl Agent {
     /// Closes the interval at `end_ms` into a report in the outbox.
@@ -289,14 +319,14 @@ impl Agent {
             ..Default::default()
         };
         let (id, region) = (self.cfg.prober.id.clone(), self.cfg.prober.region.clone());
-        let (ob, unwritten) = (self.outbox.clone(), self.unwritten.clone());
+        let (ob, unwritten, metrics) = (self.outbox.clone(), self.unwritten.clone(), self.metrics.clone());
         let result = blocking(move || {
             let mut unwritten = unwritten.lock();
             let backlog = ob.stats().map_or(0, |s| s.reports);
             let series = iv.series.len();
             let hb = Heartbeat {
                 outbox_backlog: backlog + unwritten.len() as u64 + 1,
-                outbox_dropped_total: ob.dropped_total(),
+                outbox_dropped_total: ob.dropped_most(),
                 ..hb
             };
             unwritten.push((seq, report::encode(&iv.into_report(&id, &region, seq, hb))));
@@ -315,22 +345,26 @@ impl Agent {
                 unwritten.remove(0);
             }
             let dropped = ob.enforce_limits(SystemTime::now())?;
-            Ok::<_, std::io::Error>((series, dropped, late))
+            for (dest, n) in dropped.iter().enumerate().filter(|(_, n)| **n > 0) {
+                metrics.outbox_dropped.get_or_create(&metrics.dest_labels(dest)).inc_by(*n);
+                tracing::warn!(
+                    "outbox over its bounds: dropped the {n} oldest report(s) before `{}` had them",
+                    ob.destinations()[dest]
+                );
+            }
+            refresh_backlog(&ob, &metrics)?;
+            Ok::<_, std::io::Error>((series, late))
         })
         .await;
         match result {
-            Ok((series, dropped, late)) => {
+            Ok((series, late)) => {
                 self.ready.store(true, Ordering::Release);
                 self.metrics.reports_created.inc();
                 if late > 0 {
                     tracing::info!("{late} earlier report(s) that could not be stored are now in the outbox");
                 }
-                if dropped > 0 {
-                    self.metrics.outbox_dropped.inc_by(dropped);
-                    tracing::warn!("outbox over its bounds: dropped the {dropped} oldest report(s)");
-                }
                 tracing::info!("report seq {seq}: {runs} runs, {series} series, interval {}", span(start, end));
-                self.wake.notify_one();
+                self.wake.ring();
             }
             Err(e) => {
                 self.ready.store(false, Ordering::Release);
@@ -353,7 +387,7 @@ impl Agent {
             Ok(new) => {
                 let restart_only = [
                     ("prober", new.prober != self.cfg.prober),
-                    ("aggregator", new.aggregator != self.cfg.aggregator),
+                    ("aggregators", new.destinations != self.cfg.destinations),
                     ("outbox", new.outbox != self.cfg.outbox),
                     ("listen", new.listen != self.cfg.listen),
                     ("reporting_interval", new.reporting_interval != self.cfg.reporting_interval),
@@ -402,7 +436,7 @@ async fn recover_journals(cfg: &EdgeConfig, outbox: &Arc<Outbox>, metrics: &Metr
     let hb = Heartbeat {
         journeys: cfg.journeys.len() as u32,
         version: env!("CARGO_PKG_VERSION").into(),
-        outbox_dropped_total: outbox.dropped_total(),
+        outbox_dropped_total: outbox.dropped_most(),
         interval_ms: Some(announced_interval(cfg)),
         ..Default::default()
     };
@@ -472,6 +506,41 @@ async fn poll_radios(
     }
 }
 
+/// The senders, one per destination, and the bells that wake and flush them.
+struct Senders {
+    wake: Bell,
+    flush: Bell,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `name (endpoint), …`, for the start-up log.
+    to: String,
+}
+
+fn start_senders(
+    cfg: &EdgeConfig,
+    outbox: &Arc<Outbox>,
+    metrics: &Arc<Metrics>,
+    clock: Clock,
+    stop: &watch::Receiver<bool>,
+) -> Senders {
+    let (mut wake, mut flush) = (Bell::default(), Bell::default());
+    let (mut to, mut tasks) = (Vec::new(), Vec::new());
+    for (dest, d) in cfg.destinations.iter().enumerate() {
+        let sender = Sender {
+            outbox: outbox.clone(),
+            dest,
+            client: Client::new(&d.url, d.token.clone(), &d.extra_roots),
+            metrics: metrics.clone(),
+            clock,
+            wake: wake.add(),
+            flush: flush.add(),
+            seed: cfg.seed,
+        };
+        to.push(format!("{} ({})", d.name, sender.client.endpoint()));
+        tasks.push(tokio::spawn(sender.run(stop.clone())));
+    }
+    Senders { wake, flush, tasks, to: to.join(", ") }
+}
+
 /// Runs the agent until [`Control::Stop`] (or the control channel closes). On stop: no new
 /// runs, in-flight runs finish (bounded by `drain_limit`), the current interval is closed into
 /// the outbox, and the sender gets `flush_limit` to deliver what is waiting.
@@ -490,12 +559,16 @@ pub async fn run_with_radios(
 ) -> Result<(), AgentError> {
     let clock = opts.clock;
     let outbox_cfg = cfg.outbox.clone();
-    let outbox = blocking(move || Outbox::open(&outbox_cfg))
+    let names: Vec<String> = cfg.destinations.iter().map(|d| d.name.clone()).collect();
+    let metrics = Arc::new(Metrics::new());
+    metrics.add_destinations(&names);
+    let outbox = blocking(move || Outbox::open(&outbox_cfg, &names))
         .await
         .map_err(|source| AgentError::Outbox { dir: cfg.outbox.dir.display().to_string(), source })?;
     let outbox = Arc::new(outbox);
-    let metrics = Arc::new(Metrics::new());
-    metrics.outbox_dropped.inc_by(outbox.dropped_total());
+    for dest in 0..outbox.destinations().len() {
+        metrics.outbox_dropped.get_or_create(&metrics.dest_labels(dest)).inc_by(outbox.dropped_total(dest));
+    }
 
     // Runs a previous process finished but did not report (kill -9, power loss) become their
     // reports before the first interval opens.
@@ -524,30 +597,23 @@ pub async fn run_with_radios(
     let ready = Arc::new(AtomicBool::new(true));
     let server = tokio::spawn(endpoints::serve(listener, metrics.clone(), ready.clone()));
 
-    let wake = Arc::new(Notify::new());
-    let flush = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sender = Sender {
-        outbox: outbox.clone(),
-        client: Client::new(&cfg.aggregator.url, cfg.aggregator.token.clone(), &cfg.aggregator.extra_roots),
-        metrics: metrics.clone(),
-        clock,
-        wake: wake.clone(),
-        flush: flush.clone(),
-        seed: cfg.seed,
-    };
+    let Senders { wake, flush, tasks: sender_tasks, to } = start_senders(&cfg, &outbox, &metrics, clock, &stop_rx);
     tracing::info!(
         "prober {} ({}) running {} journeys, reporting every {} ms to {}; outbox {} (next seq {}); /metrics on http://{listen}",
         cfg.prober.id,
         cfg.prober.region,
         cfg.journeys.len(),
         cfg.reporting_interval.as_millis(),
-        sender.client.endpoint(),
+        to,
         outbox.dir().display(),
         outbox.next_seq(),
     );
-    let sender_task = tokio::spawn(sender.run(stop_rx));
-    wake.notify_one(); // replay what a previous run left in the outbox
+    let (ob, m) = (outbox.clone(), metrics.clone());
+    if let Err(e) = blocking(move || refresh_backlog(&ob, &m)).await {
+        tracing::warn!("outbox {}: cannot read the backlog: {e}", outbox.dir().display());
+    }
+    wake.ring(); // replay what a previous run left in the outbox
 
     let latest = Arc::new(radios::Latest::default());
     let every = cfg.reporting_interval;
@@ -577,10 +643,12 @@ pub async fn run_with_radios(
     agent.close_interval(clock.wall_ms()).await;
     let rec = agent.recording.clone();
     blocking(move || rec.lock().discard_if_empty()).await;
-    flush.notify_one();
+    flush.ring();
     let left = wait_for_delivery(&agent.outbox, opts.flush_limit).await;
     let _ = stop_tx.send(true);
-    sender_task.abort();
+    for t in sender_tasks {
+        t.abort();
+    }
     server.abort();
     if let Some(p) = poller {
         p.abort();

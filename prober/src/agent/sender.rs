@@ -1,17 +1,21 @@
-//! Sends the outbox to the aggregator, lowest seq first, and removes a report only when the
-//! aggregator acknowledged it.
+//! Sends the outbox to one aggregator (a destination), lowest seq first, and moves that
+//! destination's cursor only when the aggregator acknowledged a report. The agent runs one
+//! [`Sender`] per destination, each with its own connection, backoff and cursor, so a destination
+//! that is down never slows the others and catches up by itself, in order, when it is back.
 //!
 //! The contract (`POST {aggregator.url}/api/v1/reports`, `Authorization: Bearer <token>`, body
 //! = the encoded report with `sent_at_ms` stamped at each attempt; reply JSON
 //! `{"status": "...", "reason": "..."}`):
-//! - 200 with status `stored` or `duplicate`: acknowledged → removed from the outbox;
+//! - 200 with status `stored` or `duplicate`: acknowledged → this destination's cursor moves past
+//!   it (the file goes once every destination is past it);
 //! - 408, 429, 5xx, network and TLS errors, timeouts, anything unexpected: retried with
 //!   exponential backoff and full jitter (capped), honouring `Retry-After`;
 //! - 401 and 403 (credentials or identity): retried like an outage, and logged as an error. A
 //!   token mistake is fixed on one side or the other; until then every report stays in the outbox
 //!   (bounded by its size and age limits, with drops counted) instead of being thrown away;
-//! - any other 4xx (400 malformed, 413 too large): rejected → moved to the outbox's `rejected/`
-//!   with the reason, counted, never retried in a loop.
+//! - any other 4xx (400 malformed, 413 too large): rejected → a copy kept in the outbox's
+//!   `rejected/` with the reason and the destination's name, counted, never retried in a loop;
+//!   the other destinations still get the report.
 //!
 //! HTTP/2 over TLS (rustls, ALPN `h2` preferred, `http/1.1` accepted) for `https://`; HTTP/1.1
 //! for `http://` (loopback demos and tests). The token never reaches logs or errors.
@@ -33,7 +37,12 @@ use tokio::{
     time::{Instant, sleep_until, timeout},
 };
 
-use super::{blocking, clock::Clock, metrics::Metrics, metrics::ReasonLabels, outbox::Outbox};
+use super::{
+    blocking,
+    clock::Clock,
+    metrics::{DestReasonLabels, Metrics},
+    outbox::Outbox,
+};
 
 /// Path of the ingest endpoint under the aggregator's base URL.
 pub const REPORTS_PATH: &str = "/api/v1/reports";
@@ -261,20 +270,24 @@ pub fn backoff(attempt: u32, rng: &mut ChaCha8Rng) -> Duration {
     Duration::from_millis(ms.max(50))
 }
 
-/// Sets `sent_at_ms` (and the current backlog) in a stored report.
-pub fn stamp(stored: &[u8], sent_at_ms: i64, backlog: u64) -> Result<Vec<u8>, String> {
+/// Sets `sent_at_ms`, and the destination's own backlog and drop count, in a stored report.
+pub fn stamp(stored: &[u8], sent_at_ms: i64, backlog: u64, dropped: u64) -> Result<Vec<u8>, String> {
     let mut v: serde_json::Value = serde_json::from_slice(stored).map_err(|e| format!("not JSON: {e}"))?;
     let obj = v.as_object_mut().ok_or("not a JSON object")?;
     obj.insert("sent_at_ms".into(), sent_at_ms.into());
     if let Some(hb) = obj.get_mut("heartbeat").and_then(|h| h.as_object_mut()) {
         hb.insert("outbox_backlog".into(), backlog.into());
+        hb.insert("outbox_dropped_total".into(), dropped.into());
     }
     Ok(serde_json::to_vec(&v).expect("a Value serializes"))
 }
 
-/// The send loop: drains the outbox, lowest seq first; waits on `wake` when empty.
+/// The send loop of one destination: drains what it has not finished, lowest seq first; waits on
+/// `wake` when it is current.
 pub struct Sender {
     pub outbox: Arc<Outbox>,
+    /// The destination: its index in [`Outbox::destinations`] (and in the metrics).
+    pub dest: usize,
     pub client: Client,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
@@ -287,18 +300,21 @@ pub struct Sender {
 
 impl Sender {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let name = self.outbox.destinations()[self.dest].clone();
+        // Each destination its own jitter, so a pair of senders never retries in lockstep.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ super::fnv::fnv1a(name.as_bytes()));
+        let labels = self.metrics.dest_labels(self.dest);
         let mut attempt = 0u32;
         loop {
             if *stop.borrow() {
                 return;
             }
-            let ob = self.outbox.clone();
-            let next = blocking(move || ob.oldest().and_then(|n| Ok((n, ob.stats()?)))).await;
+            let (ob, dest) = (self.outbox.clone(), self.dest);
+            let next = blocking(move || ob.next_and_stats(dest)).await;
             let (seq, stored, stats) = match next {
                 Ok((Some((seq, bytes)), stats)) => (seq, bytes, stats),
                 Ok((None, stats)) => {
-                    self.gauges(stats.reports, stats.bytes);
+                    self.metrics.backlog(self.dest, stats.reports, stats.bytes, stats.oldest);
                     tokio::select! {
                         () = self.wake.notified() => {}
                         () = self.flush.notified() => {}
@@ -313,53 +329,60 @@ impl Sender {
                     continue;
                 }
             };
-            self.gauges(stats.reports, stats.bytes);
-            let body = match stamp(&stored, self.clock.wall_ms(), stats.reports) {
+            self.metrics.backlog(self.dest, stats.reports, stats.bytes, stats.oldest);
+            let dropped = self.outbox.dropped_total(self.dest);
+            let body = match stamp(&stored, self.clock.wall_ms(), stats.reports, dropped) {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::error!("outbox report seq {seq} is unreadable ({e}); moving it to rejected/");
+                    tracing::error!("outbox report seq {seq} is unreadable ({e}); a copy goes to rejected/");
                     let ob = self.outbox.clone();
                     let why = format!("unreadable in the outbox: {e}");
-                    let _ = blocking(move || ob.reject(seq, &why)).await;
-                    self.metrics.reports_rejected.inc();
+                    let _ = blocking(move || ob.reject(dest, seq, &why)).await;
+                    self.metrics.reports_rejected.get_or_create(&labels).inc();
                     continue;
                 }
             };
-            self.metrics.report_sends.inc();
+            self.metrics.report_sends.get_or_create(&labels).inc();
             match self.client.send(body).await {
                 v @ (Verdict::Stored | Verdict::Duplicate) => {
                     let ob = self.outbox.clone();
-                    if let Err(e) = blocking(move || ob.ack(seq)).await {
-                        tracing::error!("outbox: cannot remove acknowledged seq {seq}: {e}");
+                    if let Err(e) = blocking(move || ob.ack(dest, seq)).await {
+                        tracing::error!("outbox: cannot record that {name} acknowledged seq {seq}: {e}");
                     }
-                    self.metrics.reports_acked.inc();
                     if v == Verdict::Duplicate {
-                        self.metrics.reports_duplicate.inc();
+                        self.metrics.reports_duplicate.get_or_create(&labels).inc();
                     }
-                    self.metrics.acked();
+                    self.metrics.acked(self.dest, self.clock.wall_ms());
                     if attempt > 0 {
-                        tracing::info!("aggregator reachable again: report seq {seq} delivered");
+                        tracing::info!("aggregator {name} reachable again: report seq {seq} delivered");
                     }
-                    tracing::debug!("report seq {seq} acknowledged ({v:?})");
+                    tracing::debug!("report seq {seq} acknowledged by {name} ({v:?})");
                     attempt = 0;
                 }
                 Verdict::Rejected { status, reason } => {
-                    tracing::warn!("aggregator rejected report seq {seq} (HTTP {status}: {reason}); kept in rejected/");
+                    tracing::warn!(
+                        "aggregator {name} rejected report seq {seq} (HTTP {status}: {reason}); a copy is kept in rejected/"
+                    );
                     let ob = self.outbox.clone();
                     let why = format!("HTTP {status}: {reason}");
-                    if let Err(e) = blocking(move || ob.reject(seq, &why)).await {
-                        tracing::error!("outbox: cannot move rejected seq {seq}: {e}");
+                    self.metrics.failed(self.dest, "rejected");
+                    if let Err(e) = blocking(move || ob.reject(dest, seq, &why)).await {
+                        tracing::error!("outbox: cannot set aside seq {seq} refused by {name}: {e}");
                         attempt += 1;
                         self.pause(backoff(attempt, &mut rng), &mut stop).await;
                     }
-                    self.metrics.reports_rejected.inc();
+                    self.metrics.reports_rejected.get_or_create(&labels).inc();
                 }
                 Verdict::Retry { reason, detail, after } => {
                     attempt += 1;
-                    self.metrics.send_failures.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
+                    self.metrics
+                        .send_failures
+                        .get_or_create(&DestReasonLabels { destination: name.clone(), reason: reason.into() })
+                        .inc();
+                    self.metrics.failed(self.dest, reason);
                     let delay = backoff(attempt, &mut rng).max(after.unwrap_or_default());
                     tracing::warn!(
-                        "sending report seq {seq} to {} failed ({detail}); retry {attempt} in {} ms",
+                        "sending report seq {seq} to {name} ({}) failed ({detail}); retry {attempt} in {} ms",
                         self.client.endpoint(),
                         delay.as_millis()
                     );
@@ -367,11 +390,6 @@ impl Sender {
                 }
             }
         }
-    }
-
-    fn gauges(&self, reports: u64, bytes: u64) {
-        self.metrics.outbox_backlog.set(reports as i64);
-        self.metrics.outbox_bytes.set(bytes as i64);
     }
 
     async fn pause(&self, d: Duration, stop: &mut watch::Receiver<bool>) {
@@ -437,11 +455,11 @@ mod tests {
             heartbeat: report::Heartbeat { outbox_backlog: 1, journeys: 3, ..Default::default() },
             series: Vec::new(),
         };
-        let out = report::decode(&stamp(&report::encode(&r), 9_999, 5).unwrap()).unwrap();
+        let out = report::decode(&stamp(&report::encode(&r), 9_999, 5, 2).unwrap()).unwrap();
         assert_eq!(out.sent_at_ms, 9_999);
-        assert_eq!(out.heartbeat.outbox_backlog, 5);
+        assert_eq!((out.heartbeat.outbox_backlog, out.heartbeat.outbox_dropped_total), (5, 2));
         assert_eq!((out.seq, out.heartbeat.journeys), (4, 3));
-        assert!(stamp(b"garbage", 1, 1).is_err());
+        assert!(stamp(b"garbage", 1, 1, 0).is_err());
     }
 
     #[test]

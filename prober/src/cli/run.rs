@@ -57,7 +57,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             cfg.prober.region,
             cfg.journeys.len(),
             cfg.reporting_interval.as_millis(),
-            cfg.aggregator.url
+            cfg.destinations.iter().map(|d| format!("{} ({})", d.name, d.url)).collect::<Vec<_>>().join(", ")
         );
         for j in agent::jobs(&cfg) {
             println!(
