@@ -891,7 +891,7 @@ fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
+    pub(super) fn env(name: &str) -> Option<String> {
         match name {
             "NBO_TOKEN" => Some("nbo-secret-0123456789".into()),
             "KLA_TOKEN" => Some("kla-secret-0123456789".into()),
@@ -1124,6 +1124,104 @@ mod tests {
         assert!(m.contains(":8:") && m.contains("above zero"), "{m}");
         let m = message(&format!("{MIN}connections:\n  idle_timout: 5s\n"));
         assert!(m.contains(":8:") && m.contains("idle_timout"), "{m}");
+    }
+
+    #[test]
+    fn replica_is_label_safe_or_read_from_the_environment() {
+        assert!(parse(MIN).unwrap().replica.is_none());
+        assert_eq!(parse(&format!("{MIN}replica: aggregator-0\n")).unwrap().replica.as_deref(), Some("aggregator-0"));
+        let env = |n: &str| match n {
+            "POD_NAME" => Some("aggregator-1".to_owned()),
+            "BAD_POD" => Some("Aggregator 1".to_owned()),
+            other => super::tests::env(other),
+        };
+        let p = |src: &str| Config::parse(src, Path::new("/etc/agg/aggregator.yaml"), &env);
+        assert_eq!(p(&format!("{MIN}replica: env:POD_NAME\n")).unwrap().replica.as_deref(), Some("aggregator-1"));
+        let m = p(&format!("{MIN}replica: env:BAD_POD\n")).unwrap_err().to_string();
+        assert!(m.starts_with("/etc/agg/aggregator.yaml:7:") && m.contains("replica:") && m.contains("lower-case"), "{m}");
+        let m = p(&format!("{MIN}replica: env:NO_SUCH\n")).unwrap_err().to_string();
+        assert!(m.contains(":7:") && m.contains("NO_SUCH") && m.contains("not set"), "{m}");
+        let m = message(&format!("{MIN}replica: agg.0\n"));
+        assert!(m.contains(":7:10: replica:"), "{m}");
+    }
+
+    #[test]
+    fn alertmanager_takes_one_url_or_a_cluster() {
+        let c = parse(&format!("{MIN}alertmanager:\n  url: http://127.0.0.1:9093/\n")).unwrap();
+        assert_eq!(c.alertmanager.unwrap().urls, ["http://127.0.0.1:9093"]);
+        let c = parse(&format!(
+            "{MIN}alertmanager:\n  urls: [http://am-0:9093, http://am-1:9093, http://am-2:9093]\n  resend_interval: 30s\n"
+        ))
+        .unwrap();
+        let a = c.alertmanager.unwrap();
+        assert_eq!(a.urls.len(), 3);
+        assert_eq!(a.resend_interval, Duration::from_secs(30));
+        let m = message(&format!("{MIN}alertmanager:\n  url: http://a:9093\n  urls: [http://b:9093]\n"));
+        assert!(m.contains("alertmanager.urls") && m.contains("not both"), "{m}");
+        let m = message(&format!("{MIN}alertmanager:\n  urls: []\n"));
+        assert!(m.contains(":8:") && m.contains("at least one"), "{m}");
+        let m = message(&format!("{MIN}alertmanager:\n  urls: [http://a:9093, ftp://b]\n"));
+        assert!(m.contains("alertmanager.urls[1]") && m.contains("ftp://b"), "{m}");
+        let m = message(&format!("{MIN}alertmanager:\n  urls: [http://a:9093, http://a:9093/]\n"));
+        assert!(m.contains("alertmanager.urls[1]") && m.contains("twice"), "{m}");
+    }
+
+    const RW: &str = "remote_write:
+  - name: mimir
+    url: https://mimir.example.invalid/api/v1/push
+    interval: 30s
+    timeout: 5s
+    headers: {X-Scope-OrgID: env:KLA_TOKEN}
+    basic_auth: {username: savanna, password: env:DAR_TOKEN}
+    external_labels: {cluster: ea-prod}
+    replica_label: __replica__
+    queue_capacity: 16
+  - url: http://127.0.0.1:8428/api/v1/write
+";
+
+    #[test]
+    fn remote_write_section() {
+        assert!(parse(MIN).unwrap().remote_write.is_empty());
+        let c = parse(&format!("{MIN}replica: aggregator-0\n{RW}")).unwrap();
+        let [m, v] = c.remote_write.as_slice() else { panic!("two receivers") };
+        assert_eq!((m.name.as_str(), v.name.as_str()), ("mimir", "remote-1"));
+        assert_eq!(m.url.to_string(), "https://mimir.example.invalid/api/v1/push");
+        assert_eq!((m.interval, m.timeout, m.queue_capacity), (Duration::from_secs(30), Duration::from_secs(5), 16));
+        assert_eq!((v.interval, v.timeout, v.queue_capacity), (Duration::from_secs(15), Duration::from_secs(10), 64));
+        assert_eq!((m.replica_label.as_str(), v.replica_label.as_str()), ("__replica__", "replica"));
+        assert_eq!(m.external_labels, [("cluster".to_owned(), "ea-prod".to_owned())]);
+        assert_eq!(m.headers[0].0.as_str(), "x-scope-orgid");
+        assert!(matches!(&m.auth, Some(RemoteAuth::Basic { username, password }) if username == "savanna" && password.matches("dar-secret-0123456789")));
+        assert!(!format!("{m:?}").contains("secret-0123456789"), "{m:?}");
+    }
+
+    #[test]
+    fn remote_write_errors_are_located_and_keep_secrets() {
+        let one = format!("{MIN}remote_write:\n  - url: https://m.example.invalid/api/v1/push\n");
+        let m = message(&format!("{one}    bearer_token: env:KLA_TOKEN\n    basic_auth: {{username: u, password: env:DAR_TOKEN}}\n"));
+        assert!(m.contains("remote_write[0].bearer_token") && m.contains("not both") && !m.contains("secret"), "{m}");
+        let m = message(&format!("{one}    bearer_token: hunter2hunter2\n"));
+        assert!(m.contains(":9:") && m.contains("by reference") && !m.contains("hunter2"), "{m}");
+        let m = message(&format!("{one}    name: Mimir\n"));
+        assert!(m.contains("remote_write[0].name") && m.contains("lower-case"), "{m}");
+        let m = message(&format!("{one}  - name: remote-0\n    url: https://n.example.invalid/push\n"));
+        assert!(m.contains("remote_write[1].name") && m.contains("unique"), "{m}");
+        let m = message(&format!("{one}  - url: https://m.example.invalid/api/v1/push\n"));
+        assert!(m.contains("remote_write[1].url") && m.contains("same URL"), "{m}");
+        let m = message(&format!("{one}    external_labels: {{__x: y}}\n"));
+        assert!(m.contains("remote_write[0].external_labels.__x") && m.contains("reserved"), "{m}");
+        let m = message(&format!("{one}    external_labels: {{bad-name: y}}\n"));
+        assert!(m.contains("external_labels.bad-name") && m.contains("label name"), "{m}");
+        let m = message(&format!("{one}    external_labels: {{cluster: a}}\n    replica_label: cluster\n"));
+        assert!(m.contains("remote_write[0].replica_label") && m.contains("already used"), "{m}");
+        let m = message(&format!("{one}    queue_capacity: 0\n"));
+        assert!(m.contains(":9:") && m.contains("queue_capacity"), "{m}");
+        let m = message(&format!("{MIN}remote_write:\n  - url: http://m.example.invalid/push\n    bearer_token: env:KLA_TOKEN\n"));
+        assert!(m.contains("remote_write[0].url") && m.contains("https") && !m.contains("secret"), "{m}");
+        let m = message(&format!("{MIN}remote_write:\n  - url: https://user:pa55@m.example.invalid/push\n"));
+        assert!(m.contains("remote_write[0].url") && !m.contains("pa55"), "{m}");
+        let m = message(&format!("{one}    intervall: 5s\n"));
+        assert!(m.contains(":9:") && m.contains("intervall"), "{m}");
     }
 
     #[test]
