@@ -159,7 +159,12 @@ async fn a_receiver_answering_500_and_429_is_retried_while_ingest_and_alerting_g
     ] {
         assert!(all.iter().any(|t| label(t, "__name__") == Some(family)), "{family} is written");
     }
-    assert!(all.iter().all(|t| label(t, "region") != Some("never-wins")), "an external label never overrides");
+    assert!(
+        all.iter().filter(|t| label(t, "journey").is_some()).all(|t| label(t, "region") != Some("never-wins")),
+        "an external label never overrides a series' own"
+    );
+    let own = all.iter().find(|t| label(t, "__name__") == Some("aggregator_series")).unwrap();
+    assert_eq!(label(own, "region"), Some("never-wins"), "…and is added where the series has none");
     drop(seen);
     server.shutdown().await.unwrap();
 }
