@@ -643,7 +643,13 @@ fn check_label_name(v: &str) -> Result<(), String> {
 fn replica_name(cx: &Cx<'_>, given: &str) -> Result<String, ConfigError> {
     let name = match given.strip_prefix("env:") {
         Some(var) => (cx.env)(var).ok_or_else(|| {
-            cx.err("replica", format!("`{}` is not set (Kubernetes sets POD_NAME from the pod's name through the downward API)", var.escape_default()))
+            cx.err(
+                "replica",
+                format!(
+                    "`{}` is not set (Kubernetes sets POD_NAME from the pod's name through the downward API)",
+                    var.escape_default()
+                ),
+            )
         })?,
         None => given.to_owned(),
     };
@@ -708,8 +714,12 @@ fn remote_write_configs(cx: &Cx<'_>, docs: Vec<RemoteWriteDoc>) -> Result<Vec<Re
         let interval = d.interval.map_or(DEFAULT_REMOTE_WRITE_INTERVAL, Dur::get);
         let timeout = d.timeout.map_or(DEFAULT_REMOTE_WRITE_TIMEOUT, Dur::get);
         let headers = secret_headers(cx, &section, &d.headers)?;
-        if headers.iter().any(|(h, _)| h == http::header::AUTHORIZATION) && (d.basic_auth.is_some() || d.bearer_token.is_some()) {
-            return Err(cx.err(&at("headers"), "`authorization` comes from `basic_auth` or `bearer_token` here; remove it"));
+        if headers.iter().any(|(h, _)| h == http::header::AUTHORIZATION)
+            && (d.basic_auth.is_some() || d.bearer_token.is_some())
+        {
+            return Err(
+                cx.err(&at("headers"), "`authorization` comes from `basic_auth` or `bearer_token` here; remove it")
+            );
         }
         let auth = match (d.basic_auth, d.bearer_token) {
             (Some(_), Some(_)) => {
@@ -717,9 +727,12 @@ fn remote_write_configs(cx: &Cx<'_>, docs: Vec<RemoteWriteDoc>) -> Result<Vec<Re
             }
             (Some(b), None) => {
                 if b.username.is_empty() || b.username.contains(':') || b.username.chars().any(char::is_control) {
-                    return Err(cx.err(&at("basic_auth.username"), "must be non-empty, without `:` or control characters"));
+                    return Err(
+                        cx.err(&at("basic_auth.username"), "must be non-empty, without `:` or control characters")
+                    );
                 }
-                let password = b.password.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at("basic_auth.password"), m))?;
+                let password =
+                    b.password.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at("basic_auth.password"), m))?;
                 Some(RemoteAuth::Basic { username: b.username, password })
             }
             (None, Some(t)) => {
@@ -732,14 +745,19 @@ fn remote_write_configs(cx: &Cx<'_>, docs: Vec<RemoteWriteDoc>) -> Result<Vec<Re
             (None, None) => None,
         };
         if (!headers.is_empty() || auth.is_some()) && url.scheme_str() == Some("http") && !is_loopback(&url) {
-            return Err(cx.err(&at("url"), "credentials and headers are sent only over https, or plain http to a loopback address"));
+            return Err(cx.err(
+                &at("url"),
+                "credentials and headers are sent only over https, or plain http to a loopback address",
+            ));
         }
         let mut external_labels = Vec::with_capacity(d.external_labels.len());
         for (k, v) in d.external_labels {
             let key_at = at(&format!("external_labels.{k}"));
             check_label_name(&k).map_err(|m| cx.err(&key_at, m))?;
             if k.starts_with("__") {
-                return Err(cx.err(&key_at, "names starting with `__` are reserved (the replica goes under `replica_label`)"));
+                return Err(
+                    cx.err(&key_at, "names starting with `__` are reserved (the replica goes under `replica_label`)")
+                );
             }
             if v.is_empty() {
                 return Err(cx.err(&key_at, "an empty value is the same as no label; remove it"));
@@ -1138,7 +1156,10 @@ mod tests {
         let p = |src: &str| Config::parse(src, Path::new("/etc/agg/aggregator.yaml"), &env);
         assert_eq!(p(&format!("{MIN}replica: env:POD_NAME\n")).unwrap().replica.as_deref(), Some("aggregator-1"));
         let m = p(&format!("{MIN}replica: env:BAD_POD\n")).unwrap_err().to_string();
-        assert!(m.starts_with("/etc/agg/aggregator.yaml:7:") && m.contains("replica:") && m.contains("lower-case"), "{m}");
+        assert!(
+            m.starts_with("/etc/agg/aggregator.yaml:7:") && m.contains("replica:") && m.contains("lower-case"),
+            "{m}"
+        );
         let m = p(&format!("{MIN}replica: env:NO_SUCH\n")).unwrap_err().to_string();
         assert!(m.contains(":7:") && m.contains("NO_SUCH") && m.contains("not set"), "{m}");
         let m = message(&format!("{MIN}replica: agg.0\n"));
@@ -1191,14 +1212,18 @@ mod tests {
         assert_eq!((m.replica_label.as_str(), v.replica_label.as_str()), ("__replica__", "replica"));
         assert_eq!(m.external_labels, [("cluster".to_owned(), "ea-prod".to_owned())]);
         assert_eq!(m.headers[0].0.as_str(), "x-scope-orgid");
-        assert!(matches!(&m.auth, Some(RemoteAuth::Basic { username, password }) if username == "savanna" && password.matches("dar-secret-0123456789")));
+        assert!(
+            matches!(&m.auth, Some(RemoteAuth::Basic { username, password }) if username == "savanna" && password.matches("dar-secret-0123456789"))
+        );
         assert!(!format!("{m:?}").contains("secret-0123456789"), "{m:?}");
     }
 
     #[test]
     fn remote_write_errors_are_located_and_keep_secrets() {
         let one = format!("{MIN}remote_write:\n  - url: https://m.example.invalid/api/v1/push\n");
-        let m = message(&format!("{one}    bearer_token: env:KLA_TOKEN\n    basic_auth: {{username: u, password: env:DAR_TOKEN}}\n"));
+        let m = message(&format!(
+            "{one}    bearer_token: env:KLA_TOKEN\n    basic_auth: {{username: u, password: env:DAR_TOKEN}}\n"
+        ));
         assert!(m.contains("remote_write[0].bearer_token") && m.contains("not both") && !m.contains("secret"), "{m}");
         let m = message(&format!("{one}    bearer_token: hunter2hunter2\n"));
         assert!(m.contains(":9:") && m.contains("by reference") && !m.contains("hunter2"), "{m}");
@@ -1216,7 +1241,9 @@ mod tests {
         assert!(m.contains("remote_write[0].replica_label") && m.contains("already used"), "{m}");
         let m = message(&format!("{one}    queue_capacity: 0\n"));
         assert!(m.contains(":9:") && m.contains("queue_capacity"), "{m}");
-        let m = message(&format!("{MIN}remote_write:\n  - url: http://m.example.invalid/push\n    bearer_token: env:KLA_TOKEN\n"));
+        let m = message(&format!(
+            "{MIN}remote_write:\n  - url: http://m.example.invalid/push\n    bearer_token: env:KLA_TOKEN\n"
+        ));
         assert!(m.contains("remote_write[0].url") && m.contains("https") && !m.contains("secret"), "{m}");
         let m = message(&format!("{MIN}remote_write:\n  - url: https://user:pa55@m.example.invalid/push\n"));
         assert!(m.contains("remote_write[0].url") && !m.contains("pa55"), "{m}");

@@ -94,9 +94,10 @@ impl Server {
             tracing::info!(buckets, slos = config.slo.slos.len(), "SLO windows rebuilt from the store");
         }
         ingest.attach_slo(slo.clone());
-        let alerts = config.alertmanager.as_ref().map(|a| {
-            AlertSender::new(a, config.slo.public_url.clone(), config.replica.clone(), metrics.clone())
-        });
+        let alerts = config
+            .alertmanager
+            .as_ref()
+            .map(|a| AlertSender::new(a, config.slo.public_url.clone(), config.replica.clone(), metrics.clone()));
         let radios = (ingest.clone(), clock.clone());
         tokio::spawn(slo.clone().run(config.slo.evaluation_interval, stopped.clone(), move |svc, transitions| {
             if let Some(a) = &alerts {

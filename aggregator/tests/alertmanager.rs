@@ -61,7 +61,10 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let metrics = Arc::new(Metrics::new());
     let sender = AlertSender::new(
-        &AlertmanagerConfig { urls: vec![format!("http://{dead}"), am.url.clone()], resend_interval: Duration::from_secs(60) },
+        &AlertmanagerConfig {
+            urls: vec![format!("http://{dead}"), am.url.clone()],
+            resend_interval: Duration::from_secs(60),
+        },
         Some("http://127.0.0.1:7800".into()),
         Some("aggregator-1".into()),
         metrics.clone(),
@@ -89,7 +92,8 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
     assert_eq!(page["annotations"]["replica"], "aggregator-1");
     assert!(page["labels"].get("replica").is_none(), "{page}");
     let am_host = am.url.trim_start_matches("http://").to_owned();
-    let posts = |host: &str| metrics.alertmanager_posts.get_or_create(&AlertmanagerLabels { alertmanager: host.into() }).get();
+    let posts =
+        |host: &str| metrics.alertmanager_posts.get_or_create(&AlertmanagerLabels { alertmanager: host.into() }).get();
     assert_eq!((posts(&am_host), posts(&dead.to_string())), (1, 1));
     for _ in 0..100 {
         let failed = metrics

@@ -39,10 +39,8 @@ struct Fake {
 }
 
 async fn receive(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let decoded = snap::raw::Decoder::new()
-        .decompress_vec(&body)
-        .ok()
-        .and_then(|raw| WriteRequest::decode(raw.as_slice()).ok());
+    let decoded =
+        snap::raw::Decoder::new().decompress_vec(&body).ok().and_then(|raw| WriteRequest::decode(raw.as_slice()).ok());
     fake.seen.lock().push((headers, decoded));
     let status = fake.script.lock().pop_front().unwrap_or(200);
     let mut reply = HeaderMap::new();
@@ -101,7 +99,8 @@ async fn a_receiver_answering_500_and_429_is_retried_while_ingest_and_alerting_g
     let (server, http, _dir) = common::start_on("rw-retry", &remote_yaml(&url), &clock).await;
     // Ten minutes of Kampala checkouts failing, sent while the receiver is failing.
     for (i, m) in (0..10).rev().enumerate() {
-        let (status, body) = http.post_report(Some(KLA), &checkout("kla-1", "kampala", i as u64 + 1, now - m * 60_000, 0, 4)).await;
+        let (status, body) =
+            http.post_report(Some(KLA), &checkout("kla-1", "kampala", i as u64 + 1, now - m * 60_000, 0, 4)).await;
         assert_eq!(status, 200, "ingest goes on: {body}");
     }
     let metrics = server.state().metrics.clone();
@@ -115,7 +114,10 @@ async fn a_receiver_answering_500_and_429_is_retried_while_ingest_and_alerting_g
     assert!(metrics.remote_write_requests.get_or_create(&code("429")).get() >= 1);
     assert!(metrics.remote_write_retries.get_or_create(&fake_l).get() >= 3);
     let dropped = |r: &str| {
-        metrics.remote_write_samples_dropped.get_or_create(&RemoteDropLabels { remote: "fake".into(), reason: r.into() }).get()
+        metrics
+            .remote_write_samples_dropped
+            .get_or_create(&RemoteDropLabels { remote: "fake".into(), reason: r.into() })
+            .get()
     };
     assert_eq!((dropped("rejected_4xx"), dropped("queue_full")), (0, 0));
     // Alerting went on: the page fired while the receiver refused.
@@ -187,7 +189,10 @@ async fn a_receiver_answering_400_is_not_retried_and_the_batch_is_dropped_and_co
     .await;
     assert_eq!(metrics.remote_write_retries.get_or_create(&fake_l).get(), 0, "a 400 is never retried");
     assert_eq!(
-        metrics.remote_write_requests.get_or_create(&RemoteCodeLabels { remote: "fake".into(), code: "400".into() }).get(),
+        metrics
+            .remote_write_requests
+            .get_or_create(&RemoteCodeLabels { remote: "fake".into(), code: "400".into() })
+            .get(),
         1
     );
     // The refused batch was sent once: the next request carries a later batch.
@@ -196,7 +201,9 @@ async fn a_receiver_answering_400_is_not_retried_and_the_batch_is_dropped_and_co
     let text = HttpClient::default().get_text(&format!("{}/metrics", server.base_url())).await.unwrap();
     let line = text
         .lines()
-        .find(|l| l.starts_with("aggregator_remote_write_samples_dropped_total{") && l.contains(r#"reason="rejected_4xx""#))
+        .find(|l| {
+            l.starts_with("aggregator_remote_write_samples_dropped_total{") && l.contains(r#"reason="rejected_4xx""#)
+        })
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(r#"replica="aggregator-0""#) && line.contains(r#"remote="fake""#), "{line}");
     assert!(
@@ -225,11 +232,8 @@ fn writer_to(url: &str, metrics: &Arc<Metrics>) -> Arc<RemoteWriter> {
 
 /// One instant query's vector: (labels, value).
 async fn instant(base: &str, q: &str, at_ms: i64) -> Vec<(serde_json::Map<String, serde_json::Value>, f64)> {
-    let url = format!(
-        "{base}/api/v1/query?query={}&time={:.3}",
-        aggregator::client::url_segment(q),
-        at_ms as f64 / 1000.0
-    );
+    let url =
+        format!("{base}/api/v1/query?query={}&time={:.3}", aggregator::client::url_segment(q), at_ms as f64 / 1000.0);
     let v: serde_json::Value = HttpClient::default().get_json(&url).await.unwrap_or_else(|e| panic!("{q}: {e}"));
     assert_eq!(v["status"], "success", "{q}: {v}");
     v["data"]["result"]
@@ -266,7 +270,8 @@ async fn simulated_hour(
             (KLA, "kla-1", "kampala", 4 - kla_failed, kla_failed),
             (DAR, "dar-1", "dar", 4 - dar_failed, dar_failed),
         ] {
-            let (status, body) = http.post_report(Some(token), &checkout(prober, region, m as u64, t, ok, failed)).await;
+            let (status, body) =
+                http.post_report(Some(token), &checkout(prober, region, m as u64, t, ok, failed)).await;
             assert_eq!(status, 200, "{body}");
         }
         server.state().slo.evaluate();
@@ -279,9 +284,10 @@ async fn simulated_hour(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_series_and_the_rules_over_them_give_the_aggregators_burn_rates() {
-    let Some(prom) =
-        testkit::prometheus::Prometheus::start(&testkit::prometheus::PrometheusConfig::every(Duration::from_secs(60)).remote_write_receiver())
-            .await
+    let Some(prom) = testkit::prometheus::Prometheus::start(
+        &testkit::prometheus::PrometheusConfig::every(Duration::from_secs(60)).remote_write_receiver(),
+    )
+    .await
     else {
         return;
     };
@@ -296,12 +302,17 @@ async fn prometheus_stores_the_series_and_the_rules_over_them_give_the_aggregato
     let sender = tokio::spawn(writer.clone().send_loop(stop));
     let last = simulated_hour(&server, &http, &clock, &writer, start).await;
     let real = RemoteLabels { remote: "real".into() };
-    eventually("every batch written", || writer.queued() == 0 && metrics.remote_write_samples.get_or_create(&real).get() > 0).await;
+    eventually("every batch written", || {
+        writer.queued() == 0 && metrics.remote_write_samples.get_or_create(&real).get() > 0
+    })
+    .await;
     let refused = RemoteDropLabels { remote: "real".into(), reason: "rejected_4xx".into() };
     assert_eq!(metrics.remote_write_samples_dropped.get_or_create(&refused).get(), 0, "{}", prom.log());
 
     // The counters came back with their labels and values.
-    let kla = instant(&prom.url, r#"synthetic_journey_runs_total{region="kampala",step="",outcome="gateway_error"}"#, last).await;
+    let kla =
+        instant(&prom.url, r#"synthetic_journey_runs_total{region="kampala",step="",outcome="gateway_error"}"#, last)
+            .await;
     assert_eq!(kla.len(), 1, "{kla:?}");
     assert_eq!(kla[0].1, 15.0);
     assert_eq!((kla[0].0["replica"].as_str(), kla[0].0["cluster"].as_str()), (Some("aggregator-0"), Some("ea-test")));
@@ -316,7 +327,10 @@ async fn prometheus_stores_the_series_and_the_rules_over_them_give_the_aggregato
             let (Some(record), Some(expr)) = (rule["record"].as_str(), rule["expr"].as_str()) else { continue };
             let slo = rule["labels"]["slo"].as_str().unwrap_or_default();
             let Some(window) = record.strip_prefix("slo:sli_error:ratio_rate") else { continue };
-            if slo != "checkout-availability" || !["5m", "30m", "1h"].contains(&window) || rule["labels"]["region"].is_string() {
+            if slo != "checkout-availability"
+                || !["5m", "30m", "1h"].contains(&window)
+                || rule["labels"]["region"].is_string()
+            {
                 continue;
             }
             let from_rules = instant(&prom.url, expr, last).await;
@@ -329,8 +343,13 @@ async fn prometheus_stores_the_series_and_the_rules_over_them_give_the_aggregato
             assert_eq!(from_rules.len(), 3, "{window}: {from_rules:?}");
             for (labels, ratio) in &from_rules {
                 let region = labels["region"].as_str().unwrap();
-                let gauge = gauges.iter().find(|(l, _)| l["region"] == region).unwrap_or_else(|| panic!("{region} {window}"));
-                assert!((ratio - gauge.1).abs() <= 1e-9 * gauge.1.abs().max(1.0), "{slo} {region} {window}: rules {ratio} vs aggregator {}", gauge.1);
+                let gauge =
+                    gauges.iter().find(|(l, _)| l["region"] == region).unwrap_or_else(|| panic!("{region} {window}"));
+                assert!(
+                    (ratio - gauge.1).abs() <= 1e-9 * gauge.1.abs().max(1.0),
+                    "{slo} {region} {window}: rules {ratio} vs aggregator {}",
+                    gauge.1
+                );
                 compared += 1;
             }
         }
@@ -411,7 +430,9 @@ async fn victoria_metrics_stores_the_series_with_their_labels_and_values() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].1, 14.0, "70 minutes, one Dar failure every 5");
     assert_eq!((got[0].0["replica"].as_str(), got[0].0["cluster"].as_str()), (Some("aggregator-0"), Some("ea-test")));
-    let burn = instant(&vm.url, r#"synthetic_slo_burn_rate{slo="checkout-availability",region="dar",window="1h"}"#, last).await;
+    let burn =
+        instant(&vm.url, r#"synthetic_slo_burn_rate{slo="checkout-availability",region="dar",window="1h"}"#, last)
+            .await;
     let ours = server
         .state()
         .slo

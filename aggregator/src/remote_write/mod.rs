@@ -144,7 +144,10 @@ impl RemoteWriter {
             let old = q.pop_front().expect("not empty");
             self.dropped("queue_full", old.samples);
         }
-        self.metrics.remote_write_queue_batches.get_or_create(&self.labels).set((q.len() + *self.in_flight.lock()) as i64);
+        self.metrics
+            .remote_write_queue_batches
+            .get_or_create(&self.labels)
+            .set((q.len() + *self.in_flight.lock()) as i64);
         drop(q);
         self.wake.notify_one();
         queued
@@ -304,7 +307,8 @@ impl RemoteWriter {
         match &self.config.auth {
             Some(RemoteAuth::Basic { username, password }) => {
                 use base64::Engine as _;
-                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
                 b = b.header(header::AUTHORIZATION, secret_value(&format!("Basic {pair}"))?);
             }
             Some(RemoteAuth::Bearer(t)) => {

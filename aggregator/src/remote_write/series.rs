@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(labels(&s[1])[4], ("le", "+Inf"));
         assert_eq!(labels(&s[2])[2], ("cluster", "mine"), "a series label wins over an external one");
         assert!((s[2].samples[0].value - 0.0015).abs() < 1e-15);
-        assert_eq!(labels(&s[3]), [("__name__", "aggregator_series"), ("__replica__", "aggregator-0"), ("cluster", "ea-prod")]);
+        assert_eq!(
+            labels(&s[3]),
+            [("__name__", "aggregator_series"), ("__replica__", "aggregator-0"), ("cluster", "ea-prod")]
+        );
     }
 
     #[test]

@@ -222,7 +222,8 @@ impl Engine {
                 let pairs = || all_pairs.iter().filter(|a| a.severity == severity);
                 // Strictly above; an undefined burn rate (no events) never fires.
                 let on = enabled
-                    && pairs().any(|a| br(a.short).is_some_and(|x| x > a.factor) && br(a.long).is_some_and(|x| x > a.factor));
+                    && pairs()
+                        .any(|a| br(a.short).is_some_and(|x| x > a.factor) && br(a.long).is_some_and(|x| x > a.factor));
                 let key = (scope.clone(), severity);
                 let was = self.firing.contains_key(&key);
                 // No data is not good: a firing alert whose long window still burns but whose

@@ -301,7 +301,9 @@ fn page_state(e: &mut Engine, now: i64) -> (bool, Vec<bool>) {
         .is_some_and(|x| x.firing.contains(&Severity::Page));
     let changes = t
         .iter()
-        .filter(|t| t.severity == Severity::Page && t.scope.slo == "checkout-availability" && t.scope.region == "nairobi")
+        .filter(|t| {
+            t.severity == Severity::Page && t.scope.slo == "checkout-availability" && t.scope.region == "nairobi"
+        })
         .map(|t| t.firing)
         .collect();
     (firing, changes)
@@ -324,13 +326,15 @@ fn a_firing_alert_holds_through_a_gap_in_the_data() {
         let (firing, changes) = page_state(&mut e, T0 + m * MIN);
         assert!(firing && changes.is_empty(), "minute {m}: the gap must not resolve the page");
     }
-    let since = e.firing().iter().find(|f| f.severity == Severity::Page && f.scope.region == "nairobi").unwrap().since_ms;
+    let since =
+        e.firing().iter().find(|f| f.severity == Severity::Page && f.scope.region == "nairobi").unwrap().since_ms;
     for m in 80..90 {
         runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 4, 4);
     }
     let (firing, changes) = page_state(&mut e, T0 + 90 * MIN + 30_000);
     assert!(firing && changes.is_empty());
-    let again = e.firing().iter().find(|f| f.severity == Severity::Page && f.scope.region == "nairobi").unwrap().since_ms;
+    let again =
+        e.firing().iter().find(|f| f.severity == Severity::Page && f.scope.region == "nairobi").unwrap().since_ms;
     assert_eq!(since, again, "one alert, never restarted");
     // Healthy data in the short windows (5m, then 30m) resolves it, as before.
     for m in 90..125 {
