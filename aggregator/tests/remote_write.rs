@@ -22,11 +22,11 @@ use aggregator::{
 };
 use axum::{Router, extract::State, http::HeaderMap, response::IntoResponse, routing::post};
 use bytes::Bytes;
-use common::{DAR, KLA, NBO, key, report as _, series as _};
+use common::{DAR, KLA, NBO, key, report, series};
 use parking_lot::Mutex;
 use prost::Message as _;
 use report::Report;
-use testkit::reports::{ReportBuilder, runs};
+use testkit::reports::ReportBuilder;
 
 // ===================================================================== a fake receiver
 
@@ -74,7 +74,7 @@ fn checkout(prober: &str, region: &str, seq: u64, end_ms: i64, ok: u64, failed: 
     let mut r = ReportBuilder::new(prober, region).seq(seq).lasting(60_000).ending_at(end_ms).sent_at(end_ms);
     for (outcome, n) in [("ok", ok), ("gateway_error", failed)] {
         if n > 0 {
-            r = r.with(runs(key("checkout-mpesa", "", outcome, region), 800_000, n));
+            r = r.with(series(key("checkout-mpesa", "", outcome, region), &vec![800_000; n as usize]));
         }
     }
     r.build()
@@ -128,7 +128,7 @@ async fn a_receiver_answering_500_and_429_is_retried_while_ingest_and_alerting_g
 
     // What arrived: the documented headers, the series of /metrics, labels sorted, the replica
     // and the external labels added (a series' own label wins), stamped with the clock's time.
-    let seen = fake.seen.lock();
+    let seen: Vec<(HeaderMap, Option<WriteRequest>)> = fake.seen.lock().clone();
     let (headers, body) = seen.last().unwrap();
     assert_eq!(headers["content-encoding"], "snappy");
     assert_eq!(headers["content-type"], "application/x-protobuf");
@@ -167,7 +167,6 @@ async fn a_receiver_answering_500_and_429_is_retried_while_ingest_and_alerting_g
     );
     let own = all.iter().find(|t| label(t, "__name__") == Some("aggregator_series")).unwrap();
     assert_eq!(label(own, "region"), Some("never-wins"), "…and is added where the series has none");
-    drop(seen);
     server.shutdown().await.unwrap();
 }
 
@@ -177,7 +176,9 @@ async fn a_receiver_answering_400_is_not_retried_and_the_batch_is_dropped_and_co
     let now = 1_800_000_000_000;
     let clock = ManualClock::new(now);
     let (server, http, _dir) = common::start_on("rw-400", &remote_yaml(&url), &clock).await;
-    let (status, _) = http.post_report(Some(NBO), &checkout("nbo-1", "nairobi", 1, now, 4, 0)).await;
+    let ok =
+        report("nbo-1", "nairobi", 1, now, vec![series(key("checkout-mpesa", "", "ok", "nairobi"), &[800_000; 4])]);
+    let (status, _) = http.post_report(Some(NBO), &ok).await;
     assert_eq!(status, 200);
     let metrics = server.state().metrics.clone();
     let fake_l = RemoteLabels { remote: "fake".into() };

@@ -67,8 +67,11 @@ pub fn series(text: &str, rules: &LabelRules, at_ms: i64) -> Result<Vec<TimeSeri
     Ok(out)
 }
 
+/// One sample line: metric name, labels (values unescaped), value.
+type SampleLine<'a> = (&'a str, Vec<(&'a str, String)>, f64);
+
 /// `name{k="v",…} value [timestamp]`.
-fn sample_line(line: &str) -> Result<(&str, Vec<(&str, String)>, f64), &'static str> {
+fn sample_line(line: &str) -> Result<SampleLine<'_>, &'static str> {
     let end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..end];
     if name.is_empty() {
