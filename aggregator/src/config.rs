@@ -48,8 +48,13 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub relay: RelayConfig,
     pub slo: SloConfig,
+    /// This member's name in an HA pair (`replica:`): a `replica` label on every `/metrics` and
+    /// remote-written series, and an annotation on every alert. `None`: a single aggregator.
+    pub replica: Option<String>,
     /// Where alerts go; none: alerts are only exported (`synthetic_slo_alert_firing`) and logged.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// Prometheus remote-write receivers (`remote_write:`); empty: none.
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// Where SLO gauges and journey metrics are pushed over OTLP/HTTP; none: `/metrics` only.
     pub otlp: Option<OtlpConfig>,
     /// What the listener tolerates from clients (`connections:`); defaults in [`httpserve::DEFAULT`].
@@ -134,13 +139,42 @@ pub struct SloConfig {
     pub public_url: Option<String>,
 }
 
-/// Alertmanager API v2.
+/// Alertmanager API v2: one Alertmanager, or every member of a cluster.
 #[derive(Debug, Clone)]
 pub struct AlertmanagerConfig {
-    /// Base URL, e.g. `http://127.0.0.1:9093`.
-    pub url: String,
+    /// Base URLs, e.g. `http://127.0.0.1:9093`: every alert is posted to each of them.
+    pub urls: Vec<String>,
     /// Firing alerts are re-sent this often (Alertmanager forgets an alert whose `endsAt` passes).
     pub resend_interval: Duration,
+}
+
+/// One Prometheus remote-write (1.0) receiver.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteConfig {
+    /// Label-safe and unique: the `remote` label of the `aggregator_remote_write_*` metrics.
+    pub name: String,
+    /// The push URL as given (`…/api/v1/push`, `…/api/v1/write`).
+    pub url: http::Uri,
+    /// How often the current series are written.
+    pub interval: Duration,
+    /// Longest one request may take.
+    pub timeout: Duration,
+    /// Extra request headers (a tenant id); values are secrets, never logged.
+    pub headers: Vec<(http::HeaderName, Token)>,
+    pub auth: Option<RemoteAuth>,
+    /// Added to every series that does not already have the label.
+    pub external_labels: Vec<(String, String)>,
+    /// The label the replica's name goes under (when `replica:` is set).
+    pub replica_label: String,
+    /// Batches held while the receiver is down; when full the oldest is dropped (and counted).
+    pub queue_capacity: usize,
+}
+
+/// How a remote-write receiver authenticates us.
+#[derive(Debug, Clone)]
+pub enum RemoteAuth {
+    Basic { username: String, password: Token },
+    Bearer(Token),
 }
 
 /// PEM files for the TLS listener.
@@ -241,8 +275,14 @@ struct ConfigDoc {
     relay: Option<RelayDoc>,
     ingest: Option<IngestDoc>,
     slo: Option<SloDoc>,
+    /// This member's name in an HA pair: label-safe (`[a-z0-9_-]`), or `env:NAME` (read at start;
+    /// Kubernetes sets `POD_NAME` from the pod's name).
+    replica: Option<String>,
     alertmanager: Option<AlertmanagerDoc>,
     otlp: Option<OtlpDoc>,
+    /// Prometheus remote-write receivers.
+    #[serde(default)]
+    remote_write: Vec<RemoteWriteDoc>,
     /// Bounds on slow, idle and hostile clients; every key optional (see httpserve's README).
     connections: Option<httpserve::LimitsFile>,
 }
@@ -296,10 +336,44 @@ struct SloDoc {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AlertmanagerDoc {
-    /// e.g. `http://127.0.0.1:9093`.
-    url: String,
+    /// One Alertmanager, e.g. `http://127.0.0.1:9093` (or use `urls`).
+    url: Option<String>,
+    /// Every member of an Alertmanager cluster; each gets every alert.
+    urls: Option<Vec<String>>,
     /// Default `1m`.
     resend_interval: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteWriteDoc {
+    /// Label-safe, unique; default `remote-N` (N from 0, its place in the list).
+    name: Option<String>,
+    /// The receiver's push URL, e.g. `https://mimir.example.net/api/v1/push`.
+    url: String,
+    /// Default `15s`; 1s to 1h.
+    interval: Option<Dur<1_000, 3_600_000>>,
+    /// Default `10s`; at least 100ms.
+    timeout: Option<Dur<100, 600_000>>,
+    /// Header name → `env:NAME` or `file:PATH`.
+    #[serde(default)]
+    headers: BTreeMap<String, SecretRef>,
+    basic_auth: Option<BasicAuthDoc>,
+    bearer_token: Option<SecretRef>,
+    #[serde(default)]
+    external_labels: BTreeMap<String, String>,
+    /// Default `replica`; `__replica__` for the Mimir/Cortex HA tracker.
+    replica_label: Option<String>,
+    /// Default 64.
+    queue_capacity: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicAuthDoc {
+    username: String,
+    /// `env:NAME` or `file:PATH`.
+    password: SecretRef,
 }
 
 #[derive(Deserialize)]
@@ -408,10 +482,14 @@ impl Config {
             RelayConfig { ttl: dur(r.ttl, Duration::from_secs(900)), max_kept: r.max_kept.unwrap_or(10_000).max(1) }
         });
         let alertmanager = doc.alertmanager.map(|a| alertmanager_config(&cx, a)).transpose()?;
+        let replica = doc.replica.as_deref().map(|r| replica_name(&cx, r)).transpose()?;
+        let remote_write = remote_write_configs(&cx, doc.remote_write)?;
         Ok(Config {
             file: path.to_path_buf(),
             slo: slo_config(&cx, doc.slo.unwrap_or_default())?,
+            replica,
             alertmanager,
+            remote_write,
             otlp: doc.otlp.map(|o| otlp_config(&cx, o)).transpose()?,
             connections: connections_config(&cx, doc.connections.unwrap_or_default())?,
             ingest: ingest_limits(&cx, doc.ingest.unwrap_or_default(), retention, skew_threshold)?,
@@ -498,11 +576,216 @@ fn slo_config(cx: &Cx<'_>, d: SloDoc) -> Result<SloConfig, ConfigError> {
 }
 
 fn alertmanager_config(cx: &Cx<'_>, a: AlertmanagerDoc) -> Result<AlertmanagerConfig, ConfigError> {
-    if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
-        return Err(cx.err("alertmanager.url", format!("`{}` is not an http(s) URL", a.url)));
+    let (field, given) = match (a.url, a.urls) {
+        (Some(_), Some(_)) => {
+            return Err(cx.err("alertmanager.urls", "give `url` (one Alertmanager) or `urls` (a cluster), not both"));
+        }
+        (None, None) => return Err(cx.err("alertmanager", "give `url` (one Alertmanager) or `urls` (a cluster)")),
+        (Some(u), None) => ("alertmanager.url", vec![u]),
+        (None, Some(us)) => ("alertmanager.urls", us),
+    };
+    if given.is_empty() {
+        return Err(cx.err(field, "list at least one Alertmanager URL"));
+    }
+    if given.len() > MAX_ALERTMANAGERS {
+        return Err(cx.err(field, format!("at most {MAX_ALERTMANAGERS} Alertmanagers")));
+    }
+    let mut urls: Vec<String> = Vec::with_capacity(given.len());
+    for (i, u) in given.iter().enumerate() {
+        let at = if field == "alertmanager.url" { field.to_owned() } else { format!("{field}[{i}]") };
+        let shown = u.escape_default().to_string();
+        let uri: http::Uri = u.parse().map_err(|_| cx.err(&at, format!("`{shown}` is not an http(s) URL")))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
+            return Err(cx.err(&at, format!("`{shown}` is not an http(s) URL")));
+        }
+        let url = u.trim_end_matches('/').to_owned();
+        if urls.contains(&url) {
+            return Err(cx.err(&at, format!("`{shown}` is listed twice")));
+        }
+        urls.push(url);
     }
     let resend_interval = a.resend_interval.map_or(Duration::from_secs(60), Dur::get);
-    Ok(AlertmanagerConfig { url: a.url.trim_end_matches('/').to_owned(), resend_interval })
+    Ok(AlertmanagerConfig { urls, resend_interval })
+}
+
+/// Most Alertmanagers one aggregator posts to.
+pub const MAX_ALERTMANAGERS: usize = 8;
+/// Most remote-write receivers.
+pub const MAX_REMOTE_WRITES: usize = 8;
+pub const DEFAULT_REMOTE_WRITE_INTERVAL: Duration = Duration::from_secs(15);
+pub const DEFAULT_REMOTE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REMOTE_WRITE_QUEUE: usize = 64;
+/// The default label a replica's name goes under in remote-written series.
+pub const DEFAULT_REPLICA_LABEL: &str = "replica";
+
+/// A name that goes into a label value and a metric label: 1 to 63 of `[a-z0-9_-]`.
+pub fn check_label_safe(v: &str) -> Result<(), String> {
+    if v.is_empty() || v.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    if !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        return Err(format!("`{}` may use only lower-case letters, digits, `-` and `_`", v.escape_default()));
+    }
+    Ok(())
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn check_label_name(v: &str) -> Result<(), String> {
+    let mut b = v.bytes();
+    let first_ok = b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_');
+    if !first_ok || !b.all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return Err(format!("`{}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)", v.escape_default()));
+    }
+    Ok(())
+}
+
+/// `replica:`: a label-safe name, or `env:NAME` read now (a pod's name from the downward API).
+fn replica_name(cx: &Cx<'_>, given: &str) -> Result<String, ConfigError> {
+    let name = match given.strip_prefix("env:") {
+        Some(var) => (cx.env)(var).ok_or_else(|| {
+            cx.err(
+                "replica",
+                format!(
+                    "`{}` is not set (Kubernetes sets POD_NAME from the pod's name through the downward API)",
+                    var.escape_default()
+                ),
+            )
+        })?,
+        None => given.to_owned(),
+    };
+    check_label_safe(&name).map_err(|m| cx.err("replica", m))?;
+    Ok(name)
+}
+
+/// Resolves secret headers of a push section (`otlp`, `remote_write[i]`): header names checked,
+/// values by reference, printable.
+fn secret_headers(
+    cx: &Cx<'_>,
+    section: &str,
+    given: &BTreeMap<String, SecretRef>,
+) -> Result<Vec<(http::HeaderName, Token)>, ConfigError> {
+    let mut headers = Vec::with_capacity(given.len());
+    for (name, spec) in given {
+        let at = format!("{section}.headers.{name}");
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| cx.err(&at, format!("`{}` is not an HTTP header name", name.escape_default())))?;
+        if matches!(
+            header.as_str(),
+            "content-type" | "content-length" | "content-encoding" | "host" | "transfer-encoding"
+        ) {
+            return Err(cx.err(&at, format!("`{header}` is set by the exporter; remove it")));
+        }
+        let value = spec.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at, m))?;
+        if http::HeaderValue::from_str(value.expose()).is_err() {
+            return Err(
+                cx.err(&at, format!("the value from `{spec}` is not a valid HTTP header value (printable ASCII only)"))
+            );
+        }
+        headers.push((header, value));
+    }
+    Ok(headers)
+}
+
+/// Whether the URL's host is a loopback address (secrets may go there over plain http).
+fn is_loopback(url: &http::Uri) -> bool {
+    url.host().is_some_and(|h| {
+        h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+/// Checks the `remote_write:` list.
+fn remote_write_configs(cx: &Cx<'_>, docs: Vec<RemoteWriteDoc>) -> Result<Vec<RemoteWriteConfig>, ConfigError> {
+    if docs.len() > MAX_REMOTE_WRITES {
+        return Err(cx.err("remote_write", format!("at most {MAX_REMOTE_WRITES} receivers")));
+    }
+    let mut out: Vec<RemoteWriteConfig> = Vec::with_capacity(docs.len());
+    for (i, d) in docs.into_iter().enumerate() {
+        let section = format!("remote_write[{i}]");
+        let at = |key: &str| format!("{section}.{key}");
+        let name = d.name.unwrap_or_else(|| format!("remote-{i}"));
+        check_label_safe(&name).map_err(|m| cx.err(&at("name"), m))?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(cx.err(&at("name"), format!("`{name}` is used by another receiver; names are unique")));
+        }
+        let url = push_url(&d.url).map_err(|m| cx.err(&at("url"), m))?;
+        if out.iter().any(|o| o.url == url) {
+            return Err(cx.err(&at("url"), "another receiver has the same URL"));
+        }
+        let interval = d.interval.map_or(DEFAULT_REMOTE_WRITE_INTERVAL, Dur::get);
+        let timeout = d.timeout.map_or(DEFAULT_REMOTE_WRITE_TIMEOUT, Dur::get);
+        let headers = secret_headers(cx, &section, &d.headers)?;
+        if headers.iter().any(|(h, _)| h == http::header::AUTHORIZATION)
+            && (d.basic_auth.is_some() || d.bearer_token.is_some())
+        {
+            return Err(
+                cx.err(&at("headers"), "`authorization` comes from `basic_auth` or `bearer_token` here; remove it")
+            );
+        }
+        let auth = match (d.basic_auth, d.bearer_token) {
+            (Some(_), Some(_)) => {
+                return Err(cx.err(&at("bearer_token"), "give `basic_auth` or `bearer_token`, not both"));
+            }
+            (Some(b), None) => {
+                if b.username.is_empty() || b.username.contains(':') || b.username.chars().any(char::is_control) {
+                    return Err(
+                        cx.err(&at("basic_auth.username"), "must be non-empty, without `:` or control characters")
+                    );
+                }
+                let password =
+                    b.password.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at("basic_auth.password"), m))?;
+                Some(RemoteAuth::Basic { username: b.username, password })
+            }
+            (None, Some(t)) => {
+                let token = t.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at("bearer_token"), m))?;
+                if http::HeaderValue::from_str(&format!("Bearer {}", token.expose())).is_err() {
+                    return Err(cx.err(&at("bearer_token"), format!("the value from `{t}` is not printable ASCII")));
+                }
+                Some(RemoteAuth::Bearer(token))
+            }
+            (None, None) => None,
+        };
+        if (!headers.is_empty() || auth.is_some()) && url.scheme_str() == Some("http") && !is_loopback(&url) {
+            return Err(cx.err(
+                &at("url"),
+                "credentials and headers are sent only over https, or plain http to a loopback address",
+            ));
+        }
+        let mut external_labels = Vec::with_capacity(d.external_labels.len());
+        for (k, v) in d.external_labels {
+            let key_at = at(&format!("external_labels.{k}"));
+            check_label_name(&k).map_err(|m| cx.err(&key_at, m))?;
+            if k.starts_with("__") {
+                return Err(
+                    cx.err(&key_at, "names starting with `__` are reserved (the replica goes under `replica_label`)")
+                );
+            }
+            if v.is_empty() {
+                return Err(cx.err(&key_at, "an empty value is the same as no label; remove it"));
+            }
+            external_labels.push((k, v));
+        }
+        let replica_label = d.replica_label.unwrap_or_else(|| DEFAULT_REPLICA_LABEL.to_owned());
+        check_label_name(&replica_label).map_err(|m| cx.err(&at("replica_label"), m))?;
+        if replica_label == "__name__" || external_labels.iter().any(|(k, _)| *k == replica_label) {
+            return Err(cx.err(&at("replica_label"), format!("`{replica_label}` is already used; pick another label")));
+        }
+        let queue_capacity = d.queue_capacity.unwrap_or(DEFAULT_REMOTE_WRITE_QUEUE);
+        if !(1..=10_000).contains(&queue_capacity) {
+            return Err(cx.err(&at("queue_capacity"), "1 to 10000 batches"));
+        }
+        out.push(RemoteWriteConfig {
+            name,
+            url,
+            interval,
+            timeout,
+            headers,
+            auth,
+            external_labels,
+            replica_label,
+            queue_capacity,
+        });
+    }
+    Ok(out)
 }
 
 pub const DEFAULT_OTLP_INTERVAL: Duration = Duration::from_secs(30);
@@ -518,26 +801,8 @@ fn otlp_config(cx: &Cx<'_>, o: OtlpDoc) -> Result<OtlpConfig, ConfigError> {
             cx.err("otlp.timeout", format!("between 100ms and the interval ({})", conf::duration::format(interval)))
         );
     }
-    let mut headers = Vec::with_capacity(o.headers.len());
-    for (name, spec) in &o.headers {
-        let at = format!("otlp.headers.{name}");
-        let header = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| cx.err(&at, format!("`{}` is not an HTTP header name", name.escape_default())))?;
-        if matches!(header.as_str(), "content-type" | "content-length" | "host" | "transfer-encoding") {
-            return Err(cx.err(&at, format!("`{header}` is set by the exporter; remove it")));
-        }
-        let value = spec.resolve_with(&cx.base, cx.env).map_err(|m| cx.err(&at, m))?;
-        if http::HeaderValue::from_str(value.expose()).is_err() {
-            return Err(
-                cx.err(&at, format!("the value from `{spec}` is not a valid HTTP header value (printable ASCII only)"))
-            );
-        }
-        headers.push((header, value));
-    }
-    let loopback = url.host().is_some_and(|h| {
-        h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    });
-    if !headers.is_empty() && url.scheme_str() == Some("http") && !loopback {
+    let headers = secret_headers(cx, "otlp", &o.headers)?;
+    if !headers.is_empty() && url.scheme_str() == Some("http") && !is_loopback(&url) {
         return Err(
             cx.err("otlp.endpoint", "headers (API keys) are sent only over https, or plain http to a loopback address")
         );
@@ -607,8 +872,8 @@ fn connections_config(cx: &Cx<'_>, c: httpserve::LimitsFile) -> Result<httpserve
     })
 }
 
-/// The push URL for an OTLP/HTTP base URL: `/v1/metrics` appended unless already there.
-fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
+/// A push URL: http(s), a host, no credentials, no query. Messages never quote a credential.
+fn push_url(endpoint: &str) -> Result<http::Uri, String> {
     // What may be shown: never what stands before an `@` (a credential).
     let shown = match endpoint.rsplit_once('@') {
         Some((_, rest)) => format!("***@{}", rest.escape_default()),
@@ -627,17 +892,24 @@ fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
     if uri.query().is_some() {
         return Err("drop the query string (headers carry keys, not the URL)".into());
     }
+    Ok(uri)
+}
+
+/// The push URL for an OTLP/HTTP base URL: `/v1/metrics` appended unless already there.
+fn otlp_url(endpoint: &str) -> Result<http::Uri, String> {
+    let uri = push_url(endpoint)?;
     let path = uri.path().trim_end_matches('/');
     let path = if path.ends_with("/v1/metrics") { path.to_owned() } else { format!("{path}/v1/metrics") };
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-    format!("{scheme}://{authority}{path}").parse().map_err(|_| format!("`{shown}` is not a usable URL"))
+    let scheme = uri.scheme_str().unwrap_or("http");
+    format!("{scheme}://{authority}{path}").parse().map_err(|_| "not a usable URL".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
+    pub(super) fn env(name: &str) -> Option<String> {
         match name {
             "NBO_TOKEN" => Some("nbo-secret-0123456789".into()),
             "KLA_TOKEN" => Some("kla-secret-0123456789".into()),
@@ -870,6 +1142,113 @@ mod tests {
         assert!(m.contains(":8:") && m.contains("above zero"), "{m}");
         let m = message(&format!("{MIN}connections:\n  idle_timout: 5s\n"));
         assert!(m.contains(":8:") && m.contains("idle_timout"), "{m}");
+    }
+
+    #[test]
+    fn replica_is_label_safe_or_read_from_the_environment() {
+        assert!(parse(MIN).unwrap().replica.is_none());
+        assert_eq!(parse(&format!("{MIN}replica: aggregator-0\n")).unwrap().replica.as_deref(), Some("aggregator-0"));
+        let env = |n: &str| match n {
+            "POD_NAME" => Some("aggregator-1".to_owned()),
+            "BAD_POD" => Some("Aggregator 1".to_owned()),
+            other => super::tests::env(other),
+        };
+        let p = |src: &str| Config::parse(src, Path::new("/etc/agg/aggregator.yaml"), &env);
+        assert_eq!(p(&format!("{MIN}replica: env:POD_NAME\n")).unwrap().replica.as_deref(), Some("aggregator-1"));
+        let m = p(&format!("{MIN}replica: env:BAD_POD\n")).unwrap_err().to_string();
+        assert!(
+            m.starts_with("/etc/agg/aggregator.yaml:7:") && m.contains("replica:") && m.contains("lower-case"),
+            "{m}"
+        );
+        let m = p(&format!("{MIN}replica: env:NO_SUCH\n")).unwrap_err().to_string();
+        assert!(m.contains(":7:") && m.contains("NO_SUCH") && m.contains("not set"), "{m}");
+        let m = message(&format!("{MIN}replica: agg.0\n"));
+        assert!(m.contains(":7:10: replica:"), "{m}");
+    }
+
+    #[test]
+    fn alertmanager_takes_one_url_or_a_cluster() {
+        let c = parse(&format!("{MIN}alertmanager:\n  url: http://127.0.0.1:9093/\n")).unwrap();
+        assert_eq!(c.alertmanager.unwrap().urls, ["http://127.0.0.1:9093"]);
+        let c = parse(&format!(
+            "{MIN}alertmanager:\n  urls: [http://am-0:9093, http://am-1:9093, http://am-2:9093]\n  resend_interval: 30s\n"
+        ))
+        .unwrap();
+        let a = c.alertmanager.unwrap();
+        assert_eq!(a.urls.len(), 3);
+        assert_eq!(a.resend_interval, Duration::from_secs(30));
+        let m = message(&format!("{MIN}alertmanager:\n  url: http://a:9093\n  urls: [http://b:9093]\n"));
+        assert!(m.contains("alertmanager.urls") && m.contains("not both"), "{m}");
+        let m = message(&format!("{MIN}alertmanager:\n  urls: []\n"));
+        assert!(m.contains(":8:") && m.contains("at least one"), "{m}");
+        let m = message(&format!("{MIN}alertmanager:\n  urls: [http://a:9093, ftp://b]\n"));
+        assert!(m.contains("alertmanager.urls[1]") && m.contains("ftp://b"), "{m}");
+        let m = message(&format!("{MIN}alertmanager:\n  urls: [http://a:9093, http://a:9093/]\n"));
+        assert!(m.contains("alertmanager.urls[1]") && m.contains("twice"), "{m}");
+    }
+
+    const RW: &str = "remote_write:
+  - name: mimir
+    url: https://mimir.example.invalid/api/v1/push
+    interval: 30s
+    timeout: 5s
+    headers: {X-Scope-OrgID: env:KLA_TOKEN}
+    basic_auth: {username: savanna, password: env:DAR_TOKEN}
+    external_labels: {cluster: ea-prod}
+    replica_label: __replica__
+    queue_capacity: 16
+  - url: http://127.0.0.1:8428/api/v1/write
+";
+
+    #[test]
+    fn remote_write_section() {
+        assert!(parse(MIN).unwrap().remote_write.is_empty());
+        let c = parse(&format!("{MIN}replica: aggregator-0\n{RW}")).unwrap();
+        let [m, v] = c.remote_write.as_slice() else { panic!("two receivers") };
+        assert_eq!((m.name.as_str(), v.name.as_str()), ("mimir", "remote-1"));
+        assert_eq!(m.url.to_string(), "https://mimir.example.invalid/api/v1/push");
+        assert_eq!((m.interval, m.timeout, m.queue_capacity), (Duration::from_secs(30), Duration::from_secs(5), 16));
+        assert_eq!((v.interval, v.timeout, v.queue_capacity), (Duration::from_secs(15), Duration::from_secs(10), 64));
+        assert_eq!((m.replica_label.as_str(), v.replica_label.as_str()), ("__replica__", "replica"));
+        assert_eq!(m.external_labels, [("cluster".to_owned(), "ea-prod".to_owned())]);
+        assert_eq!(m.headers[0].0.as_str(), "x-scope-orgid");
+        assert!(
+            matches!(&m.auth, Some(RemoteAuth::Basic { username, password }) if username == "savanna" && password.matches("dar-secret-0123456789"))
+        );
+        assert!(!format!("{m:?}").contains("secret-0123456789"), "{m:?}");
+    }
+
+    #[test]
+    fn remote_write_errors_are_located_and_keep_secrets() {
+        let one = format!("{MIN}remote_write:\n  - url: https://m.example.invalid/api/v1/push\n");
+        let m = message(&format!(
+            "{one}    bearer_token: env:KLA_TOKEN\n    basic_auth: {{username: u, password: env:DAR_TOKEN}}\n"
+        ));
+        assert!(m.contains("remote_write[0].bearer_token") && m.contains("not both") && !m.contains("secret"), "{m}");
+        let m = message(&format!("{one}    bearer_token: hunter2hunter2\n"));
+        assert!(m.contains(":9:") && m.contains("by reference") && !m.contains("hunter2"), "{m}");
+        let m = message(&format!("{one}    name: Mimir\n"));
+        assert!(m.contains("remote_write[0].name") && m.contains("lower-case"), "{m}");
+        let m = message(&format!("{one}  - name: remote-0\n    url: https://n.example.invalid/push\n"));
+        assert!(m.contains("remote_write[1].name") && m.contains("unique"), "{m}");
+        let m = message(&format!("{one}  - url: https://m.example.invalid/api/v1/push\n"));
+        assert!(m.contains("remote_write[1].url") && m.contains("same URL"), "{m}");
+        let m = message(&format!("{one}    external_labels: {{__x: y}}\n"));
+        assert!(m.contains("remote_write[0].external_labels.__x") && m.contains("reserved"), "{m}");
+        let m = message(&format!("{one}    external_labels: {{bad-name: y}}\n"));
+        assert!(m.contains("external_labels.bad-name") && m.contains("label name"), "{m}");
+        let m = message(&format!("{one}    external_labels: {{cluster: a}}\n    replica_label: cluster\n"));
+        assert!(m.contains("remote_write[0].replica_label") && m.contains("already used"), "{m}");
+        let m = message(&format!("{one}    queue_capacity: 0\n"));
+        assert!(m.contains(":9:") && m.contains("queue_capacity"), "{m}");
+        let m = message(&format!(
+            "{MIN}remote_write:\n  - url: http://m.example.invalid/push\n    bearer_token: env:KLA_TOKEN\n"
+        ));
+        assert!(m.contains("remote_write[0].url") && m.contains("https") && !m.contains("secret"), "{m}");
+        let m = message(&format!("{MIN}remote_write:\n  - url: https://user:pa55@m.example.invalid/push\n"));
+        assert!(m.contains("remote_write[0].url") && !m.contains("pa55"), "{m}");
+        let m = message(&format!("{one}    intervall: 5s\n"));
+        assert!(m.contains(":9:") && m.contains("intervall"), "{m}");
     }
 
     #[test]

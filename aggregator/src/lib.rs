@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod radio;
 pub mod relay;
+pub mod remote_write;
 pub mod server;
 pub mod slo;
 pub mod store;

@@ -58,9 +58,43 @@ pub struct RelayLabels {
     pub result: String,
 }
 
+/// One Alertmanager (`host:port` of its URL).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertmanagerLabels {
+    pub alertmanager: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertmanagerFailureLabels {
+    pub alertmanager: String,
+    /// `connect`, `timeout` or `status`.
+    pub reason: String,
+}
+
+/// One remote-write receiver (its configured name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteLabels {
+    pub remote: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteDropLabels {
+    pub remote: String,
+    /// `queue_full` or `rejected_4xx`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteCodeLabels {
+    pub remote: String,
+    /// The HTTP status, or `connect` / `timeout` when there was none.
+    pub code: String,
+}
+
 /// Every metric the aggregator exports.
 pub struct Metrics {
     registry: Registry,
+    replica: Option<String>,
     pub reports: Family<ResultLabels, Counter>,
     pub ingest_seconds: Histogram,
     pub commit_seconds: Histogram,
@@ -86,6 +120,15 @@ pub struct Metrics {
     /// exchange; `timeout`; `status`: a non-2xx answer; `rejected`: points refused in a partial
     /// success; empty for `ok`).
     pub otlp_exports: Family<ResultLabels, Counter>,
+    /// Alert posts per Alertmanager of the cluster (each post carries every alert due).
+    pub alertmanager_posts: Family<AlertmanagerLabels, Counter>,
+    pub alertmanager_post_failures: Family<AlertmanagerFailureLabels, Counter>,
+    pub remote_write_samples: Family<RemoteLabels, Counter>,
+    pub remote_write_samples_dropped: Family<RemoteDropLabels, Counter>,
+    pub remote_write_requests: Family<RemoteCodeLabels, Counter>,
+    pub remote_write_retries: Family<RemoteLabels, Counter>,
+    pub remote_write_queue_batches: Family<RemoteLabels, Gauge>,
+    pub remote_write_last_success: Family<RemoteLabels, Gauge<f64, AtomicU64>>,
     /// The listener's bounds: `aggregator_connections_refused_total`, `…_closed_total`,
     /// `aggregator_requests_refused_total`, `aggregator_connections_open` (see httpserve).
     pub listener: std::sync::Arc<httpserve::ServeMetrics>,
@@ -99,7 +142,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::default();
+        Metrics::with_replica(None)
+    }
+
+    /// With `replica` set, every series carries `replica="<name>"` (an HA pair's member).
+    pub fn with_replica(replica: Option<&str>) -> Metrics {
+        let mut registry = replica_registry(replica);
         let m = Metrics {
             reports: Family::default(),
             // 100 µs … ~3 s
@@ -124,8 +172,17 @@ impl Metrics {
             site_radio_signal: Family::default(),
             relay_callbacks: Family::default(),
             otlp_exports: Family::default(),
+            alertmanager_posts: Family::default(),
+            alertmanager_post_failures: Family::default(),
+            remote_write_samples: Family::default(),
+            remote_write_samples_dropped: Family::default(),
+            remote_write_requests: Family::default(),
+            remote_write_retries: Family::default(),
+            remote_write_queue_batches: Family::default(),
+            remote_write_last_success: Family::default(),
             listener: Default::default(),
             registry: Registry::default(),
+            replica: replica.map(str::to_owned),
         };
         m.register(&mut registry);
         m.listener.register(&mut registry, "aggregator");
@@ -155,7 +212,20 @@ impl Metrics {
             site_radio_signal: "aggregator_site_radio_signal_dbm", "The edge's modem's received signal (dBm), from the prober's last heartbeat; absent when the modem could not tell";
             relay_callbacks: "aggregator_relay_callbacks", "Daraja STK callbacks relayed";
             otlp_exports: "aggregator_otlp_exports", "OTLP metric pushes, by result (ok, error) and reason (connect, timeout, status, rejected)";
+            alertmanager_posts: "aggregator_alertmanager_posts", "Alert posts sent to each Alertmanager of the cluster";
+            alertmanager_post_failures: "aggregator_alertmanager_post_failures", "Alert posts that failed, per Alertmanager, by reason (connect, timeout, status)";
+            remote_write_samples: "aggregator_remote_write_samples", "Samples the receiver accepted";
+            remote_write_samples_dropped: "aggregator_remote_write_samples_dropped", "Samples given up on, by reason (queue_full: the oldest batch went while the receiver was down; rejected_4xx: refused, not retried)";
+            remote_write_requests: "aggregator_remote_write_requests", "Remote-write requests, by HTTP status (or connect, timeout)";
+            remote_write_retries: "aggregator_remote_write_retries", "Remote-write requests retried (5xx, 429, no answer)";
+            remote_write_queue_batches: "aggregator_remote_write_queue_batches", "Batches waiting for the receiver";
+            remote_write_last_success: "aggregator_remote_write_last_success_timestamp_seconds", "When the receiver last accepted a batch (Unix seconds)";
         });
+    }
+
+    /// The HA pair member's name, when set.
+    pub fn replica(&self) -> Option<&str> {
+        self.replica.as_deref()
     }
 
     /// Counts one report result.
@@ -182,6 +252,17 @@ impl Metrics {
         out
     }
 }
+
+/// A registry whose every series carries `replica="<name>"` when one is given.
+pub fn replica_registry(replica: Option<&str>) -> Registry {
+    match replica {
+        Some(r) => Registry::with_labels(std::iter::once((REPLICA_LABEL.into(), r.to_owned().into()))),
+        None => Registry::default(),
+    }
+}
+
+/// The label an HA pair's member puts on its `/metrics` series.
+pub const REPLICA_LABEL: &str = "replica";
 
 #[cfg(test)]
 mod tests {

@@ -73,7 +73,7 @@ impl Server {
                 .await
                 .map_err(|source| ServeError::Task { task: "opening the store", source })??,
         );
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_replica(config.replica.as_deref()));
         let ingest = Arc::new(Ingestor::new(
             config.probers.clone(),
             store.clone(),
@@ -94,7 +94,10 @@ impl Server {
             tracing::info!(buckets, slos = config.slo.slos.len(), "SLO windows rebuilt from the store");
         }
         ingest.attach_slo(slo.clone());
-        let alerts = config.alertmanager.as_ref().map(|a| AlertSender::new(a, config.slo.public_url.clone()));
+        let alerts = config
+            .alertmanager
+            .as_ref()
+            .map(|a| AlertSender::new(a, config.slo.public_url.clone(), config.replica.clone(), metrics.clone()));
         let radios = (ingest.clone(), clock.clone());
         tokio::spawn(slo.clone().run(config.slo.evaluation_interval, stopped.clone(), move |svc, transitions| {
             if let Some(a) = &alerts {
@@ -123,6 +126,13 @@ impl Server {
             down_after_intervals: config.down_after_intervals,
             slo,
         };
+        for rw in &config.remote_write {
+            let writer = crate::remote_write::RemoteWriter::new(rw.clone(), config.replica.as_deref(), metrics.clone());
+            let app = state.clone();
+            let source: crate::remote_write::Source = Arc::new(move || web::exposition(&app));
+            tracing::info!(remote = %rw.name, url = %rw.url, interval = ?rw.interval, "remote write on");
+            tokio::spawn(writer.run(source, clock.clone(), stopped.clone()));
+        }
         let router = web::router(state.clone(), relay);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -9,6 +9,7 @@ use aggregator::{
     alerts::{AlertSender, SITE_RADIO_DOWN, SITE_RADIO_RUNBOOK, SiteModem},
     clock::{ManualClock, SharedClock},
     config::AlertmanagerConfig,
+    metrics::{AlertmanagerFailureLabels, AlertmanagerLabels, Metrics},
     radio::RadioLive,
     slo::{Scope, Severity, engine::Transition, service::SloService, spec::bundled},
 };
@@ -56,9 +57,17 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
     let transitions = svc.evaluate();
     assert!(transitions.iter().any(|t| t.firing && t.severity == Severity::Page && t.scope.region == "kampala"));
 
+    // A cluster of two where one member is down: the live one is not held up by it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let metrics = Arc::new(Metrics::new());
     let sender = AlertSender::new(
-        &AlertmanagerConfig { url: am.url.clone(), resend_interval: Duration::from_secs(60) },
+        &AlertmanagerConfig {
+            urls: vec![format!("http://{dead}"), am.url.clone()],
+            resend_interval: Duration::from_secs(60),
+        },
         Some("http://127.0.0.1:7800".into()),
+        Some("aggregator-1".into()),
+        metrics.clone(),
     );
     sender.on_evaluation(&svc, &transitions);
     let alerts = wait_for(&am, "the Kampala checkout page", |a| {
@@ -79,6 +88,31 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
     assert_eq!(page["annotations"]["runbook_url"], "https://runbooks.savanna-pulse.example/checkout-availability");
     assert!(page["annotations"]["description"].as_str().unwrap().contains("Burn rates: 5m 1000.0"), "{page}");
     assert_eq!(page["generatorURL"], "http://127.0.0.1:7800/status");
+    // The replica is an annotation, never a label: both replicas' alerts have one label set.
+    assert_eq!(page["annotations"]["replica"], "aggregator-1");
+    assert!(page["labels"].get("replica").is_none(), "{page}");
+    let am_host = am.url.trim_start_matches("http://").to_owned();
+    let posts =
+        |host: &str| metrics.alertmanager_posts.get_or_create(&AlertmanagerLabels { alertmanager: host.into() }).get();
+    assert_eq!((posts(&am_host), posts(&dead.to_string())), (1, 1));
+    for _ in 0..100 {
+        let failed = metrics
+            .alertmanager_post_failures
+            .get_or_create(&AlertmanagerFailureLabels { alertmanager: dead.to_string(), reason: "connect".into() })
+            .get();
+        if failed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metrics
+            .alertmanager_post_failures
+            .get_or_create(&AlertmanagerFailureLabels { alertmanager: dead.to_string(), reason: "connect".into() })
+            .get(),
+        1,
+        "the down member's failure is counted"
+    );
     // Routed by the example configuration: payments' on-call, not a ticket queue.
     let receivers: Vec<&str> =
         page["receivers"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
@@ -96,6 +130,18 @@ async fn page_alerts_reach_alertmanager_routed_to_the_team_and_resolve() {
     let scope =
         Scope { slo: "checkout-availability".into(), journey: "checkout-mpesa".into(), region: "kampala".into() };
     let resolved = [Transition { scope, severity: Severity::Page, firing: false, at_ms: now }];
+    // A process that never posted the page (a replica restarted after kill -9) posts no resolve.
+    let restarted_metrics = Arc::new(Metrics::new());
+    let restarted = AlertSender::new(
+        &AlertmanagerConfig { urls: vec![am.url.clone()], resend_interval: Duration::from_secs(60) },
+        None,
+        Some("aggregator-1".into()),
+        restarted_metrics.clone(),
+    );
+    restarted.on_evaluation(&quiet, &resolved);
+    let restarted_posts =
+        restarted_metrics.alertmanager_posts.get_or_create(&AlertmanagerLabels { alertmanager: am_host.clone() }).get();
+    assert_eq!(restarted_posts, 0, "nothing to resolve: it never said the page was firing");
     sender.on_evaluation(&quiet, &resolved);
     wait_for(&am, "the Kampala page resolved", |a| {
         !a.iter().any(|x| {
@@ -134,8 +180,10 @@ async fn a_site_radio_alert_reaches_alertmanager_as_a_ticket_and_resolves() {
     let Some(am) = Alertmanager::start_example().await else { return };
     let now = chrono::Utc::now().timestamp_millis();
     let sender = AlertSender::new(
-        &AlertmanagerConfig { url: am.url.clone(), resend_interval: Duration::from_secs(60) },
+        &AlertmanagerConfig { urls: vec![am.url.clone()], resend_interval: Duration::from_secs(60) },
         Some("http://127.0.0.1:7800".into()),
+        None,
+        Arc::new(Metrics::new()),
     );
     // One bad heartbeat is not an alert; two in a row are. Dar's modem is up.
     let once = [modem("kampala", "kla-1", "ttyUSB2", 1, now - 30_000), modem("dar", "dar-1", "ttyUSB2", 0, now)];

@@ -237,6 +237,9 @@ pub struct AggregatorConfig {
     shutdown_grace: Option<Span>,
     #[serde(skip_serializing_if = "Option::is_none")]
     slo: Option<Slo>,
+    /// An HA pair member's name (`replica:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<String>,
     probers: Vec<ProberEntry>,
     /// Further top-level sections, as YAML.
     #[serde(skip)]
@@ -272,6 +275,7 @@ impl AggregatorConfig {
             tls: None,
             shutdown_grace: None,
             slo: None,
+            replica: None,
             probers: Vec::new(),
             extra: Mapping::new(),
         }
@@ -306,6 +310,12 @@ impl AggregatorConfig {
 
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
         self.shutdown_grace = Some(Span(d));
+        self
+    }
+
+    /// This member's name in an HA pair (label-safe, or `env:NAME`).
+    pub fn replica(mut self, name: &str) -> Self {
+        self.replica = Some(name.into());
         self
     }
 

@@ -52,6 +52,7 @@ fn require_in(ci: bool, tool: &str, args: &[&str]) -> bool {
 fn package_of(tool: &str) -> &'static str {
     match tool {
         "promtool" | "prometheus" => "Debian's `prometheus`",
+        "victoria-metrics" => "Debian's `victoria-metrics`",
         "prometheus-alertmanager" | "amtool" => "Debian's `prometheus-alertmanager`",
         "chromium" => "Debian's `chromium`",
         "curl" => "Debian's `curl`",

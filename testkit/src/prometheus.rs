@@ -80,6 +80,9 @@ pub struct PrometheusConfig {
     global: Global,
     rule_files: Vec<PathBuf>,
     scrape_configs: Vec<ScrapeConfig>,
+    /// Command-line flags beyond the listener, storage and log level.
+    #[serde(skip)]
+    flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +110,14 @@ impl PrometheusConfig {
             global: Global { scrape_interval: i.clone(), evaluation_interval: i },
             rule_files: Vec::new(),
             scrape_configs: Vec::new(),
+            flags: Vec::new(),
         }
+    }
+
+    /// Accept Prometheus remote write at `/api/v1/write` (`--web.enable-remote-write-receiver`).
+    pub fn remote_write_receiver(mut self) -> Self {
+        self.flags.push("--web.enable-remote-write-receiver".into());
+        self
     }
 
     pub fn rule_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -153,6 +163,7 @@ impl Prometheus {
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
+            .args(&config.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

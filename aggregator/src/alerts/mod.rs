@@ -1,4 +1,14 @@
-//! Alerts to Alertmanager (API v2, `POST /api/v2/alerts`).
+//! Alerts to Alertmanager (API v2, `POST /api/v2/alerts`), to one or to every member of a
+//! cluster (`alertmanager.urls`), as Prometheus does: each Alertmanager gets every post in a task
+//! of its own, so one that is down or slow never delays the others; posts and failures are
+//! counted per Alertmanager (`aggregator_alertmanager_posts_total{alertmanager}`,
+//! `aggregator_alertmanager_post_failures_total{alertmanager,reason}`).
+//!
+//! HA pairs: two replicas fed the same reports post the same label sets (the replica's name goes
+//! in the `replica` *annotation*, never a label), so the Alertmanager cluster deduplicates them
+//! into one notification. A process posts a resolve only for an alert it posted firing itself:
+//! a restarted replica never resolves what its predecessor fired (the engine also holds a firing
+//! alert through a gap in the data: [`crate::slo::engine`]).
 //!
 //! Every firing SLO alert is posted when it starts and re-sent every `resend_interval` with an
 //! `endsAt` three intervals ahead (so Alertmanager resolves it by itself if the aggregator dies);
@@ -13,7 +23,11 @@
 //! site, in working hours; the SLO alerts of the services it breaks page if they must), `team`
 //! (`platform`, who run the edges), `region`, `prober`, `modem`.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -23,6 +37,7 @@ use crate::{
     client::{ClientError, ClientOptions, HttpClient, error_chain},
     clock::rfc3339,
     config::AlertmanagerConfig,
+    metrics::{AlertmanagerFailureLabels, AlertmanagerLabels, Metrics},
     radio::RadioLive,
     slo::{
         Scope, Severity, Slo,
@@ -35,12 +50,15 @@ use crate::{
 /// How long one post may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Posts alerts to one Alertmanager.
+/// Posts alerts to every Alertmanager of the cluster.
 pub struct AlertSender {
-    url: String,
+    /// (`…/api/v2/alerts`, `host:port` for the metric label).
+    targets: Vec<(String, String)>,
     resend: Duration,
     public_url: Option<String>,
+    replica: Option<String>,
     client: HttpClient,
+    metrics: Arc<Metrics>,
     state: Mutex<SendState>,
 }
 
@@ -51,6 +69,8 @@ struct SendState {
     /// (A post that fails is not retried for these: their last `endsAt` lets Alertmanager
     /// resolve them by itself within three resend intervals.)
     resolved: BTreeMap<(Scope, Severity), (i64, i64)>,
+    /// SLO alerts this process has posted firing (and not yet resolved): only these may be resolved.
+    posted: BTreeSet<(Scope, Severity)>,
     radio_last_send_ms: Option<i64>,
     /// Firing site-radio alerts: (prober, modem) → (region, since).
     radio_firing: BTreeMap<(String, String), (String, i64)>,
@@ -173,11 +193,27 @@ pub fn alert_json(
 }
 
 impl AlertSender {
-    pub fn new(config: &AlertmanagerConfig, public_url: Option<String>) -> AlertSender {
+    /// `replica`, when set, becomes the `replica` annotation of every alert.
+    pub fn new(
+        config: &AlertmanagerConfig,
+        public_url: Option<String>,
+        replica: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> AlertSender {
+        let targets = config
+            .urls
+            .iter()
+            .map(|u| {
+                let host = u.parse::<http::Uri>().ok().and_then(|u| u.authority().map(|a| a.to_string()));
+                (format!("{u}/api/v2/alerts"), host.unwrap_or_else(|| u.clone()))
+            })
+            .collect();
         AlertSender {
-            url: format!("{}/api/v2/alerts", config.url),
+            targets,
             resend: config.resend_interval,
             public_url,
+            replica,
+            metrics,
             client: HttpClient::new(ClientOptions {
                 timeout: POST_TIMEOUT,
                 max_body: 64 * 1024,
@@ -195,7 +231,10 @@ impl AlertSender {
         let slos = svc.slos();
         let mut st = self.state.lock();
         for t in transitions.iter().filter(|t| !t.firing) {
-            st.resolved.insert((t.scope.clone(), t.severity), (t.at_ms, now));
+            // Only what this process said was firing: a restarted replica has nothing to resolve.
+            if st.posted.remove(&(t.scope.clone(), t.severity)) {
+                st.resolved.insert((t.scope.clone(), t.severity), (t.at_ms, now));
+            }
         }
         // Alerts that fired again are no longer resolved.
         for f in &eval.firing {
@@ -213,6 +252,7 @@ impl AlertSender {
             let Some(slo) = slos.iter().find(|s| s.name == f.scope.slo) else { continue };
             let status = eval.statuses.iter().find(|s| s.scope == f.scope);
             alerts.push(alert_json(slo, &f.scope, f.severity, status, f.since_ms, horizon, gen_url));
+            st.posted.insert((f.scope.clone(), f.severity));
         }
         for ((scope, sev), (since, _)) in std::mem::take(&mut st.resolved) {
             let Some(slo) = slos.iter().find(|s| s.name == scope.slo) else { continue };
@@ -269,30 +309,49 @@ impl AlertSender {
         self.post(alerts);
     }
 
-    /// Posts alerts in the background; a failure is logged (firing alerts are re-sent).
-    fn post(&self, alerts: Vec<Value>) {
+    /// Posts alerts in the background, to each Alertmanager in a task of its own; a failure is
+    /// counted and logged (firing alerts are re-sent).
+    fn post(&self, mut alerts: Vec<Value>) {
         if alerts.is_empty() {
             return;
         }
+        if let Some(r) = &self.replica {
+            for a in &mut alerts {
+                a["annotations"]["replica"] = json!(r);
+            }
+        }
         let body = Bytes::from(serde_json::to_vec(&alerts).expect("alerts serialize"));
         let n = alerts.len();
-        let client = self.client.clone();
-        let url = self.url.clone();
-        tokio::spawn(async move {
-            let sent = client.request(http::Method::POST, &url, Some("application/json"), body).await;
-            match sent.and_then(crate::client::Response::success) {
-                Ok(_) => tracing::debug!(alerts = n, "alerts sent to Alertmanager"),
-                Err(e @ ClientError::Status { .. }) => {
-                    tracing::error!(%url, error = %e, "Alertmanager refused the alerts")
-                }
-                Err(ClientError::Timeout { .. }) => {
-                    tracing::error!(%url, "Alertmanager did not answer in {POST_TIMEOUT:?}; alerts will be re-sent")
-                }
-                Err(e) => {
-                    tracing::error!(%url, error = %error_chain(&e), "cannot reach Alertmanager; alerts will be re-sent")
-                }
-            }
-        });
+        for (url, host) in &self.targets {
+            let (client, url, host, body) = (self.client.clone(), url.clone(), host.clone(), body.clone());
+            let metrics = self.metrics.clone();
+            tokio::spawn(async move {
+                metrics.alertmanager_posts.get_or_create(&AlertmanagerLabels { alertmanager: host.clone() }).inc();
+                let sent = client.request(http::Method::POST, &url, Some("application/json"), body).await;
+                let reason = match sent.and_then(crate::client::Response::success) {
+                    Ok(_) => {
+                        tracing::debug!(alerts = n, %url, "alerts sent to Alertmanager");
+                        return;
+                    }
+                    Err(e @ ClientError::Status { .. }) => {
+                        tracing::error!(%url, error = %e, "Alertmanager refused the alerts");
+                        "status"
+                    }
+                    Err(ClientError::Timeout { .. }) => {
+                        tracing::error!(%url, "Alertmanager did not answer in {POST_TIMEOUT:?}; alerts will be re-sent");
+                        "timeout"
+                    }
+                    Err(e) => {
+                        tracing::error!(%url, error = %error_chain(&e), "cannot reach Alertmanager; alerts will be re-sent");
+                        "connect"
+                    }
+                };
+                metrics
+                    .alertmanager_post_failures
+                    .get_or_create(&AlertmanagerFailureLabels { alertmanager: host, reason: reason.into() })
+                    .inc();
+            });
+        }
     }
 }
 

@@ -218,13 +218,24 @@ impl Engine {
                     Severity::Page => slo.alerting.page,
                     Severity::Ticket => slo.alerting.ticket,
                 };
+                let all_pairs = slo.period.alert_windows();
+                let pairs = || all_pairs.iter().filter(|a| a.severity == severity);
+                // Strictly above; an undefined burn rate (no events) never fires.
                 let on = enabled
-                    && slo.period.alert_windows().iter().filter(|a| a.severity == severity).any(|a| {
-                        // Strictly above; an undefined burn rate (no events) never fires.
-                        br(a.short).is_some_and(|x| x > a.factor) && br(a.long).is_some_and(|x| x > a.factor)
-                    });
+                    && pairs()
+                        .any(|a| br(a.short).is_some_and(|x| x > a.factor) && br(a.long).is_some_and(|x| x > a.factor));
                 let key = (scope.clone(), severity);
                 let was = self.firing.contains_key(&key);
+                // No data is not good: a firing alert whose long window still burns but whose
+                // short window has no events (a partition, a restart, a backlog still on its
+                // way) holds, rather than resolving and paging again when the data lands. It
+                // resolves once the short window has data below the factor, or the long window
+                // empties (at most the long window's length without any data).
+                let held = was
+                    && !on
+                    && enabled
+                    && pairs().any(|a| br(a.short).is_none() && br(a.long).is_some_and(|x| x > a.factor));
+                let on = on || held;
                 if on && !was {
                     self.firing.insert(key, now_ms);
                     transitions.push(Transition { scope: scope.clone(), severity, firing: true, at_ms: now_ms });

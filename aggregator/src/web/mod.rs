@@ -67,19 +67,9 @@ async fn not_found() -> Response {
 }
 
 async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    status::refresh_gauges(&app);
-    app.metrics.disk_bytes.set(app.store.disk_bytes() as i64);
-    app.metrics.series.set(app.store.series_count() as i64);
-    // The aggregator's own families, then the SLO families (counters, durations, burn rates).
-    let mut text = app.metrics.encode();
-    if let Some(stripped) = text.strip_suffix("# EOF\n") {
-        text.truncate(stripped.len());
-    }
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(app.slo.metrics().clone()));
-    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+    let Some(text) = exposition(&app) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the metrics could not be encoded");
-    }
+    };
     let wants_openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -89,6 +79,23 @@ async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) ->
     } else {
         ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], prometheus_text(&text)).into_response()
     }
+}
+
+/// Everything `/metrics` serves, as OpenMetrics text: the aggregator's own families (prober
+/// status refreshed now), then the SLO families (counters, durations, burn rates). The one home
+/// of the series set: the remote writer reads this too. `None` if encoding failed.
+pub fn exposition(app: &AppState) -> Option<String> {
+    status::refresh_gauges(app);
+    app.metrics.disk_bytes.set(app.store.disk_bytes() as i64);
+    app.metrics.series.set(app.store.series_count() as i64);
+    let mut text = app.metrics.encode();
+    if let Some(stripped) = text.strip_suffix("# EOF\n") {
+        text.truncate(stripped.len());
+    }
+    let mut registry = crate::metrics::replica_registry(app.metrics.replica());
+    registry.register_collector(Box::new(app.slo.metrics().clone()));
+    prometheus_client::encoding::text::encode(&mut text, &registry).ok()?;
+    Some(text)
 }
 
 /// The Prometheus text format (0.0.4) of an OpenMetrics exposition: counters' HELP and TYPE name

@@ -291,3 +291,118 @@ fn a_rail_slo_counts_the_rails_payment_steps_whatever_they_are_called() {
     assert_eq!(events("checkout-momo", ALL_REGIONS), Some((8, 1)), "Nairobi is not selected");
     assert_eq!(statuses.len(), 4, "{statuses:?}");
 }
+
+/// Firing page transitions and the page state of the Nairobi checkout scope at `now`.
+fn page_state(e: &mut Engine, now: i64) -> (bool, Vec<bool>) {
+    let (s, t) = e.evaluate(now);
+    let firing = s
+        .iter()
+        .find(|x| x.scope.slo == "checkout-availability" && x.scope.region == "nairobi")
+        .is_some_and(|x| x.firing.contains(&Severity::Page));
+    let changes = t
+        .iter()
+        .filter(|t| {
+            t.severity == Severity::Page && t.scope.slo == "checkout-availability" && t.scope.region == "nairobi"
+        })
+        .map(|t| t.firing)
+        .collect();
+    (firing, changes)
+}
+
+#[test]
+fn a_firing_alert_holds_through_a_gap_in_the_data() {
+    // An hour healthy, then every checkout fails; then nothing arrives for 10 minutes (a cut
+    // edge), then the backlog lands in order, still failing. No data is not good: no resolve.
+    let mut e = engine();
+    for m in 0..60 {
+        runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 4, 0);
+    }
+    for m in 60..80 {
+        runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 4, 4);
+    }
+    let (firing, changes) = page_state(&mut e, T0 + 80 * MIN);
+    assert!(firing && changes == [true]);
+    for m in 81..=90 {
+        let (firing, changes) = page_state(&mut e, T0 + m * MIN);
+        assert!(firing && changes.is_empty(), "minute {m}: the gap must not resolve the page");
+    }
+    let since =
+        e.firing().iter().find(|f| f.severity == Severity::Page && f.scope.region == "nairobi").unwrap().since_ms;
+    for m in 80..90 {
+        runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 4, 4);
+    }
+    let (firing, changes) = page_state(&mut e, T0 + 90 * MIN + 30_000);
+    assert!(firing && changes.is_empty());
+    let again =
+        e.firing().iter().find(|f| f.severity == Severity::Page && f.scope.region == "nairobi").unwrap().since_ms;
+    assert_eq!(since, again, "one alert, never restarted");
+    // Healthy data in the short windows (5m, then 30m) resolves it, as before.
+    for m in 90..125 {
+        runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 4, 0);
+    }
+    let (firing, changes) = page_state(&mut e, T0 + 125 * MIN);
+    assert!(!firing && changes == [false]);
+}
+
+#[test]
+fn a_held_alert_resolves_once_its_long_window_has_no_data_either() {
+    let mut e = engine();
+    for m in 0..20 {
+        runs(&mut e, "nairobi", T0 + m * MIN + 30_000, 4, 4);
+    }
+    assert!(page_state(&mut e, T0 + 20 * MIN).0);
+    // The journey stops reporting for good: held while the 1h/6h windows still burn.
+    assert!(page_state(&mut e, T0 + 3 * 60 * MIN).0);
+    let (firing, changes) = page_state(&mut e, T0 + 7 * 60 * MIN);
+    assert!(!firing && changes == [false], "bounded: the 6 h window emptied");
+}
+
+#[test]
+fn a_restarted_replica_catching_up_never_resolves_what_still_burns() {
+    // Replica A runs throughout; replica B is killed at minute 75 (its store holds what it had
+    // acknowledged), restarts at minute 90 with its engine rebuilt from that store, and then
+    // receives the probers' backlog for minutes 75..90 in order, one report interval at a time,
+    // while evaluating on its own clock.
+    let (mut a, mut b) = (engine(), engine());
+    let feed = |e: &mut Engine, m: i64| runs(e, "nairobi", T0 + m * MIN + 30_000, 4, if m >= 60 { 4 } else { 0 });
+    for m in 0..75 {
+        feed(&mut a, m);
+        feed(&mut b, m);
+        if m >= 60 {
+            page_state(&mut a, T0 + (m + 1) * MIN);
+            page_state(&mut b, T0 + (m + 1) * MIN);
+        }
+    }
+    let mut a_changes = Vec::new();
+    for m in 75..90 {
+        feed(&mut a, m);
+        a_changes.extend(page_state(&mut a, T0 + (m + 1) * MIN).1);
+    }
+    // B after kill -9: a new engine, rebuilt from its store (minutes 0..75).
+    let mut b = {
+        drop(b);
+        let mut fresh = engine();
+        for m in 0..75 {
+            feed(&mut fresh, m);
+        }
+        fresh
+    };
+    let mut b_changes = Vec::new();
+    // Its first evaluation: the 6h/30m pair already burns from what the store kept (the 5m
+    // window is empty until the backlog lands, and an empty window claims nothing either way).
+    b_changes.extend(page_state(&mut b, T0 + 90 * MIN).1);
+    for m in 75..90 {
+        feed(&mut b, m);
+        let (_, c) = page_state(&mut b, T0 + 90 * MIN + (m - 74) * 1_000);
+        b_changes.extend(c);
+    }
+    assert!(a_changes.is_empty(), "A fired at minute 61 and never changed: {a_changes:?}");
+    assert_eq!(b_changes, [true], "B fires once when the backlog lands, and never resolves");
+    // Caught up: the same firing state and the same numbers.
+    let now = T0 + 91 * MIN;
+    feed(&mut a, 90);
+    feed(&mut b, 90);
+    let (sa, _) = a.evaluate(now);
+    let (sb, _) = b.evaluate(now);
+    assert_eq!(sa, sb, "the same statuses, firing included");
+}
