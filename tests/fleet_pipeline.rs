@@ -11,6 +11,16 @@
 //! link is cut for several intervals (Kampala shows as late or down, its SLOs gain no invented
 //! failures and no alert starts for it), then the aggregator is killed with -9 and restarted.
 //!
+//! The HA variant (issue 16) is two aggregators, an HA pair (`replica: agg-a` and `agg-b`, each
+//! its own store), fed by the same three probers (each reports to both) and posting to a real
+//! Alertmanager cluster of three on loopback, which notifies a webhook: during a 100 % STK
+//! failure, replica a is killed with -9 and kept down for a dozen reporting intervals, then
+//! restarted. The M-Pesa page reaches the receiver once per alert from the whole cluster (the two
+//! replicas post identical label sets), never resolves while the failure lasts, and once a has
+//! caught up from the probers' outboxes both replicas fire the same alerts, count every run the
+//! probers wrote exactly once, and hold burn rates equal to the recomputation from the probers'
+//! records (so equal to each other).
+//!
 //! The binaries of the other crates are built first (`cargo build -p sandbox -p aggregator -p
 //! prober --bins`, same profile and target dir: a no-op when they are up to date). The network
 //! variant needs root and iproute2; without them it says why and passes, except under `CI=true`
@@ -21,6 +31,7 @@ mod fleet;
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use fleet::{netns::Fleet, *};
+use testkit::alertmanager::{Alertmanager, Webhook};
 
 /// The two tests start many processes on a 2-core machine: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -139,6 +150,13 @@ fn all_up(s: &BTreeMap<String, String>) -> bool {
 /// Stops every prober with SIGTERM (they flush), then checks their outboxes are empty and the
 /// aggregator's counts per region, journey and outcome equal what each prober wrote.
 async fn stop_and_check(api: &Api, probers: &mut [Proc], outboxes: &[std::path::PathBuf], from_ms: i64) {
+    stop_probers(probers, outboxes).await;
+    check_counts(api, outboxes, from_ms).await;
+}
+
+/// Stops every prober with SIGTERM and checks each flushed everything: an empty outbox, nothing
+/// rejected or dropped, no journal left behind.
+async fn stop_probers(probers: &mut [Proc], outboxes: &[std::path::PathBuf]) {
     phase("stopping the probers");
     for p in probers.iter_mut() {
         let code = p.term(Duration::from_secs(45)).await;
@@ -155,8 +173,11 @@ async fn stop_and_check(api: &Api, probers: &mut [Proc], outboxes: &[std::path::
         assert!(matches!(dropped.trim(), "" | "0"), "{}: the outbox dropped {dropped} report(s)", p.name);
         assert!(prober::agent::journal::list(o).unwrap().is_empty(), "{}: a journal was left behind", p.name);
     }
-
     phase("stopped");
+}
+
+/// The aggregator's counts per region, journey and outcome equal what each prober wrote.
+async fn check_counts(api: &Api, outboxes: &[std::path::PathBuf], from_ms: i64) {
     let reply = api.get_ok(&query_path(from_ms, now_ms() + 3_600_000)).await;
     let counted = query_runs(&reply);
     let mut total = 0;
@@ -330,6 +351,208 @@ async fn every_run_is_counted_once_across_an_edge_link_cut() {
     stop_and_check(&api, &mut probers, &outboxes, from_ms).await;
     check_burn_rates(&api, &outboxes).await;
     drop(sandboxes);
+}
+
+/// The Alertmanager routing of the HA test: every alert its own group (`group_by: ['...']`), so
+/// any second notification of a group while the failure lasts is a duplicate page or a flap.
+const HA_ROUTES: &str = "route:
+  receiver: hook
+  group_by: ['...']
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 4h
+receivers:
+  - name: hook
+    webhook_configs: [{url: 'HOOK/page', send_resolved: true}]
+";
+
+/// The names of the HA pair's members (`replica:`) and their edge destinations.
+const REPLICAS: [&str; 2] = ["agg-a", "agg-b"];
+
+/// Stored reports per prober (`reports.stored_total`), by prober id; empty while it does not answer.
+async fn stored(api: &Api) -> BTreeMap<String, u64> {
+    let Some((200, v)) = api.get("/api/v1/probers").await else { return BTreeMap::new() };
+    let list = v.as_array().or_else(|| v["probers"].as_array()).cloned().unwrap_or_default();
+    list.iter()
+        .map(|p| (p["id"].as_str().unwrap_or_default().to_owned(), p["reports"]["stored_total"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+/// Firing alerts by (alertname, region, journey), from `/api/v1/alerts`.
+async fn firing(api: &Api) -> std::collections::BTreeSet<(String, String, String)> {
+    let Some((200, v)) = api.get("/api/v1/alerts").await else { return Default::default() };
+    let list = v.as_array().or_else(|| v["firing"].as_array()).cloned().unwrap_or_default();
+    let s = |a: &serde_json::Value, k: &str| a[k].as_str().unwrap_or_default().to_owned();
+    list.iter().map(|a| (s(a, "alertname"), s(a, "region"), s(a, "journey"))).collect()
+}
+
+/// Payment pages active in `am`, by `alertname/region/journey`.
+async fn active_pages(am: &Alertmanager) -> std::collections::BTreeSet<String> {
+    am.alerts()
+        .await
+        .iter()
+        .filter(|a| a["status"]["state"] == "active" && a["labels"]["severity"] == "page")
+        .map(|a| {
+            let l = &a["labels"];
+            format!(
+                "{}/{}/{}",
+                l["alertname"].as_str().unwrap_or("?"),
+                l["region"].as_str().unwrap_or("?"),
+                l["journey"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_pair_pages_once_through_a_replica_kill_9_and_both_count_every_run() {
+    let _serial = SERIAL.lock().await;
+    let dir = tmpdir("ha");
+    let hook = Webhook::start().await;
+    let routes = dir.join("alertmanager.yml");
+    std::fs::write(&routes, HA_ROUTES.replace("HOOK", &hook.url)).unwrap();
+    let Some(cluster) = Alertmanager::start_cluster(&routes, 3, Duration::from_secs(2)).await else { return };
+    build().await;
+    phase("built; Alertmanager cluster of 3 up");
+    let from_ms = now_ms() - 120_000;
+    let (_sandbox, sb) = start_sandbox("sandbox", &[]).await;
+
+    // The pair: the same probers and SLOs, its own store, a replica name, every Alertmanager.
+    let am_urls: Vec<String> = cluster.iter().map(|a| a.url.clone()).collect();
+    let pair_config = |replica: &str, listen: &str| {
+        let d = dir.join(replica);
+        std::fs::create_dir_all(&d).unwrap();
+        aggregator_config(listen, None)
+            .merge_yaml(&format!(
+                "replica: {replica}\nalertmanager:\n  urls: [{}]\n  resend_interval: 2s\n",
+                am_urls.join(", ")
+            ))
+            .write(&d.join("aggregator.yaml"))
+    };
+    let mut aggs = Vec::new();
+    let mut apis = Vec::new();
+    let mut restart_configs = Vec::new();
+    for r in REPLICAS {
+        let (p, url) = start_aggregator(&[], &pair_config(r, "127.0.0.1:0")).await;
+        restart_configs.push(pair_config(r, url.strip_prefix("http://").unwrap()));
+        aggs.push(p);
+        apis.push(Api::Loopback(url));
+    }
+    let urls: Vec<String> = apis
+        .iter()
+        .map(|a| match a {
+            Api::Loopback(u) => u.clone(),
+            Api::Netns { .. } => unreachable!(),
+        })
+        .collect();
+    let outboxes: Vec<_> = EDGES.iter().map(|e| dir.join(e.id).join("outbox")).collect();
+    let mut probers: Vec<Proc> = EDGES
+        .iter()
+        .map(|e| {
+            let d = dir.join(e.id);
+            std::fs::create_dir_all(&d).unwrap();
+            let c = prober_config(e, &sb, &urls[0], None)
+                .aggregators(&[(REPLICAS[0], urls[0].as_str()), (REPLICAS[1], urls[1].as_str())], "env:PROBER_TOKEN");
+            start_prober(&[], e, &c.write(&d.join("edge.yaml")))
+        })
+        .collect();
+    for api in &apis {
+        wait_until("two reports stored per prober in each replica", Duration::from_secs(40), async || {
+            api.stored_at_least(2).await
+        })
+        .await;
+    }
+    phase("warmed up");
+
+    // Every region's Daraja fails every STK push until the end of the test.
+    let fault = aggregator::client::HttpClient::default()
+        .request(
+            http::Method::PUT,
+            &format!("{sb}/admin/faults/daraja"),
+            Some("application/json"),
+            r#"{"error_rate": 1.0}"#.into(),
+        )
+        .await
+        .expect("the sandbox's fault API");
+    assert!(fault.status.is_success(), "PUT /admin/faults/daraja: {}", fault.status);
+    let injected = tokio::time::Instant::now();
+    let mut pages = Default::default();
+    wait_until("the M-Pesa page active in Alertmanager for every region", Duration::from_secs(240), async || {
+        pages = active_pages(&cluster[0]).await;
+        EDGES.iter().all(|e| pages.iter().any(|p| p.starts_with(&format!("SLOMpesaPaymentSuccessPage/{}/", e.region))))
+    })
+    .await;
+    phase(&format!("paging {:.0} s after the injection: {pages:?}", injected.elapsed().as_secs_f64()));
+    wait_until("both replicas firing the same alerts", Duration::from_secs(30), async || {
+        let a = firing(&apis[0]).await;
+        !a.is_empty() && a == firing(&apis[1]).await
+    })
+    .await;
+
+    // Replica a dies for a dozen reporting intervals; b alone keeps the pages up.
+    aggs[0].kill9().await;
+    let killed = tokio::time::Instant::now();
+    while killed.elapsed() < 12 * INTERVAL {
+        let now = active_pages(&cluster[0]).await;
+        assert!(pages.is_subset(&now), "a page stopped while replica a was down: {pages:?} → {now:?}");
+        run_for(INTERVAL).await;
+    }
+    let (a2, url2) = start_aggregator(&[], &restart_configs[0]).await;
+    assert_eq!(url2, urls[0], "restarted on the same port");
+    aggs[0] = a2;
+    phase("replica a restarted after 12 intervals down");
+
+    // It catches up from the probers' outboxes by itself, to the report.
+    wait_until("replica a caught up with b", Duration::from_secs(90), async || {
+        let a = stored(&apis[0]).await;
+        a.len() == EDGES.len() && a == stored(&apis[1]).await
+    })
+    .await;
+    phase("replica a caught up");
+    wait_until("both replicas firing the same alerts again", Duration::from_secs(30), async || {
+        let a = firing(&apis[0]).await;
+        !a.is_empty() && a == firing(&apis[1]).await
+    })
+    .await;
+    let now = active_pages(&cluster[0]).await;
+    assert!(pages.is_subset(&now), "a page stopped after replica a came back: {pages:?} → {now:?}");
+
+    // One page per alert from the whole cluster, never resolved while the failure lasts.
+    let notes = hook.notifications();
+    let mut per_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &notes {
+        for a in n["alerts"].as_array().cloned().unwrap_or_default() {
+            assert!(a["labels"].get("replica").is_none(), "an alert carries the replica as a label: {a}");
+        }
+        per_group
+            .entry(n["groupKey"].as_str().unwrap_or("?").to_owned())
+            .or_default()
+            .push(n["status"].as_str().unwrap_or("?").to_owned());
+    }
+    let page_groups: Vec<_> = per_group.iter().filter(|(k, _)| k.contains("severity=\"page\"")).collect();
+    assert!(!page_groups.is_empty(), "no page notification reached the receiver: {notes:?}");
+    for (group, statuses) in &page_groups {
+        assert_eq!(statuses.as_slice(), ["firing"], "notifications of {group}: {statuses:?}");
+    }
+    phase(&format!("{} pages, each notified once", page_groups.len()));
+
+    // Both replicas post to every member of the cluster (a, since its restart).
+    for (r, url) in REPLICAS.iter().zip(&urls) {
+        let text = aggregator::client::HttpClient::default().get_text(&format!("{url}/metrics")).await.unwrap();
+        let posts =
+            aggregator::client::metric_sums(&text, "aggregator_alertmanager_posts_total", "alertmanager").unwrap();
+        assert!(
+            posts.len() == cluster.len() && posts.values().all(|n| *n > 0.0),
+            "{r}: posts per Alertmanager: {posts:?}"
+        );
+    }
+
+    // Both replicas hold every run exactly once, and the same burn rates, to the event.
+    stop_probers(&mut probers, &outboxes).await;
+    for api in &apis {
+        check_counts(api, &outboxes, from_ms).await;
+        check_burn_rates(api, &outboxes).await;
+    }
 }
 
 /// `ip netns exec <ns> <this test binary> --exact fleet_https_get_helper`: an HTTPS GET from

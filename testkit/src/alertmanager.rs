@@ -49,7 +49,11 @@ impl Alertmanager {
     /// all the others (60 s at most). A member waits `peer_timeout` per position in the cluster
     /// before notifying, and notifies only what no earlier member has: one notification per
     /// group from the whole cluster.
-    pub async fn start_cluster(config: &Path, n: usize, peer_timeout: std::time::Duration) -> Option<Vec<Alertmanager>> {
+    pub async fn start_cluster(
+        config: &Path,
+        n: usize,
+        peer_timeout: std::time::Duration,
+    ) -> Option<Vec<Alertmanager>> {
         if !gate::require_tool("prometheus-alertmanager") {
             return None;
         }
@@ -166,7 +170,8 @@ impl Webhook {
                         let keep = keep.clone();
                         async move {
                             let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let v = serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
+                            let v = serde_json::from_slice(&body)
+                                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
                             keep.lock().expect("the webhook's record").push(v);
                             Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
                         }
