@@ -186,8 +186,14 @@ fn write_configs(a: &Args, dir: &Path) -> Result<Vec<PathBuf>, String> {
         .collect()
 }
 
+/// `--conns`, or one per prober when the open-file limit allows it, else probers share evenly.
 fn conns_per_aggregator(a: &Args) -> usize {
-    a.conns.unwrap_or(a.probers).clamp(1, a.probers)
+    if let Some(c) = a.conns {
+        return c.clamp(1, a.probers);
+    }
+    let budget = open_files_limit().unwrap_or(1024).saturating_sub(512).max(1);
+    let share = (a.probers * usize::from(a.replicas)).div_ceil(budget).max(1);
+    a.probers.div_ceil(share)
 }
 
 /// The soft limit on open files of this process (from /proc/self/limits).
@@ -260,24 +266,33 @@ async fn ready(agg: &Aggregator, tls: &Arc<rustls::ClientConfig>) -> Result<Send
     Err(format!("{} was not ready within 120 s: {last}", agg.name))
 }
 
-/// `n` HTTP/2 connections to `addr`, opened 32 at a time.
-async fn connect_many(addr: &str, n: usize, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<SendRequest<Full<Bytes>>>, String> {
-    let mut out = Vec::with_capacity(n);
-    let mut set = tokio::task::JoinSet::new();
-    let mut started = 0;
-    while out.len() < n {
-        while started < n && set.len() < 32 {
-            let (addr, tls) = (addr.to_owned(), tls.clone());
-            set.spawn(async move { common::connect_h2(&addr, tls).await });
-            started += 1;
-        }
-        match set.join_next().await {
-            Some(Ok(r)) => out.push(r?),
-            Some(Err(e)) => return Err(e.to_string()),
-            None => break,
-        }
+/// The connections to one aggregator: each opened by the first prober that needs it (the edge
+/// connects when it has something to send: a connection that sits unused past the aggregator's
+/// `header_read_timeout` before its first request is closed), and again after one breaks.
+struct Pool {
+    addr: String,
+    tls: Arc<rustls::ClientConfig>,
+    slots: Vec<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>,
+    opened: AtomicU64,
+}
+
+impl Pool {
+    fn new(addr: &str, tls: Arc<rustls::ClientConfig>, n: usize) -> Pool {
+        let slots = (0..n).map(|_| tokio::sync::Mutex::new(None)).collect();
+        Pool { addr: addr.to_owned(), tls, slots, opened: AtomicU64::new(0) }
     }
-    Ok(out)
+
+    /// Prober `p`'s connection, opened (or reopened) when it has none.
+    async fn get(&self, p: usize) -> Result<SendRequest<Full<Bytes>>, String> {
+        let mut slot = self.slots[p % self.slots.len()].lock().await;
+        if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        let s = common::connect_h2(&self.addr, self.tls.clone()).await?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(s.clone());
+        Ok(s)
+    }
 }
 
 // === the reports ===
@@ -477,7 +492,7 @@ impl Plan {
 
 /// One prober's reports to one aggregator: report `k` at its planned time, the next one after
 /// the answer (the edge sends its outbox in order, one at a time per destination).
-async fn prober(plan: Arc<Plan>, p: usize, mut s: SendRequest<Full<Bytes>>, tally: Arc<Tally>) {
+async fn prober(plan: Arc<Plan>, p: usize, pool: Arc<Pool>, tally: Arc<Tally>) {
     let auth = format!("Bearer {}", token(p));
     for k in 0..plan.intervals {
         let at = plan.send_at(p, k);
@@ -493,6 +508,7 @@ async fn prober(plan: Arc<Plan>, p: usize, mut s: SendRequest<Full<Bytes>>, tall
             .body(Full::new(Bytes::from(body)))
             .expect("a valid request");
         let answer = tokio::time::timeout(plan.timeout, async {
+            let mut s = pool.get(p).await?;
             s.ready().await.map_err(|e| e.to_string())?;
             let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
@@ -564,6 +580,7 @@ struct Sample {
 struct Target {
     agg: Aggregator,
     reads: SendRequest<Full<Bytes>>,
+    pool: Arc<Pool>,
     tally: Arc<Tally>,
 }
 
@@ -620,13 +637,10 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
     let tls = common::h2_tls_config(&dir.join("agg.crt"))?;
     let conns = conns_per_aggregator(a);
     let mut targets = Vec::new();
-    let mut pools = Vec::new();
     for agg in aggs {
         let reads = ready(&agg, &tls).await?;
-        let t = Instant::now();
-        pools.push(connect_many(&agg.addr, conns, &tls).await?);
-        eprintln!("{}: {} connections in {:.1} s", agg.name, conns, t.elapsed().as_secs_f64());
-        targets.push(Target { agg, reads, tally: Arc::new(Tally::new(a.intervals)) });
+        let pool = Arc::new(Pool::new(&agg.addr, tls.clone(), conns));
+        targets.push(Target { agg, reads, pool, tally: Arc::new(Tally::new(a.intervals)) });
     }
     let interval_ms = i64::try_from(a.interval_s * 1000).map_err(|e| e.to_string())?;
     let fleet = Fleet::new(a.probers, a.regions, a.runs.max(1), interval_ms);
@@ -643,9 +657,9 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
     let cpu0: Vec<f64> = targets.iter().map(|t| cpu_secs(&t.agg.pid).unwrap_or(f64::NAN)).collect();
     let self0 = cpu_secs("self").unwrap_or(f64::NAN);
     let mut tasks = tokio::task::JoinSet::new();
-    for (t, pool) in targets.iter().zip(&pools) {
+    for t in &targets {
         for p in 0..a.probers {
-            tasks.spawn(prober(plan.clone(), p, pool[p % pool.len()].clone(), t.tally.clone()));
+            tasks.spawn(prober(plan.clone(), p, t.pool.clone(), t.tally.clone()));
         }
     }
     let samples = sample_each_interval(&plan, &targets, &mut tasks).await;
@@ -659,7 +673,6 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
     let cx = Tables { a, plan: &plan, targets: &targets, samples: &samples, cpu0: &cpu0, cpu: &cpu, counts: &counts, secs };
     cx.intervals_table();
     let ok = cx.summary_table(decoded.series.len(), own_cpu);
-    drop(pools);
     for t in targets {
         let mut child = t.agg.child;
         let _ = child.start_kill();
@@ -785,7 +798,7 @@ impl Tables<'_> {
         let runs_per_report = self.plan.fleet.runs_per_report();
         println!(
             "{} probers in {} regions, a report every {} s for {} intervals, {series} series per report (the first), \
-             {} runs per journey; {} HTTP/2 + TLS connections per aggregator; load generator CPU {own_cpu:.1} s",
+             {} runs per journey; {} HTTP/2 + TLS connections per aggregator (opened at a prober's first send); load generator CPU {own_cpu:.1} s",
             a.probers,
             a.regions,
             a.interval_s,
@@ -795,9 +808,9 @@ impl Tables<'_> {
         );
         println!();
         println!(
-            "| aggregator | reports sent | stored | duplicate | **refused** | **unacked** | ack p50 ms | **ack p99 ms** | ack p99.9 ms | ack max ms | send lateness p99 ms | VmRSS after interval 2 MiB | VmRSS end MiB | VmHWM MiB | CPU s | cores | CPU ms/report | store MiB | body KiB | runs (API) | runs sent |"
+            "| aggregator | reports sent | stored | duplicate | **refused** | **unacked** | connections opened | ack p50 ms | **ack p99 ms** | ack p99.9 ms | ack max ms | send lateness p99 ms | VmRSS after interval 2 MiB | VmRSS end MiB | VmHWM MiB | CPU s | cores | CPU ms/report | store MiB | body KiB | runs (API) | runs sent |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut ok = true;
         for (i, t) in self.targets.iter().enumerate() {
             let tl = &t.tally;
@@ -811,8 +824,9 @@ impl Tables<'_> {
             let runs_sent = sent * runs_per_report;
             let cpu = self.cpu[i];
             println!(
-                "| {} | {sent} | {stored} | {dup} | **{refused}** | **{unacked}** | {:.1} | **{:.1}** | {:.1} | {:.1} | {:.1} | {warm:.1} | {:.1} | {:.1} | {cpu:.1} | {:.2} | {:.3} | {:.1} | {:.1} | {} | {runs_sent} |",
+                "| {} | {sent} | {stored} | {dup} | **{refused}** | **{unacked}** | {} | {:.1} | **{:.1}** | {:.1} | {:.1} | {:.1} | {warm:.1} | {:.1} | {:.1} | {cpu:.1} | {:.2} | {:.3} | {:.1} | {:.1} | {} | {runs_sent} |",
                 t.agg.name,
+                t.pool.opened.load(Ordering::Relaxed),
                 ms_at(&lat, 0.5),
                 ms_at(&lat, 0.99),
                 ms_at(&lat, 0.999),
