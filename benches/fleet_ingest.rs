@@ -104,6 +104,9 @@ struct Args {
     /// 1,000 probers for 3 intervals: a quick check of the setup.
     #[arg(long)]
     quick: bool,
+    /// Do not scrape `/metrics` each interval (by default the bench scrapes it as Prometheus would).
+    #[arg(long)]
+    no_scrape: bool,
     /// A report without an answer after this long counts as unacknowledged.
     #[arg(long, default_value_t = 30)]
     request_timeout_s: u64,
@@ -476,6 +479,8 @@ struct Plan {
     wall0_ms: i64,
     intervals: u64,
     timeout: Duration,
+    /// Scrape `/metrics` at each interval's end.
+    scrape: bool,
 }
 
 impl Plan {
@@ -590,10 +595,10 @@ impl Target {
         get(&mut self.reads.clone(), path).await
     }
 
-    async fn sample(&self) -> Sample {
+    async fn sample(&self, scrape: bool) -> Sample {
         let (rss, hwm) = rss_mib(&self.agg.pid);
         let t = Instant::now();
-        let scrape = self.get("/metrics").await;
+        let scrape = if scrape { self.get("/metrics").await } else { Err(String::new()) };
         let scrape_ms = t.elapsed().as_secs_f64() * 1e3;
         Sample {
             acked: self.tally.acked(),
@@ -653,6 +658,7 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
         wall0_ms: wall_ms() + 2_000,
         intervals: a.intervals,
         timeout: Duration::from_secs(a.request_timeout_s),
+        scrape: !a.no_scrape,
     });
     let cpu0: Vec<f64> = targets.iter().map(|t| cpu_secs(&t.agg.pid).unwrap_or(f64::NAN)).collect();
     let self0 = cpu_secs("self").unwrap_or(f64::NAN);
@@ -694,7 +700,7 @@ async fn sample_each_interval(
         let at = plan.t0 + plan.interval() * k as u32;
         let done = tokio::time::timeout_at(at, async { while tasks.join_next().await.is_some() {} }).await.is_ok();
         for (i, t) in targets.iter().enumerate() {
-            samples[i].push(t.sample().await);
+            samples[i].push(t.sample(plan.scrape).await);
         }
         let acked: Vec<String> = targets.iter().map(|t| t.tally.acked().to_string()).collect();
         eprintln!("interval {k}: acked {}", acked.join(" / "));
