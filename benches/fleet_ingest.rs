@@ -504,17 +504,19 @@ async fn prober(plan: Arc<Plan>, p: usize, pool: Arc<Pool>, tally: Arc<Tally>) {
         tokio::time::sleep_until(at).await;
         let late = at.elapsed();
         let end_ms = plan.wall0_ms + (at - plan.t0).as_millis() as i64;
-        let body = plan.fleet.body(p, k, end_ms, wall_ms());
         tally.sent.fetch_add(1, Ordering::Relaxed);
-        tally.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        let req = http::Request::post("https://localhost/api/v1/reports")
-            .header("authorization", &auth)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .expect("a valid request");
         let answer = tokio::time::timeout(plan.timeout, async {
             let mut s = pool.get(p).await?;
             s.ready().await.map_err(|e| e.to_string())?;
+            // Stamped when the request goes out, as the edge re-stamps `sent_at_ms` at every
+            // attempt: the aggregator reads the prober's clock offset from it.
+            let body = plan.fleet.body(p, k, end_ms, wall_ms());
+            tally.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            let req = http::Request::post("https://localhost/api/v1/reports")
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .expect("a valid request");
             let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
             let b = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -584,15 +586,24 @@ struct Sample {
 /// The aggregators being measured, with a connection for reads to each.
 struct Target {
     agg: Aggregator,
-    reads: SendRequest<Full<Bytes>>,
+    reads: Mutex<SendRequest<Full<Bytes>>>,
+    tls: Arc<rustls::ClientConfig>,
     pool: Arc<Pool>,
     tally: Arc<Tally>,
 }
 
 impl Target {
-    /// A GET on the read connection.
+    /// A GET on the read connection, reopened when the aggregator has closed it (idle).
     async fn get(&self, path: &str) -> Result<(u16, Bytes), String> {
-        get(&mut self.reads.clone(), path).await
+        let mut s = self.reads.lock().clone();
+        if !s.is_closed()
+            && let Ok(answer) = get(&mut s, path).await
+        {
+            return Ok(answer);
+        }
+        s = common::connect_h2(&self.agg.addr, self.tls.clone()).await?;
+        *self.reads.lock() = s.clone();
+        get(&mut s, path).await
     }
 
     async fn sample(&self, scrape: bool) -> Sample {
@@ -645,7 +656,7 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
     for agg in aggs {
         let reads = ready(&agg, &tls).await?;
         let pool = Arc::new(Pool::new(&agg.addr, tls.clone(), conns));
-        targets.push(Target { agg, reads, pool, tally: Arc::new(Tally::new(a.intervals)) });
+        targets.push(Target { agg, reads: Mutex::new(reads), tls: tls.clone(), pool, tally: Arc::new(Tally::new(a.intervals)) });
     }
     let interval_ms = i64::try_from(a.interval_s * 1000).map_err(|e| e.to_string())?;
     let fleet = Fleet::new(a.probers, a.regions, a.runs.max(1), interval_ms);
