@@ -656,7 +656,13 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
     for agg in aggs {
         let reads = ready(&agg, &tls).await?;
         let pool = Arc::new(Pool::new(&agg.addr, tls.clone(), conns));
-        targets.push(Target { agg, reads: Mutex::new(reads), tls: tls.clone(), pool, tally: Arc::new(Tally::new(a.intervals)) });
+        targets.push(Target {
+            agg,
+            reads: Mutex::new(reads),
+            tls: tls.clone(),
+            pool,
+            tally: Arc::new(Tally::new(a.intervals)),
+        });
     }
     let interval_ms = i64::try_from(a.interval_s * 1000).map_err(|e| e.to_string())?;
     let fleet = Fleet::new(a.probers, a.regions, a.runs.max(1), interval_ms);
@@ -680,14 +686,19 @@ async fn measure(a: &Args, dir: &Path, aggs: Vec<Aggregator>) -> Result<bool, St
         }
     }
     let samples = sample_each_interval(&plan, &targets, &mut tasks).await;
-    let cpu: Vec<f64> = targets.iter().zip(&cpu0).map(|(t, c0)| cpu_secs(&t.agg.pid).unwrap_or(f64::NAN) - c0).collect();
+    let cpu: Vec<f64> =
+        targets.iter().zip(&cpu0).map(|(t, c0)| cpu_secs(&t.agg.pid).unwrap_or(f64::NAN) - c0).collect();
     let own_cpu = cpu_secs("self").unwrap_or(f64::NAN) - self0;
     let secs = t0.elapsed().as_secs_f64();
     let mut counts = Vec::new();
     for t in &targets {
-        counts.push(run_counts(t, plan.wall0_ms - 2 * interval_ms, wall_ms() + 60_000).await?);
+        // A bucket counts when it *starts* in [from, to): the first intervals' minute buckets start
+        // up to a minute before their interval does. The stores are fresh, so a wide window is exact.
+        let from_ms = (plan.wall0_ms - 2 * interval_ms) / 60_000 * 60_000 - 60_000;
+        counts.push(run_counts(t, from_ms, wall_ms() + 60_000).await?);
     }
-    let cx = Tables { a, plan: &plan, targets: &targets, samples: &samples, cpu0: &cpu0, cpu: &cpu, counts: &counts, secs };
+    let cx =
+        Tables { a, plan: &plan, targets: &targets, samples: &samples, cpu0: &cpu0, cpu: &cpu, counts: &counts, secs };
     cx.intervals_table();
     let ok = cx.summary_table(decoded.series.len(), own_cpu);
     for t in targets {
@@ -827,12 +838,17 @@ impl Tables<'_> {
         println!(
             "| aggregator | reports sent | stored | duplicate | **refused** | **unacked** | connections opened | ack p50 ms | **ack p99 ms** | ack p99.9 ms | ack max ms | send lateness p99 ms | VmRSS after interval 2 MiB | VmRSS end MiB | VmHWM MiB | CPU s | cores | CPU ms/report | store MiB | body KiB | runs (API) | runs sent |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let mut ok = true;
         for (i, t) in self.targets.iter().enumerate() {
             let tl = &t.tally;
-            let (sent, stored, dup) =
-                (tl.sent.load(Ordering::Relaxed), tl.stored.load(Ordering::Relaxed), tl.duplicate.load(Ordering::Relaxed));
+            let (sent, stored, dup) = (
+                tl.sent.load(Ordering::Relaxed),
+                tl.stored.load(Ordering::Relaxed),
+                tl.duplicate.load(Ordering::Relaxed),
+            );
             let (refused, unacked) = (tl.refused.load(Ordering::Relaxed), tl.unacked.load(Ordering::Relaxed));
             let lat = tl.latency.lock();
             let s = &self.samples[i];
@@ -870,7 +886,12 @@ impl Tables<'_> {
         }
         if let [a0, a1] = self.counts {
             let same = a0.runs == a1.runs;
-            println!("- HA pair: journey-level runs {} and {}: {}", a0.runs, a1.runs, if same { "equal" } else { "**differ**" });
+            println!(
+                "- HA pair: journey-level runs {} and {}: {}",
+                a0.runs,
+                a1.runs,
+                if same { "equal" } else { "**differ**" }
+            );
             ok &= same;
         }
         ok
