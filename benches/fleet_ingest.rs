@@ -43,9 +43,14 @@ use tokio::time::Instant;
 
 use self::common::{Rng, cpu_secs, wall_ms};
 
+/// A payment step: (step, rail, the provider's code of a success).
+type Payment = (&'static str, &'static str, &'static str);
+/// (journey, its steps, its payment step).
+type Journey = (&'static str, &'static [&'static str], Option<Payment>);
+
 /// The journeys of one simulated prober: the eight bundled in `scenarios/`, with their steps, and
 /// the rail and provider code of their payment step.
-const JOURNEYS: [(&str, &[&str], Option<(&str, &str, &str)>); 8] = [
+const JOURNEYS: [Journey; 8] = [
     (
         "checkout-mpesa",
         &["browse", "think", "create-cart", "add-to-cart", "checkout", "wait-until-paid"],
@@ -376,7 +381,7 @@ impl Fleet {
 
     /// Whether journey `j`'s runs in report `k` of prober `p` include a failed one.
     fn fails(p: usize, k: u64, j: usize) -> bool {
-        Rng(((p as u64) << 32) ^ (k << 8) ^ j as u64).next() % FAIL_ONE_IN == 0
+        Rng(((p as u64) << 32) ^ (k << 8) ^ j as u64).next().is_multiple_of(FAIL_ONE_IN)
     }
 
     /// Journey-level runs in one report (every journey runs `runs` times, failed or not).
