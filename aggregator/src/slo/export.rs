@@ -59,7 +59,27 @@ struct Buckets {
     sum_s: f64,
 }
 
-#[derive(Debug, Default)]
+/// One report series, ready to count: its keys, runs, and for `ok` runs the cumulative counts
+/// at the bucket edges and the sum of durations in seconds.
+struct Prepared {
+    dk: DurKey,
+    rk: RunKey,
+    count: u64,
+    ok: Option<(Vec<u64>, f64)>,
+}
+
+fn run_key(dk: &DurKey, outcome: &str, reason: &str) -> RunKey {
+    RunKey {
+        journey: dk.journey.clone(),
+        step: dk.step.clone(),
+        region: dk.region.clone(),
+        rail: dk.rail.clone(),
+        outcome: outcome.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 struct State {
     runs: BTreeMap<RunKey, u64>,
     durations: BTreeMap<DurKey, Buckets>,
@@ -100,42 +120,50 @@ impl SloMetrics {
 
     /// Counts one report series.
     pub fn record(&self, key: &report::SeriesKey, count: u64, h: &SparseHistogram) {
-        let dk = DurKey {
-            journey: key.journey.clone(),
-            step: key.step.clone(),
-            region: key.region.clone(),
-            rail: key.rail.clone(),
-        };
-        let run_key = |outcome: &str, reason: &str| RunKey {
-            journey: dk.journey.clone(),
-            step: dk.step.clone(),
-            region: dk.region.clone(),
-            rail: dk.rail.clone(),
-            outcome: outcome.into(),
-            reason: reason.into(),
-        };
-        let (outcome, rk) = (key.outcome.as_str(), run_key(&key.outcome, &key.reason));
+        self.record_all([(key, count, h)]);
+    }
+
+    /// Counts every series of one report under one write lock. The keys and bucket counts are
+    /// built before the lock is taken, so ingest holds it only for the map updates.
+    pub fn record_all<'a>(&self, series: impl IntoIterator<Item = (&'a report::SeriesKey, u64, &'a SparseHistogram)>) {
+        let prepared: Vec<Prepared> = series
+            .into_iter()
+            .map(|(key, count, h)| {
+                let dk = DurKey {
+                    journey: key.journey.clone(),
+                    step: key.step.clone(),
+                    region: key.region.clone(),
+                    rail: key.rail.clone(),
+                };
+                let rk = run_key(&dk, &key.outcome, &key.reason);
+                let ok =
+                    (key.outcome == "ok").then(|| (counts_within(h, &self.edges_us), h.mean() * h.len() as f64 / 1e6));
+                Prepared { dk, rk, count, ok }
+            })
+            .collect();
         let mut st = self.state.write();
-        if !st.durations.contains_key(&dk) {
-            // Every outcome of a new (journey, step, region, rail) starts at 0 together, so
-            // Prometheus' rate() extrapolates numerator and denominator alike (docs/slo.md §10,
-            // pitfall 4). Those zeros carry no reason: the codes to come are not known yet.
-            for o in report::OUTCOMES {
-                st.runs.insert(run_key(o, ""), 0);
+        for Prepared { dk, rk, count, ok } in prepared {
+            if !st.durations.contains_key(&dk) {
+                // Every outcome of a new (journey, step, region, rail) starts at 0 together, so
+                // Prometheus' rate() extrapolates numerator and denominator alike (docs/slo.md §10,
+                // pitfall 4). Those zeros carry no reason: the codes to come are not known yet.
+                for o in report::OUTCOMES {
+                    st.runs.insert(run_key(&dk, o, ""), 0);
+                }
+                st.durations.insert(dk.clone(), Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
             }
-            st.durations.insert(dk.clone(), Buckets { le: vec![0; self.edges.len()], ..Buckets::default() });
-        }
-        // Monotonic counters saturate rather than wrap. Ingest bounds every series of a report
-        // (`ingest.max_runs_per_second` × its interval), so 2^64 runs are out of reach.
-        let runs = st.runs.entry(rk).or_default();
-        *runs = runs.saturating_add(count);
-        if outcome == "ok" {
-            let b = st.durations.get_mut(&dk).expect("inserted above");
-            for (i, n) in counts_within(h, &self.edges_us).into_iter().enumerate() {
-                b.le[i] = b.le[i].saturating_add(n.min(count));
+            // Monotonic counters saturate rather than wrap. Ingest bounds every series of a report
+            // (`ingest.max_runs_per_second` × its interval), so 2^64 runs are out of reach.
+            let runs = st.runs.entry(rk).or_default();
+            *runs = runs.saturating_add(count);
+            if let Some((within, sum_s)) = ok {
+                let b = st.durations.get_mut(&dk).expect("inserted above");
+                for (i, n) in within.into_iter().enumerate() {
+                    b.le[i] = b.le[i].saturating_add(n.min(count));
+                }
+                b.count = b.count.saturating_add(count);
+                b.sum_s += sum_s;
             }
-            b.count = b.count.saturating_add(count);
-            b.sum_s += h.mean() * h.len() as f64 / 1e6;
         }
     }
 
@@ -252,7 +280,9 @@ fn gauge(
 
 impl Collector for SloMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let st = self.state.read();
+        // A copy, so the lock is held for the copy only: formatting a large fleet's families takes
+        // far longer, and ingest's `record_all` waits for a writer's lock on a runtime thread.
+        let st = self.state.read().clone();
         self.encode_journeys(&st, &mut encoder)?;
         encode_slos(&st.statuses, &mut encoder)
     }

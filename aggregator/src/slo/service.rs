@@ -94,9 +94,7 @@ impl SloService {
         if r.run.is_some() {
             return;
         }
-        for s in &r.series {
-            self.metrics.record(&s.key, s.count, &s.histogram);
-        }
+        self.metrics.record_all(r.series.iter().map(|s| (&s.key, s.count, &s.histogram)));
         match self.engine.try_lock() {
             Some(mut engine) => {
                 self.drain_backlog(&mut engine);
